@@ -1,0 +1,47 @@
+"""The Dagster code location. The environment is read inside ``defs()``, never at import time."""
+
+
+import dagster as dg
+
+from crm_territory.defs.automation import (
+    crm_api_pull_job,
+    crm_drop_sensor,
+    daily_crm_api_pull,
+    drop_ingest_job,
+    materialize_all_job,
+)
+from crm_territory.defs.checks import integrity_checks, schema_checks
+from crm_territory.defs.core import assignments_fact, client_dim, territory_dim
+from crm_territory.defs.ingest import crm_api_clients, raw_clients
+from crm_territory.resources.crm_api import CrmApiResource
+from crm_territory.resources.landing import LocalLandingZone
+from crm_territory.resources.reference import ReferenceFiles
+from crm_territory.resources.storage import storage_resources
+from crm_territory.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """The same keys in every environment; only their implementations change with CRM_STORAGE."""
+    data_dir = str(settings.data_dir)
+    return {
+        **storage_resources(settings),
+        "landing": LocalLandingZone(data_dir=data_dir),
+        "reference_files": ReferenceFiles(data_dir=data_dir),
+        "crm_api": CrmApiResource(base_url=settings.api_url, token=dg.EnvVar("CRM_API_TOKEN")),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[crm_api_clients, raw_clients, client_dim, territory_dim, assignments_fact],
+        asset_checks=[*schema_checks, *integrity_checks],
+        jobs=[materialize_all_job, drop_ingest_job, crm_api_pull_job],
+        sensors=[crm_drop_sensor],
+        schedules=[daily_crm_api_pull],
+        resources=build_resources(settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

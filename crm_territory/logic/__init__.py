@@ -1,0 +1,1 @@
+"""Plain functions over DataFrames: the engine's rules, testable without Dagster."""

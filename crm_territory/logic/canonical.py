@@ -1,0 +1,44 @@
+"""Canonical values: regions and segments through alias tables, advisor e-mails lower-cased and validated."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from crm_territory.schemas import EMAIL_PATTERN
+
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def alias_key(value: str) -> str:
+    """The form aliases are compared in: lower case, letters and digits only ("N.E." -> "ne")."""
+    return _NOT_ALNUM.sub("", value.lower())
+
+
+def alias_keys(values: pd.Series) -> pd.Series:
+    """Vectorised ``alias_key``; missing stays missing."""
+    return values.str.lower().str.replace(_NOT_ALNUM.pattern, "", regex=True)
+
+
+def canonicalise(values: pd.Series, aliases: dict[str, str]) -> pd.Series:
+    """Map each raw spelling to its canonical value; unknown or empty spellings become missing.
+
+    Works on the distinct values only (a region column has a handful), then broadcasts back,
+    so a million rows cost one ``map`` over a small dictionary.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    canonical_uniques = alias_keys(pd.Series(uniques, dtype=object)).map(aliases)
+    result = canonical_uniques.to_numpy(dtype=object)[codes]
+    result[codes < 0] = None
+    out = pd.Series(result, index=values.index, dtype=object)
+    return out.where(out.notna(), None)
+
+
+def normalise_emails(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Trim and lower-case e-mails. Returns (valid e-mail or missing, mask of present-but-invalid)."""
+    cleaned = values.str.strip().str.lower()
+    cleaned = cleaned.where(cleaned != "", None)
+    valid = cleaned.str.fullmatch(EMAIL_PATTERN, na=False).astype(bool)
+    invalid = cleaned.notna() & ~valid
+    return cleaned.where(valid, None), invalid

@@ -1,0 +1,67 @@
+"""``client_dim``: one row per client, its latest version across batches, canonicalised.
+
+client_key is derived from the source identity, ``<source_system>:<client_id>`` (for example
+``csv_drop:1`` or ``crm_api:100001``), so it is the same on every run without a key registry.
+Among a client's versions the latest wins: ordered by source_modified_at (the record's
+updated_at for the API, the file's modification time for drops), then file name, then row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crm_territory.logic.canonical import canonicalise, normalise_emails
+from crm_territory.logic.reference import ReferenceData
+from crm_territory.schemas import ClientDim, columns_of
+
+
+def client_keys(source_system: pd.Series, client_id: pd.Series) -> pd.Series:
+    return source_system + ":" + client_id
+
+
+def latest_versions(raw_clients: pd.DataFrame) -> pd.DataFrame:
+    """One row per (source_system, client_id): the latest version."""
+    ordered = raw_clients.sort_values(
+        ["source_modified_at", "source_file", "source_row"], kind="stable", na_position="first"
+    )
+    return ordered.drop_duplicates(["source_system", "client_id"], keep="last")
+
+
+def _issue(mask: pd.Series | np.ndarray, text: str | pd.Series, issues: pd.Series) -> pd.Series:
+    joined = np.where(issues == "", "", issues + "; ") + text
+    return issues.where(~mask, joined)
+
+
+def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.DataFrame:
+    latest = latest_versions(raw_clients)
+    region = canonicalise(latest["region"], reference.region_aliases)
+    segment = canonicalise(latest["segment"], reference.segment_aliases)
+    email, invalid_email = normalise_emails(latest["advisor_email"])
+
+    # data_issues says, in words, what the engine could not use as sent (why a client is UNASSIGNED, say).
+    issues = pd.Series("", index=latest.index, dtype=object)
+    issues = _issue(region.isna() & latest["region"].notna(), "unknown region '" + latest["region"].fillna("") + "'", issues)
+    issues = _issue(latest["region"].isna(), "no region", issues)
+    issues = _issue(segment.isna() & latest["segment"].notna(), "unknown segment '" + latest["segment"].fillna("") + "'", issues)
+    issues = _issue(latest["segment"].isna(), "no segment", issues)
+    issues = _issue(invalid_email, "invalid advisor e-mail", issues)
+    issues = _issue(latest["advisor_email"].isna(), "no advisor e-mail", issues)
+
+    dim = pd.DataFrame(
+        {
+            "client_key": client_keys(latest["source_system"], latest["client_id"]),
+            "client_name": latest["client_name"],
+            "region": region,
+            "segment": segment,
+            "parent_org": latest["parent_org"],
+            "primary_advisor_email": email,
+            # status comes from the source; a drop without a status column means the client is active
+            "is_active": (latest["status"] != "inactive").to_numpy(dtype=bool),
+            "source_system": latest["source_system"],
+            "source_record_id": latest["source_record_id"],
+            "source_modified_at": latest["source_modified_at"],
+            "data_issues": issues.where(issues != "", None),
+        }
+    )
+    return dim.sort_values("client_key", kind="stable").reset_index(drop=True)[columns_of(ClientDim)]

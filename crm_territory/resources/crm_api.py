@@ -1,0 +1,91 @@
+"""Client for the CRM API: bearer token from the environment, timeouts, retries with backoff.
+
+A page that still fails after the retries raises ``CrmApiError`` naming the page, the status and
+what to do next; nothing is returned, so a failed pull never becomes a partial load.
+"""
+
+
+import time
+from collections.abc import Callable
+
+import dagster as dg
+import httpx
+import pandas as pd
+
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class CrmApiError(RuntimeError):
+    """The CRM API could not deliver a page."""
+
+
+class CrmApiResource(dg.ConfigurableResource):
+    """The CRM API's ``/clients`` endpoint, paginated, with an optional ``updated_since`` filter."""
+
+    base_url: str
+    token: str
+    page_size: int = 500
+    timeout_seconds: float = 10.0
+    max_retries: int = 4
+    backoff_seconds: float = 0.5
+
+    def _get_page(self, client: httpx.Client, page: int, params: dict, log: Callable[[str], None]) -> dict:
+        last_problem = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                delay = self.backoff_seconds * 2 ** (attempt - 1)
+                log(f"CRM API page {page}: {last_problem}; retry {attempt}/{self.max_retries} in {delay:.1f}s")
+                time.sleep(delay)
+            try:
+                response = client.get("/clients", params={**params, "page": page})
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                last_problem = f"HTTP {response.status_code}"
+                continue
+            if response.status_code == 401:
+                raise CrmApiError(
+                    f"CRM API at {self.base_url} refused the token (HTTP 401) on page {page}. "
+                    "Check CRM_API_TOKEN in the environment of the run."
+                )
+            if response.status_code >= 400:
+                raise CrmApiError(
+                    f"CRM API at {self.base_url} answered HTTP {response.status_code} on page {page}: "
+                    f"{response.text[:200]}"
+                )
+            try:
+                body = response.json()
+                records = body["data"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CrmApiError(f"CRM API page {page}: the answer is not the expected JSON ({exc})") from exc
+            if not isinstance(records, list):
+                raise CrmApiError(f"CRM API page {page}: 'data' is not a list")
+            return body
+        raise CrmApiError(
+            f"CRM API at {self.base_url}: page {page} still failed after {self.max_retries} retries "
+            f"(last: {last_problem}). Nothing was loaded. Check that the API is up (CRM_API_URL) and re-run."
+        )
+
+    def fetch_clients(
+        self, updated_since: pd.Timestamp | None = None, log: Callable[[str], None] = lambda _: None
+    ) -> list[tuple[int, list[dict]]]:
+        """Every page of ``/clients`` as [(page, records)], or an exception: never a partial result."""
+        params: dict = {"page_size": self.page_size}
+        if updated_since is not None:
+            params["updated_since"] = updated_since.isoformat()
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        pages: list[tuple[int, list[dict]]] = []
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout_seconds) as client:
+            page: int | None = 1
+            while page is not None:
+                body = self._get_page(client, page, params, log)
+                pages.append((page, body["data"]))
+                total_pages = body.get("total_pages")
+                if page == 1 or page % 20 == 0:
+                    log(f"CRM API: page {page}/{total_pages or '?'} ({body.get('total', '?')} records match)")
+                next_page = body.get("next_page")
+                if next_page is not None and next_page <= page:
+                    raise CrmApiError(f"CRM API page {page}: next_page {next_page} does not advance; stopping")
+                page = next_page
+        return pages

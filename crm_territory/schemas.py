@@ -1,0 +1,181 @@
+"""One Pandera model per table: the single source of column names, types and rules.
+
+Everything else derives from these models: the CSV reader's dtypes (``crm_territory.storage``),
+the blocking asset checks (``crm_territory.defs.checks``) and, later, the warehouse DDL.
+``TABLES`` says where each table lives (its layer: raw, core or quarantine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
+
+# A pragmatic e-mail shape: one "@", no spaces, a dot in the domain. Deliverability is not our job.
+EMAIL_PATTERN = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
+# Source identifiers: letters, digits, '-', '_' and '.', at most 64 characters.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+SOURCE_SYSTEMS = ["crm_api", "csv_drop"]
+ASSIGNMENT_TYPES = ["PRIMARY", "SECONDARY"]
+UNASSIGNED_TERRITORY_ID = "UNASSIGNED"
+
+
+class _StrictModel(pa.DataFrameModel):
+    class Config:
+        strict = True  # no column the model does not name
+        coerce = False  # the reader produces exact dtypes; a mismatch is a bug to surface
+
+
+class CrmApiClients(_StrictModel):
+    """Snapshot of the CRM API's client book: one row per CRM client id, as the API last sent it."""
+
+    client_id: Series[str] = pa.Field(nullable=True)
+    client_name: Series[str] = pa.Field(nullable=True)
+    region: Series[str] = pa.Field(nullable=True)
+    segment: Series[str] = pa.Field(nullable=True)
+    parent_org: Series[str] = pa.Field(nullable=True)
+    advisor_email: Series[str] = pa.Field(nullable=True)
+    status: Series[str] = pa.Field(nullable=True)
+    updated_at: Series[str] = pa.Field(nullable=True)  # kept as sent; parsed (or quarantined) downstream
+    source_page: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    pulled_at: Series[UtcTimestamp]
+
+
+class RawClients(_StrictModel):
+    """Every usable source row: one row per (source batch, source row); several versions of a client may exist."""
+
+    client_id: Series[str] = pa.Field(str_matches=CLIENT_ID_PATTERN)
+    client_name: Series[str] = pa.Field(str_length={"min_value": 1})
+    region: Series[str] = pa.Field(nullable=True)
+    segment: Series[str] = pa.Field(nullable=True)
+    parent_org: Series[str] = pa.Field(nullable=True)
+    advisor_email: Series[str] = pa.Field(nullable=True)
+    status: Series[str] = pa.Field(nullable=True, isin=["active", "inactive"])
+    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
+    source_record_id: Series[str]
+    source_file: Series[str] = pa.Field(nullable=True)
+    source_row: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
+    source_page: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
+    source_modified_at: Series[UtcTimestamp]
+    ingested_at: Series[UtcTimestamp]
+
+
+class QuarantinedClients(_StrictModel):
+    """Source rows that could not be used: one row per rejected source row, with why and what it held."""
+
+    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
+    source_file: Series[str] = pa.Field(nullable=True)
+    source_row: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
+    source_page: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
+    source_record_id: Series[str] = pa.Field(nullable=True)
+    reason: Series[str] = pa.Field(str_length={"min_value": 1})
+    original_values: Series[str]
+    ingested_at: Series[UtcTimestamp]
+
+
+class IngestManifest(_StrictModel):
+    """What each run ingested: one row per source batch (a landing file, or the CRM API snapshot)."""
+
+    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
+    batch: Series[str] = pa.Field(unique=True)
+    size_bytes: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0)
+    modified_at: Series[UtcTimestamp] = pa.Field(nullable=True)
+    status: Series[str] = pa.Field(isin=["loaded", "rejected"])
+    rows_read: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rows_loaded: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rows_quarantined: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    message: Series[str] = pa.Field(nullable=True)
+    ingested_at: Series[UtcTimestamp]
+
+
+class ClientDim(_StrictModel):
+    """One row per client (client_key), its latest version across sources, canonicalised."""
+
+    client_key: Series[str] = pa.Field(unique=True)
+    client_name: Series[str] = pa.Field(str_length={"min_value": 1})
+    region: Series[str] = pa.Field(nullable=True)
+    segment: Series[str] = pa.Field(nullable=True)
+    parent_org: Series[str] = pa.Field(nullable=True)
+    primary_advisor_email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL_PATTERN)
+    is_active: Series[bool]
+    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
+    source_record_id: Series[str]
+    source_modified_at: Series[UtcTimestamp]
+    data_issues: Series[str] = pa.Field(nullable=True)
+
+
+class TerritoryDim(_StrictModel):
+    """One row per territory ever issued (territory_id); ids are never renamed or reused."""
+
+    territory_id: Series[str] = pa.Field(unique=True, str_matches=r"^([A-Z0-9]{1,3}_[A-Z0-9]{1,3}(_\d+)?|UNASSIGNED)$")
+    region: Series[str] = pa.Field(nullable=True)
+    segment: Series[str] = pa.Field(nullable=True)
+    owner_role: Series[str] = pa.Field(str_length={"min_value": 1})
+    issued_at: Series[UtcTimestamp]
+
+    @pa.dataframe_check(error="region and segment are empty only for the UNASSIGNED territory, and unique")
+    def region_segment_identify_territory(cls, df: pd.DataFrame) -> pd.Series:
+        unassigned = df["territory_id"] == UNASSIGNED_TERRITORY_ID
+        both_set = df["region"].notna() & df["segment"].notna()
+        duplicated = df.duplicated(["region", "segment"], keep=False) & both_set
+        return (unassigned ^ both_set) & ~duplicated
+
+
+class AssignmentsFact(_StrictModel):
+    """One row per (client, territory, assignment type): which territory and advisor own each client."""
+
+    client_key: Series[str]
+    territory_id: Series[str]
+    primary_advisor_email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL_PATTERN)
+    assignment_type: Series[str] = pa.Field(isin=ASSIGNMENT_TYPES)
+    is_current: Series[bool]
+
+    @pa.dataframe_check(error="(client_key, territory_id, assignment_type) is the grain and must be unique")
+    def grain_is_unique(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["client_key", "territory_id", "assignment_type"], keep=False)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Where a table lives and which model describes it."""
+
+    name: str
+    layer: str  # raw | core | quarantine: the folder under CRM_DATA_DIR (and, later, the warehouse schema)
+    model: type[pa.DataFrameModel]
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
+        TableSpec("crm_api_clients", "raw", CrmApiClients),
+        TableSpec("raw_clients", "raw", RawClients),
+        TableSpec("ingest_manifest", "raw", IngestManifest),
+        TableSpec("quarantined_clients", "quarantine", QuarantinedClients),
+        TableSpec("client_dim", "core", ClientDim),
+        TableSpec("territory_dim", "core", TerritoryDim),
+        TableSpec("assignments_fact", "core", AssignmentsFact),
+    ]
+}
+
+
+def columns_of(model: type[pa.DataFrameModel]) -> list[str]:
+    """The model's columns, in order."""
+    return list(model.to_schema().columns)
+
+
+def empty_frame(model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    """A zero-row frame with exactly the model's columns and dtypes."""
+    schema = model.to_schema()
+    return pd.DataFrame({name: pd.Series(dtype=_pandas_dtype(col.dtype)) for name, col in schema.columns.items()})
+
+
+def _pandas_dtype(pandera_dtype) -> object:
+    dtype = pandera_dtype.type
+    # pandera's str is numpy's unicode type; pandas stores text as object
+    return object if getattr(dtype, "kind", None) == "U" else dtype

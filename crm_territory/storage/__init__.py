@@ -1,0 +1,1 @@
+"""Table storage back-ends, independent of Dagster (the IO managers wrap them)."""
