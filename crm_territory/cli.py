@@ -1,0 +1,177 @@
+"""``python -m crm_territory.cli run``: materialize every asset and check, print a summary.
+
+This is what ``make run`` executes. With ``--start-mock-api`` it first starts the mock CRM API
+(``python -m mock_api``) on a free loopback port with a throw-away token, and stops it at the end.
+Runs are recorded in the Dagster instance of DAGSTER_HOME, so they show in ``make dev``'s UI.
+Exit code: 0 when the run succeeded and no blocking check failed; 1 otherwise.
+"""
+
+import argparse
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import httpx
+
+from crm_territory.definitions import build_definitions
+from crm_territory.settings import REPO_ROOT, Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mock_api_process(token: str, clients: int | None = None) -> Iterator[str]:
+    """Start ``python -m mock_api`` on 127.0.0.1 and a free port; yield its base URL; stop it."""
+    port = free_port()
+    env = {**os.environ, "CRM_API_TOKEN": token}
+    if clients is not None:
+        env["MOCK_CRM_CLIENTS"] = str(clients)
+    log = tempfile.NamedTemporaryFile(prefix="mock_api.", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: Ctrl-C on make does not orphan it, and we stop it ourselves
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the mock CRM API exited early (code {proc.returncode}): {Path(log.name).read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base_url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the mock CRM API did not answer on {base_url} within 30 s; its log: {log.name}")
+            time.sleep(0.2)
+        print(f"mock CRM API started on {base_url} (pid {proc.pid})")
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        Path(log.name).unlink(missing_ok=True)
+        print("mock CRM API stopped")
+
+
+def ensure_dagster_home(path: Path) -> None:
+    """A local instance folder; telemetry off unless the user configured the instance otherwise."""
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+
+
+def _row_count(result: dg.ExecuteInProcessResult, asset: str) -> int | None:
+    for mat in result.asset_materializations_for_node(_node_of(result, asset)):
+        if mat.asset_key.to_user_string() == asset and "dagster/row_count" in mat.metadata:
+            return int(mat.metadata["dagster/row_count"].value)
+    return None
+
+
+def _node_of(result: dg.ExecuteInProcessResult, asset: str) -> str:
+    return "raw_clients" if asset in ("quarantined_clients", "ingest_manifest") else asset
+
+
+def _meta(result: dg.ExecuteInProcessResult, asset: str, key: str) -> object:
+    for mat in result.asset_materializations_for_node(_node_of(result, asset)):
+        if mat.asset_key.to_user_string() == asset and key in mat.metadata:
+            return mat.metadata[key].value
+    return None
+
+
+def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: float) -> tuple[str, bool]:
+    """The short summary ``make run`` prints, and whether a blocking check failed."""
+    evaluations = result.get_asset_check_evaluations()
+    passed = [e for e in evaluations if e.passed]
+    warned = [e for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.WARN]
+    failed = [e for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    status = "SUCCESS" if result.success and not failed else "FAILED"
+
+    def fmt(n: object) -> str:
+        return "-" if n is None else f"{int(n):,}"
+
+    lines = [
+        f"crm-territory run {result.run_id[:8]} ({result.job_def.name}): {status} in {seconds:.1f}s",
+        f"  clients            {fmt(_row_count(result, 'client_dim'))} ({fmt(_meta(result, 'client_dim', 'active_clients'))} active)",
+        f"  territories        {fmt(_row_count(result, 'territory_dim'))} (including UNASSIGNED)",
+        f"  assignments        {fmt(_row_count(result, 'assignments_fact'))} ({fmt(_meta(result, 'assignments_fact', 'current_assignments'))} current)",
+        f"  quarantined rows   {fmt(_row_count(result, 'quarantined_clients'))}  -> {settings.data_dir / 'quarantine'}",
+        f"  rejected files     {fmt(_meta(result, 'ingest_manifest', 'files_rejected'))}",
+        f"  checks             {len(passed)} passed, {len(warned)} warned, {len(failed)} failed",
+    ]
+    for e in warned:
+        lines.append(f"    WARN  {e.asset_key.to_user_string()}:{e.check_name}")
+    for e in failed:
+        lines.append(f"    FAIL  {e.asset_key.to_user_string()}:{e.check_name}")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                message = error.message.strip().splitlines()[-1] if error else "unknown error"
+                lines.append(f"    step {event.step_key} failed: {message}")
+    lines.append(f"  outputs            {settings.data_dir}/core, raw, quarantine")
+    lines.append("  see the run in the UI: make dev, then open http://127.0.0.1:3000/runs")
+    return "\n".join(lines), bool(failed)
+
+
+def run(settings: Settings) -> int:
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("materialize_all_job")
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+    summary, blocking_failed = summarise(result, settings, time.monotonic() - started)
+    print(summary)
+    return 0 if result.success and not blocking_failed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crm_territory.cli", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="materialize every asset and check, print a summary")
+    run_parser.add_argument("--start-mock-api", action="store_true", help="start the mock CRM API for this run, then stop it")
+    run_parser.add_argument("--mock-api-clients", type=int, default=None, help="book size of the started mock API")
+    args = parser.parse_args(argv)
+
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(REPO_ROOT / ".dagster_home")
+    ensure_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+
+    if args.start_mock_api:
+        token = os.environ.get("CRM_API_TOKEN") or secrets.token_urlsafe(24)
+        os.environ["CRM_API_TOKEN"] = token
+        with mock_api_process(token, args.mock_api_clients) as base_url:
+            os.environ["CRM_API_URL"] = base_url
+            return run(Settings.from_env())
+    if not os.environ.get("CRM_API_TOKEN"):
+        print("CRM_API_TOKEN is not set: export the CRM API's token, or pass --start-mock-api", file=sys.stderr)
+        return 2
+    return run(Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
