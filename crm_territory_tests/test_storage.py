@@ -1,0 +1,74 @@
+"""CSV table storage: typed round trips and atomic writes."""
+
+import pandas as pd
+import pytest
+
+from crm_territory.logic.assignments import build_assignments_fact
+from crm_territory.logic.clients import build_client_dim
+from crm_territory.logic.drops import read_drop
+from crm_territory.logic.ingest import LandingFile, assemble_raw_clients
+from crm_territory.logic.territories import issue_territories
+from crm_territory.schemas import TABLES
+from crm_territory.storage.csv_tables import CsvTables, TableNotFoundError
+from crm_territory_tests.conftest import utc
+
+TRICKY = (
+    "client_id,client_name,region,segment,parent_org,advisor_email,status\n"
+    '1,"Atlas, ""Capital""",NE,INST,"Atlas\nHoldings",A@X.COM,active\n'
+    "2,Zoë Ünïcode,NA,RET,,,inactive\n"
+    ",missing id,NE,RET,,,\n"
+)
+
+
+def tables(reference):
+    ingest = assemble_raw_clients([(LandingFile("t.csv", 1, utc("2026-01-01")), read_drop("t.csv", TRICKY.encode()))], None, utc("2026-01-02"))
+    clients = build_client_dim(ingest.raw_clients, reference)
+    territories = issue_territories(clients[["region", "segment"]], None, reference.owner_roles, utc("2026-01-02"))
+    return {
+        "raw_clients": ingest.raw_clients,
+        "quarantined_clients": ingest.quarantined,
+        "ingest_manifest": ingest.manifest,
+        "client_dim": clients,
+        "territory_dim": territories,
+        "assignments_fact": build_assignments_fact(clients, territories),
+    }
+
+
+def test_every_table_round_trips_with_its_model_dtypes(tmp_path, reference):
+    store = CsvTables(tmp_path)
+    for name, frame in tables(reference).items():
+        path = store.write(name, frame)
+        assert path == tmp_path / TABLES[name].layer / f"{name}.csv"
+        back = store.read(name)
+        pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_dtype=True)
+        TABLES[name].model.validate(back)
+
+
+def test_core_tables_live_where_the_seed_put_them(tmp_path):
+    store = CsvTables(tmp_path)
+    assert store.path_for("client_dim") == tmp_path / "core" / "client_dim.csv"
+    assert store.path_for("quarantined_clients") == tmp_path / "quarantine" / "quarantined_clients.csv"
+    assert store.path_for("raw_clients") == tmp_path / "raw" / "raw_clients.csv"
+
+
+def test_a_failed_write_leaves_the_previous_table_and_no_temp_file(tmp_path, reference):
+    store = CsvTables(tmp_path)
+    good = tables(reference)["client_dim"]
+    store.write("client_dim", good)
+    broken = good.copy()
+    broken["is_active"] = "not a bool"  # pyarrow refuses to convert: the write fails mid-way
+    with pytest.raises(Exception):
+        store.write("client_dim", broken)
+    pd.testing.assert_frame_equal(store.read("client_dim"), good)
+    assert [p.name for p in (tmp_path / "core").iterdir()] == ["client_dim.csv"]
+
+
+def test_missing_columns_are_refused_before_writing(tmp_path, reference):
+    with pytest.raises(ValueError, match=r"columns \['data_issues'\] are missing"):
+        CsvTables(tmp_path).write("client_dim", tables(reference)["client_dim"].drop(columns="data_issues"))
+
+
+def test_reading_a_table_never_written_says_so(tmp_path):
+    with pytest.raises(TableNotFoundError, match="client_dim has not been written yet"):
+        CsvTables(tmp_path).read("client_dim")
+    assert CsvTables(tmp_path).read_if_exists("client_dim") is None
