@@ -20,6 +20,9 @@ from crm_territory.resources.storage import storage_resources
 from crm_territory.settings import Settings
 
 
+ALL_ASSETS = [crm_api_clients, raw_clients, client_dim, territory_dim, assignments_fact]
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     """The same keys in every environment; only their implementations change with CRM_STORAGE."""
     data_dir = str(settings.data_dir)
@@ -33,7 +36,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[crm_api_clients, raw_clients, client_dim, territory_dim, assignments_fact],
+        assets=ALL_ASSETS,
         asset_checks=[*schema_checks, *integrity_checks],
         jobs=[materialize_all_job, drop_ingest_job, crm_api_pull_job],
         sensors=[crm_drop_sensor],

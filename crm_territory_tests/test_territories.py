@@ -75,3 +75,13 @@ def test_unknown_region_or_segment_goes_to_unassigned():
 def test_owner_role_comes_from_the_reference_data():
     dim = issue_territories(pairs(("Midwest", "Retail")), None, ROLES, utc("2026-01-01")).set_index("territory_id")
     assert dim.loc["MID_RET", "owner_role"] == "Retail advisor"
+
+
+def test_an_inconsistent_registry_is_refused_not_repaired():
+    from crm_territory.logic.territories import TerritoryRegistryError
+
+    first = issue_territories(pairs(("Midwest", "Retail"), ("West", "Retail")), None, ROLES, utc("2026-01-01"))
+    twice = first.copy()
+    twice.loc[twice["territory_id"] == "WES_RET", ["region", "segment"]] = ["Midwest", "Retail"]
+    with pytest.raises(TerritoryRegistryError, match=r"\(Midwest, Retail\) have more than one territory_id"):
+        issue_territories(pairs(("Midwest", "Retail")), twice, ROLES, utc("2026-02-01"))

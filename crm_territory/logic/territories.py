@@ -45,6 +45,7 @@ def issue_territories(
     clients are UNASSIGNED). ``previous`` is the last territory_dim, or None on the first run.
     """
     registry = empty_frame(TerritoryDim) if previous is None else previous[columns_of(TerritoryDim)].copy()
+    _refuse_inconsistent_registry(registry)
     taken = set(registry["territory_id"])
     known = set(zip(registry["region"], registry["segment"]))
 
@@ -74,6 +75,29 @@ def issue_territories(
     registry["owner_role"] = registry["owner_role"].fillna("Unassigned owner (add the segment to segments.csv)")
     registry["issued_at"] = registry["issued_at"].astype("datetime64[ns, UTC]")
     return registry.sort_values("territory_id", kind="stable").reset_index(drop=True)
+
+
+class TerritoryRegistryError(ValueError):
+    """The stored territory_dim cannot serve as the registry of issued ids."""
+
+
+def _refuse_inconsistent_registry(registry: pd.DataFrame) -> None:
+    # Re-issuing or guessing would silently rename territories: stop and say what to fix instead.
+    duplicated_ids = sorted(registry.loc[registry["territory_id"].duplicated(), "territory_id"].unique())
+    keyed = registry.dropna(subset=["region", "segment"])
+    duplicated_pairs = keyed[keyed.duplicated(["region", "segment"], keep=False)]
+    if duplicated_ids or len(duplicated_pairs):
+        detail = (
+            f"territory_id {', '.join(duplicated_ids)} appear(s) more than once"
+            if duplicated_ids
+            else "(region, segment) "
+            + ", ".join(sorted({f"({r}, {s})" for r, s in zip(duplicated_pairs["region"], duplicated_pairs["segment"])}))
+            + " have more than one territory_id"
+        )
+        raise TerritoryRegistryError(
+            f"The stored territory_dim (the registry of issued territory ids) is inconsistent: {detail}. "
+            "Restore it from a backup or remove the extra rows by hand, keeping the ids already in use, then re-run."
+        )
 
 
 def territory_of(clients: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.Series:
