@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+# A local Dagster instance (runs, event logs, schedules) inside the repo, git-ignored; telemetry off.
 $(DAGSTER_HOME):
 	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 
 run: install $(DAGSTER_HOME)
 	$(PY) -m crm_territory.cli run --start-mock-api

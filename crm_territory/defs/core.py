@@ -8,7 +8,7 @@ from crm_territory.defs.ingest import OWNERS
 from crm_territory.defs.metadata import markdown_table, table_metadata
 from crm_territory.logic.assignments import build_assignments_fact, client_counts
 from crm_territory.logic.clients import build_client_dim
-from crm_territory.logic.territories import issue_territories
+from crm_territory.logic.territories import issue_territories, territory_of
 from crm_territory.resources.reference import ReferenceFiles
 from crm_territory.resources.storage import TableStore
 
@@ -51,8 +51,12 @@ def territory_dim(
     dim = issue_territories(client_dim[["region", "segment"]], previous, reference.owner_roles, pd.Timestamp.now(tz="UTC"))
     issued = len(dim) - (0 if previous is None else len(previous))
     context.log.info(f"territory_dim: {len(dim)} territories ({issued} newly issued)")
-    # clients per territory, from the same rule assignments_fact uses
-    counts = client_counts(build_assignments_fact(client_dim, dim), dim)
+    # current clients per territory, by the same rule assignments_fact uses
+    active = client_dim[client_dim["is_active"]]
+    per_territory = territory_of(active, dim).value_counts()
+    counts = dim[["territory_id", "region", "segment"]].assign(
+        current_clients=lambda t: t["territory_id"].map(per_territory).fillna(0).astype(int)
+    )
     return dg.Output(
         dim,
         metadata=table_metadata(
