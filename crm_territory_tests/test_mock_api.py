@@ -29,12 +29,7 @@ from mock_api.generator import (
     write_drop_csv,
 )
 
-try:
-    from crm_territory_tests.mock_api_server import TEST_TOKEN, auth_headers, run_mock_api
-except ModuleNotFoundError as exc:  # bare `pytest`: repo root not on sys.path, tests dir is
-    if exc.name != "crm_territory_tests":
-        raise
-    from mock_api_server import TEST_TOKEN, auth_headers, run_mock_api  # type: ignore[no-redef]
+from crm_territory_tests.mock_api_server import TEST_TOKEN, auth_headers, run_mock_api
 
 
 # An odd size so the last page is partial.

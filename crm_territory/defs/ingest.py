@@ -73,7 +73,7 @@ def crm_api_clients(
             metadata={"layer": "quarantine"},
             description=(
                 "Source rows that could not be used (no id, no name, malformed, unknown status), with their source, "
-                "original values and the reason. Grain: one row per rejected source row."
+                "original values and the reason. Grain: one row per quarantined source row."
             ),
         ),
         "ingest_manifest": dg.AssetOut(
@@ -82,8 +82,8 @@ def crm_api_clients(
             owners=OWNERS,
             metadata={"layer": "raw"},
             description=(
-                "What was ingested: one row per source batch (each landing file, the CRM API snapshot) with rows read, "
-                "loaded and quarantined, or why a file was rejected."
+                "What was ingested, per run. Grain: one row per source batch (each landing file, the CRM API snapshot), "
+                "with rows read, loaded and quarantined, or why a file was rejected."
             ),
         ),
     },

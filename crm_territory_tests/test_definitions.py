@@ -1,0 +1,224 @@
+"""Tests of the Dagster code location: what ``crm_territory.definitions.defs()`` declares.
+
+Everything runs against a throw-away copy of the committed inputs (``data/landing`` and
+``data/reference``), pointed to by CRM_DATA_DIR, so no test writes into the checkout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED_ASSETS = {
+    "crm_api_clients",
+    "raw_clients",
+    "quarantined_clients",
+    "ingest_manifest",
+    "client_dim",
+    "territory_dim",
+    "assignments_fact",
+}
+RAW_ASSETS = {"crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manifest"}
+CORE_ASSETS = {"client_dim", "territory_dim", "assignments_fact"}
+# (upstream, downstream)
+EXPECTED_EDGES = {
+    ("crm_api_clients", "raw_clients"),
+    ("raw_clients", "client_dim"),
+    ("client_dim", "territory_dim"),
+    ("territory_dim", "assignments_fact"),
+    ("client_dim", "assignments_fact"),
+}
+EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "crm_api"}
+EXPECTED_JOBS = {"materialize_all_job", "drop_ingest_job", "crm_api_pull_job"}
+ENV_VARS = ("CRM_DATA_DIR", "CRM_STORAGE", "CRM_API_URL", "CRM_API_TOKEN")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A tmp data folder holding copies of the committed inputs (landing/ and reference/)."""
+    target = tmp_path / "data"
+    for sub in ("landing", "reference"):
+        shutil.copytree(REPO_ROOT / "data" / sub, target / sub)
+    return target
+
+
+@pytest.fixture
+def crm_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Path:
+    """A clean CRM_* environment with CRM_DATA_DIR on the tmp copy and the default storage."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+@pytest.fixture
+def loaded_defs(crm_env: Path) -> dg.Definitions:
+    from crm_territory.definitions import defs
+
+    return defs()
+
+
+def _specs_by_name(defs: dg.Definitions) -> dict[str, dg.AssetSpec]:
+    return {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+
+
+def _edges(defs: dg.Definitions) -> set[tuple[str, str]]:
+    return {
+        (dep.asset_key.to_user_string(), name)
+        for name, spec in _specs_by_name(defs).items()
+        for dep in spec.deps
+    }
+
+
+def test_defs_declares_the_expected_assets(loaded_defs: dg.Definitions) -> None:
+    assert set(_specs_by_name(loaded_defs)) == EXPECTED_ASSETS
+
+
+def test_lineage_edges(loaded_defs: dg.Definitions) -> None:
+    edges = _edges(loaded_defs)
+    missing = EXPECTED_EDGES - edges
+    assert not missing, f"missing lineage edges {sorted(missing)}; declared: {sorted(edges)}"
+
+    parents: dict[str, set[str]] = {name: set() for name in EXPECTED_ASSETS}
+    for upstream, downstream in edges:
+        parents[downstream].add(upstream)
+    # The star schema reads only what the lineage says, and the API snapshot is a source.
+    assert parents["client_dim"] == {"raw_clients"}
+    assert parents["territory_dim"] == {"client_dim"}
+    assert parents["assignments_fact"] == {"client_dim", "territory_dim"}
+    assert parents["crm_api_clients"] == set()
+
+
+def test_every_asset_has_group_owners_kinds_and_a_grain(loaded_defs: dg.Definitions) -> None:
+    problems = []
+    for name, spec in sorted(_specs_by_name(loaded_defs).items()):
+        expected_group = "raw" if name in RAW_ASSETS else "core"
+        if spec.group_name != expected_group:
+            problems.append(f"{name}: group {spec.group_name!r}, expected {expected_group!r}")
+        if not spec.owners:
+            problems.append(f"{name}: no owners")
+        if not spec.kinds:
+            problems.append(f"{name}: no kinds")
+        description = spec.description or ""
+        if "Grain" not in description and "grain" not in description:
+            problems.append(f"{name}: description does not state the grain: {spec.description!r}")
+    assert not problems, "\n".join(problems)
+    assert RAW_ASSETS | CORE_ASSETS == EXPECTED_ASSETS
+
+
+def test_every_asset_has_a_blocking_schema_check(loaded_defs: dg.Definitions) -> None:
+    graph = loaded_defs.resolve_asset_graph()
+    blocking: dict[str, set[str]] = {name: set() for name in EXPECTED_ASSETS}
+    for check_key in graph.asset_check_keys:
+        if graph.get(check_key).blocking:
+            blocking.setdefault(check_key.asset_key.to_user_string(), set()).add(check_key.name)
+    without = sorted(name for name in EXPECTED_ASSETS if not blocking[name])
+    assert not without, f"assets without a blocking check: {without}"
+    no_schema_check = sorted(name for name in EXPECTED_ASSETS if f"{name}_matches_schema" not in blocking[name])
+    assert not no_schema_check, f"assets without a blocking <asset>_matches_schema check: {no_schema_check}; blocking checks: {blocking}"
+
+
+def test_sensor_schedule_and_jobs_exist(loaded_defs: dg.Definitions) -> None:
+    assert {job.name for job in loaded_defs.resolve_all_job_defs()} >= EXPECTED_JOBS
+    for name in EXPECTED_JOBS:
+        assert loaded_defs.resolve_job_def(name).name == name
+
+    sensor = loaded_defs.resolve_sensor_def("crm_drop_sensor")
+    assert sensor.name == "crm_drop_sensor"
+    assert sensor.job_name == "drop_ingest_job"
+
+    schedule = loaded_defs.resolve_schedule_def("daily_crm_api_pull")
+    assert schedule.name == "daily_crm_api_pull"
+    assert schedule.job_name == "crm_api_pull_job"
+    assert schedule.cron_schedule == "0 6 * * *"
+
+
+@pytest.mark.parametrize("storage", [None, "local", " LOCAL "])
+def test_resource_keys_for_the_default_storage(monkeypatch: pytest.MonkeyPatch, crm_env: Path, storage: str | None) -> None:
+    from crm_territory.definitions import defs
+
+    if storage is not None:
+        monkeypatch.setenv("CRM_STORAGE", storage)
+    resources = defs().resources
+    assert set(resources) == EXPECTED_RESOURCE_KEYS
+    # The data-folder resources follow CRM_DATA_DIR.
+    for key in ("io_manager", "table_store", "landing", "reference_files"):
+        assert Path(resources[key].data_dir) == crm_env.resolve(), key
+
+
+def test_import_does_not_read_the_environment(monkeypatch: pytest.MonkeyPatch, crm_env: Path) -> None:
+    monkeypatch.setenv("CRM_STORAGE", "bogus")
+    import crm_territory.definitions as module
+
+    module = importlib.reload(module)  # re-runs the module body with the bogus value set
+    with pytest.raises(ValueError, match="CRM_STORAGE"):
+        module.defs()
+
+
+def test_fresh_import_does_not_read_the_environment(tmp_path: Path) -> None:
+    """In a new interpreter (no module cached), importing with a bogus environment succeeds; defs() fails."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(CRM_STORAGE="bogus", CRM_DATA_DIR=str(tmp_path / "does-not-exist"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    code = (
+        "import crm_territory.definitions as m\n"
+        "print('imported')\n"
+        "try:\n"
+        "    m.defs()\n"
+        "except ValueError as exc:\n"
+        "    print('defs() raised:', exc)\n"
+        "else:\n"
+        "    print('defs() did not raise')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "imported" in proc.stdout, output
+    assert "defs() raised:" in proc.stdout and "CRM_STORAGE" in proc.stdout, output
+
+
+def _dg_check_defs(tmp_path: Path, data_dir: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    dg_exe = Path(sys.executable).parent / "dg"
+    assert dg_exe.exists(), f"the dg CLI is not installed next to {sys.executable}"
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(
+        CRM_DATA_DIR=str(data_dir),
+        DAGSTER_HOME=str(dagster_home),
+        # the venv running the tests is the project's: say so, or dg warns about a mismatch
+        VIRTUAL_ENV=sys.prefix,
+        NO_COLOR="1",
+        **extra_env,
+    )
+    return subprocess.run(
+        [str(dg_exe), "check", "defs"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_dg_check_defs_passes(tmp_path: Path, data_dir: Path) -> None:
+    proc = _dg_check_defs(tmp_path, data_dir)
+    assert proc.returncode == 0, f"`dg check defs` exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_dg_check_defs_fails_on_a_bad_storage_setting(tmp_path: Path, data_dir: Path) -> None:
+    """The check above is meaningful: a configuration error makes ``dg check defs`` fail, naming the variable."""
+    proc = _dg_check_defs(tmp_path, data_dir, CRM_STORAGE="bogus")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"`dg check defs` accepted CRM_STORAGE=bogus:\n{output}"
+    assert "CRM_STORAGE" in output, output
