@@ -8,10 +8,10 @@ updated_at for the API, the file's modification time for drops), then file name,
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from crm_territory.logic.canonical import canonicalise, normalise_emails
+from crm_territory.logic.messages import join_messages
 from crm_territory.logic.reference import ReferenceData
 from crm_territory.schemas import ClientDim, columns_of
 
@@ -28,11 +28,6 @@ def latest_versions(raw_clients: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop_duplicates(["source_system", "client_id"], keep="last")
 
 
-def _issue(mask: pd.Series | np.ndarray, text: str | pd.Series, issues: pd.Series) -> pd.Series:
-    joined = np.where(issues == "", "", issues + "; ") + text
-    return issues.where(~mask, joined)
-
-
 def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.DataFrame:
     latest = latest_versions(raw_clients)
     region = canonicalise(latest["region"], reference.region_aliases)
@@ -40,13 +35,20 @@ def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.
     email, invalid_email = normalise_emails(latest["advisor_email"])
 
     # data_issues says, in words, what the engine could not use as sent (why a client is UNASSIGNED, say).
-    issues = pd.Series("", index=latest.index, dtype=object)
-    issues = _issue(region.isna() & latest["region"].notna(), "unknown region '" + latest["region"].fillna("") + "'", issues)
-    issues = _issue(latest["region"].isna(), "no region", issues)
-    issues = _issue(segment.isna() & latest["segment"].notna(), "unknown segment '" + latest["segment"].fillna("") + "'", issues)
-    issues = _issue(latest["segment"].isna(), "no segment", issues)
-    issues = _issue(invalid_email, "invalid advisor e-mail", issues)
-    issues = _issue(latest["advisor_email"].isna(), "no advisor e-mail", issues)
+    def quoted(label: str, column: str):
+        return lambda rows: latest.loc[rows, column].radd(f"{label} '") + "'"
+
+    issues = join_messages(
+        [
+            (region.isna() & latest["region"].notna(), quoted("unknown region", "region")),
+            (latest["region"].isna(), "no region"),
+            (segment.isna() & latest["segment"].notna(), quoted("unknown segment", "segment")),
+            (latest["segment"].isna(), "no segment"),
+            (invalid_email, "invalid advisor e-mail"),
+            (latest["advisor_email"].isna(), "no advisor e-mail"),
+        ],
+        latest.index,
+    )
 
     dim = pd.DataFrame(
         {
@@ -61,7 +63,7 @@ def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.
             "source_system": latest["source_system"],
             "source_record_id": latest["source_record_id"],
             "source_modified_at": latest["source_modified_at"],
-            "data_issues": issues.where(issues != "", None),
+            "data_issues": issues,
         }
     )
     return dim.sort_values("client_key", kind="stable").reset_index(drop=True)[columns_of(ClientDim)]

@@ -7,44 +7,41 @@ become quarantine rows with the reason and their original values, so rows in = l
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+
 import pandas as pd
+
+from crm_territory.logic.messages import Message, join_messages
 
 from crm_territory.schemas import CLIENT_ID_PATTERN
 
 STATUSES = ("active", "inactive")
 
 
-def _reason_column(checks: list[tuple[pd.Series, str | pd.Series]], index: pd.Index) -> pd.Series:
-    """Join the messages of the failed checks per row with '; ' (missing when every check passed)."""
-    reasons = pd.Series("", index=index, dtype=object)
-    for failed, message in checks:
-        if not failed.any():
-            continue
-        text = message if isinstance(message, str) else message.astype(str)
-        reasons = reasons.where(~failed, reasons + np.where(reasons == "", "", "; ") + text)
-    return reasons.where(reasons != "", None)
+_LABEL = {"client_id": "invalid client_id", "status": "unknown status", "updated_at": "invalid updated_at"}
 
 
 def judge_rows(rows: pd.DataFrame, *, require_updated_at: bool) -> pd.Series:
     """Return, per row, why it cannot be used (missing when it can). ``rows`` holds source text."""
     client_id = rows["client_id"]
     status = rows["status"].str.lower()
-    checks: list[tuple[pd.Series, str | pd.Series]] = [
+
+    def quoted(column: str, suffix: str) -> Callable[[pd.Index], pd.Series]:
+        return lambda idx: rows.loc[idx, column].fillna("").str.slice(0, 40).radd(f"{_LABEL[column]} '") + f"' {suffix}"
+
+    checks: list[tuple[pd.Series, Message]] = [
         (client_id.isna(), "missing client_id"),
         (
             client_id.notna() & ~client_id.str.fullmatch(CLIENT_ID_PATTERN, na=False).astype(bool),
-            "invalid client_id '" + client_id.fillna("").str.slice(0, 40) + "' (letters, digits, '.', '-', '_'; at most 64)",
+            quoted("client_id", "(letters, digits, '.', '-', '_'; at most 64)"),
         ),
         (rows["client_name"].isna(), "missing client_name"),
-        (status.notna() & ~status.isin(STATUSES), "unknown status '" + rows["status"].fillna("") + "' (expected active or inactive)"),
+        (status.notna() & ~status.isin(STATUSES), quoted("status", "(expected active or inactive)")),
     ]
     if require_updated_at:
         parsed = parse_timestamps(rows["updated_at"])
-        checks.append(
-            (parsed.isna(), "invalid updated_at '" + rows["updated_at"].fillna("").str.slice(0, 40) + "' (expected an ISO-8601 timestamp)")
-        )
-    return _reason_column(checks, rows.index)
+        checks.append((parsed.isna(), quoted("updated_at", "(expected an ISO-8601 timestamp)")))
+    return join_messages(checks, rows.index)
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
