@@ -149,13 +149,32 @@ def run(settings: Settings) -> int:
     return 0 if result.success and not blocking_failed else 1
 
 
+def apply_warehouse_ddl() -> int:
+    from crm_territory.resources.snowflake_storage import connect_from_environment
+    from crm_territory.settings import SettingsError
+    from crm_territory.storage.warehouse_ddl import DDL_PATH, apply_ddl
+
+    try:
+        with connect_from_environment() as connection:
+            statements = apply_ddl(connection)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"applied {len(statements)} statements from {DDL_PATH.relative_to(REPO_ROOT)} to {os.environ['SNOWFLAKE_DATABASE']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_territory.cli", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="materialize every asset and check, print a summary")
     run_parser.add_argument("--start-mock-api", action="store_true", help="start the mock CRM API for this run, then stop it")
     run_parser.add_argument("--mock-api-clients", type=int, default=None, help="book size of the started mock API")
+    sub.add_parser("apply-ddl", help="create the RAW and CORE tables in Snowflake (infra/snowflake/tables.sql); idempotent")
     args = parser.parse_args(argv)
+
+    if args.command == "apply-ddl":
+        return apply_warehouse_ddl()
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(REPO_ROOT / ".dagster_home")

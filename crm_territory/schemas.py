@@ -146,20 +146,26 @@ class TableSpec:
     """Where a table lives and which model describes it."""
 
     name: str
-    layer: str  # raw | core | quarantine: the folder under CRM_DATA_DIR (and, later, the warehouse schema)
+    layer: str  # raw | core | quarantine: the folder under CRM_DATA_DIR
     model: type[pa.DataFrameModel]
+    warehouse_schema: str  # RAW | CORE: the schema in Snowflake (the seed's layers)
+    warehouse_table: str  # the table in that schema
+
+    @property
+    def warehouse_name(self) -> str:
+        return f"{self.warehouse_schema}.{self.warehouse_table}"
 
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in [
-        TableSpec("crm_api_clients", "raw", CrmApiClients),
-        TableSpec("raw_clients", "raw", RawClients),
-        TableSpec("ingest_manifest", "raw", IngestManifest),
-        TableSpec("quarantined_clients", "quarantine", QuarantinedClients),
-        TableSpec("client_dim", "core", ClientDim),
-        TableSpec("territory_dim", "core", TerritoryDim),
-        TableSpec("assignments_fact", "core", AssignmentsFact),
+        TableSpec("crm_api_clients", "raw", CrmApiClients, "RAW", "CRM_API_CLIENTS"),
+        TableSpec("raw_clients", "raw", RawClients, "RAW", "CLIENTS"),  # the seed's RAW.CLIENTS
+        TableSpec("ingest_manifest", "raw", IngestManifest, "RAW", "INGEST_MANIFEST"),
+        TableSpec("quarantined_clients", "quarantine", QuarantinedClients, "RAW", "QUARANTINED_CLIENTS"),
+        TableSpec("client_dim", "core", ClientDim, "CORE", "CLIENT_DIM"),
+        TableSpec("territory_dim", "core", TerritoryDim, "CORE", "TERRITORY_DIM"),
+        TableSpec("assignments_fact", "core", AssignmentsFact, "CORE", "ASSIGNMENTS_FACT"),
     ]
 }
 
@@ -171,8 +177,35 @@ def columns_of(model: type[pa.DataFrameModel]) -> list[str]:
 
 def empty_frame(model: type[pa.DataFrameModel]) -> pd.DataFrame:
     """A zero-row frame with exactly the model's columns and dtypes."""
-    schema = model.to_schema()
-    return pd.DataFrame({name: pd.Series(dtype=_pandas_dtype(col.dtype)) for name, col in schema.columns.items()})
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in model_dtypes(model).items()})
+
+
+def model_dtypes(model: type[pa.DataFrameModel]) -> dict[str, object]:
+    """Column -> pandas dtype, in the model's order."""
+    return {name: _pandas_dtype(col.dtype) for name, col in model.to_schema().columns.items()}
+
+
+def conform(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    """Give a frame read from a store the model's columns, order and dtypes (missing values as None/NA).
+
+    For stores that do not keep pandas dtypes (a warehouse gives NUMBER back as float, column names
+    in upper case, timestamps in the session's zone).
+    """
+    out = df.rename(columns=str.lower)
+    dtypes = model_dtypes(model)
+    missing = [c for c in dtypes if c not in out.columns]
+    if missing:
+        raise ValueError(f"{model.__name__}: the stored table lacks column(s) {missing}")
+    out = out[list(dtypes)].reset_index(drop=True)
+    for col, dtype in dtypes.items():
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            out[col] = pd.to_datetime(out[col], utc=True).astype(dtype)
+        elif dtype == object:
+            values = out[col].astype(object)
+            out[col] = values.where(values.notna(), None)
+        else:
+            out[col] = out[col].astype(dtype)
+    return out
 
 
 def _pandas_dtype(pandera_dtype) -> object:

@@ -2,7 +2,8 @@
 
 CRM_DATA_DIR   the data folder (default: ``data/`` in the repository); landing/, reference/, raw/,
                core/ and quarantine/ all live under it, so one variable moves everything.
-CRM_STORAGE    ``local`` (CSV under CRM_DATA_DIR; the default). Other back-ends plug in beside it.
+CRM_STORAGE    ``local`` (CSV under CRM_DATA_DIR; the default) or ``snowflake`` (tables in RAW and CORE;
+               credentials from the SNOWFLAKE_* variables below, read by the resources at run time).
 CRM_API_URL    the CRM API's base URL (default http://127.0.0.1:8765, the mock API of ``make run``).
 CRM_API_TOKEN  the CRM API's bearer token; read by the resource at run time, never logged.
 """
@@ -14,7 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STORAGE_BACKENDS = ("local",)
+STORAGE_BACKENDS = ("local", "snowflake")
+
+# Snowflake connection, from the environment only. Authentication: a key pair (the service user
+# Terraform creates) or a password (a person trying it out); one of the two must be set.
+SNOWFLAKE_REQUIRED = ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_DATABASE", "SNOWFLAKE_WAREHOUSE")
+SNOWFLAKE_AUTH = ("SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PASSWORD")
+SNOWFLAKE_OPTIONAL = ("SNOWFLAKE_ROLE", "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a usable configuration; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,9 @@ class Settings:
     def from_env(cls) -> "Settings":
         storage = os.environ.get("CRM_STORAGE", "local").strip().lower() or "local"
         if storage not in STORAGE_BACKENDS:
-            raise ValueError(f"CRM_STORAGE={storage!r} is not supported; choose one of {', '.join(STORAGE_BACKENDS)}")
+            raise SettingsError(f"CRM_STORAGE={storage!r} is not supported; choose one of {', '.join(STORAGE_BACKENDS)}")
+        if storage == "snowflake":
+            check_snowflake_environment()
         data_dir = Path(os.environ.get("CRM_DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
         api_url = os.environ.get("CRM_API_URL", "http://127.0.0.1:8765").rstrip("/")
         return cls(data_dir=data_dir, storage=storage, api_url=api_url)
@@ -39,3 +52,16 @@ class Settings:
     @property
     def reference_dir(self) -> Path:
         return self.data_dir / "reference"
+
+
+def check_snowflake_environment() -> None:
+    """Fail at definitions load, naming every missing variable, rather than half-way through a run."""
+    missing = [name for name in SNOWFLAKE_REQUIRED if not os.environ.get(name)]
+    if not any(os.environ.get(name) for name in SNOWFLAKE_AUTH):
+        missing.append(" or ".join(SNOWFLAKE_AUTH))
+    if missing:
+        raise SettingsError(
+            "CRM_STORAGE=snowflake needs these environment variables, which are not set: "
+            + ", ".join(missing)
+            + ". See README, 'Run on Snowflake'."
+        )

@@ -36,6 +36,12 @@ class LandingFile:
     modified_at: pd.Timestamp  # UTC
 
     @property
+    def modified_second(self) -> pd.Timestamp:
+        """The modification time to the second: what drop order uses. Sub-second mtimes differ between
+        file systems and copies, and are lost in storage; ties are broken by name, deterministically."""
+        return self.modified_at.floor("s")
+
+    @property
     def version(self) -> str:
         """Name, size and mtime: a new value means a new or changed file (the sensor's run key)."""
         return f"{self.name}:{self.size}:{self.modified_at.value}"
@@ -53,8 +59,8 @@ class IngestResult:
 
 
 def drop_order(files: list[LandingFile]) -> list[LandingFile]:
-    """Drops apply oldest first: by modification time, then by name. Later drops win per client."""
-    return sorted(files, key=lambda f: (f.modified_at, f.name))
+    """Drops apply oldest first: by modification time (to the second), then by name. Later drops win per client."""
+    return sorted(files, key=lambda f: (f.modified_second, f.name))
 
 
 def _const(value, n: int) -> np.ndarray:
@@ -130,12 +136,14 @@ def assemble_raw_clients(
     manifest_rows: list[dict] = []
 
     accepted: list[pd.DataFrame] = []
-    for landing_file, read in sorted(drops, key=lambda d: (d[0].modified_at, d[0].name)):
+    reads = dict((f.name, read) for f, read in drops)
+    for landing_file in drop_order([f for f, _ in drops]):
+        read = reads[landing_file.name]
         entry = {
             "source_system": "csv_drop",
             "batch": landing_file.name,
             "size_bytes": landing_file.size,
-            "modified_at": landing_file.modified_at,
+            "modified_at": landing_file.modified_second,
             "ingested_at": ingested_at,
         }
         if read.error:
@@ -144,7 +152,7 @@ def assemble_raw_clients(
         rows = read.rows.copy()
         rows["source_file"] = landing_file.name
         rows["source_page"] = pd.array([pd.NA] * len(rows), dtype="Int64")
-        rows["source_modified_at"] = landing_file.modified_at
+        rows["source_modified_at"] = landing_file.modified_second
         accepted.append(rows)
         if len(read.malformed):
             malformed = read.malformed
@@ -190,7 +198,8 @@ def assemble_raw_clients(
                 "source_system": "crm_api",
                 "batch": API_BATCH,
                 "size_bytes": None,
-                "modified_at": api_snapshot["pulled_at"].max() if len(api_snapshot) else None,
+                # like a file's mtime: when the newest record in the batch changed at the source
+                "modified_at": raw["source_modified_at"].max() if len(raw) else None,
                 "status": "loaded",
                 "rows_read": len(api_snapshot),
                 "message": None,

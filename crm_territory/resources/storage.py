@@ -58,4 +58,8 @@ def storage_resources(settings: Settings) -> dict[str, object]:
     if settings.storage == "local":
         data_dir = str(settings.data_dir)
         return {"io_manager": LocalCsvIOManager(data_dir=data_dir), "table_store": LocalCsvTableStore(data_dir=data_dir)}
+    if settings.storage == "snowflake":
+        from crm_territory.resources.snowflake_storage import snowflake_storage_resources  # the connector loads only when used
+
+        return snowflake_storage_resources()
     raise ValueError(f"unknown storage back-end {settings.storage!r}")

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from crm_territory.schemas import TABLES, TableSpec
+from crm_territory.schemas import TABLES, TableSpec, model_dtypes
 
 
 class TableNotFoundError(FileNotFoundError):
@@ -46,9 +46,7 @@ def _utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _model_dtypes(spec: TableSpec) -> dict[str, object]:
-    from crm_territory.schemas import empty_frame
-
-    return empty_frame(spec.model).dtypes.to_dict()
+    return model_dtypes(spec.model)
 
 
 class CsvTables:
@@ -108,6 +106,8 @@ class CsvTables:
                     include_columns=list(dtypes),
                     strings_can_be_null=True,
                     null_values=[""],
+                    # the writer quotes every text value, so a quoted "" is an empty string, an empty field a null
+                    quoted_strings_can_be_null=False,
                     true_values=["true", "True"],
                     false_values=["false", "False"],
                 ),

@@ -1,0 +1,144 @@
+"""CRM_STORAGE=snowflake: the same assets through the real connector and dagster-snowflake, on fakesnow."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+import snowflake.connector
+
+from crm_territory.definitions import build_definitions
+from crm_territory.schemas import TABLES, conform
+from crm_territory.settings import Settings, SettingsError
+from crm_territory.storage.csv_tables import CsvTables
+from crm_territory.storage.warehouse_ddl import apply_ddl
+from crm_territory_tests.mock_api_server import TEST_TOKEN, run_mock_api
+from crm_territory_tests.snowflake_fake import FAKE_ENV, fake_snowflake
+
+pytestmark = pytest.mark.integration
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# columns stamped with the time of the run: equal only up to when each run happened
+RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at"}
+
+
+@pytest.fixture(scope="module")
+def mock_api():
+    with run_mock_api(clients=400, seed=5) as url:
+        yield url
+
+
+@pytest.fixture
+def env(monkeypatch, data_dir, mock_api):
+    monkeypatch.setenv("CRM_API_TOKEN", TEST_TOKEN)
+    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CRM_API_URL", mock_api)
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+@pytest.fixture
+def warehouse(env):
+    with fake_snowflake():
+        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        apply_ddl(connection)
+        yield connection
+        connection.close()
+
+
+def run_all(storage: str, monkeypatch) -> dg.ExecuteInProcessResult:
+    monkeypatch.setenv("CRM_STORAGE", storage)
+    defs = build_definitions(Settings.from_env())
+    return defs.resolve_job_def("materialize_all_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
+    )
+
+
+def read_table(connection, table: str) -> pd.DataFrame:
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT * FROM CRM_TERRITORY.{TABLES[table].warehouse_name}")
+    frame = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    return conform(frame, TABLES[table].model)
+
+
+def comparable(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Drop run-time stamps, sort by every remaining column: row order is not a table property."""
+    out = frame.drop(columns=[c for c in frame.columns if c in RUN_TIME_COLUMNS])
+    return out.sort_values(list(out.columns), na_position="first", kind="stable").reset_index(drop=True)
+
+
+def test_ddl_creates_every_table_of_the_models(warehouse):
+    cursor = warehouse.cursor()
+    for spec in TABLES.values():
+        cursor.execute(f"DESCRIBE TABLE CRM_TERRITORY.{spec.warehouse_name}")
+        columns = [row[0].lower() for row in cursor.fetchall()]
+        assert columns == list(spec.model.to_schema().columns), spec.warehouse_name
+    apply_ddl(warehouse)  # idempotent: applying again changes nothing and does not fail
+
+
+def test_snowflake_run_writes_the_same_tables_as_the_csv_run(warehouse, env, data_dir):
+    snowflake_run = run_all("snowflake", env)
+    assert snowflake_run.success
+    failed = [e.check_name for e in snowflake_run.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    assert failed == []
+    assert len(snowflake_run.get_asset_check_evaluations()) == 14
+
+    csv_run = run_all("local", env)
+    assert csv_run.success
+    csv = CsvTables(data_dir)
+    for table in TABLES:
+        from_snowflake = read_table(warehouse, table)
+        assert len(from_snowflake) > 0 or table == "quarantined_clients", table
+        pd.testing.assert_frame_equal(comparable(from_snowflake, table), comparable(csv.read(table), table), obj=table)
+
+
+def test_rerunning_on_snowflake_gives_the_same_tables_and_no_duplicates(warehouse, env):
+    assert run_all("snowflake", env).success
+    first = {t: read_table(warehouse, t) for t in TABLES}
+    assert run_all("snowflake", env).success
+    for table, before in first.items():
+        after = read_table(warehouse, table)
+        assert len(after) == len(before), table
+        pd.testing.assert_frame_equal(comparable(after, table), comparable(before, table), obj=table)
+    territories = read_table(warehouse, "territory_dim")
+    assert territories["territory_id"].is_unique
+
+
+def test_territory_ids_are_read_back_from_snowflake_and_kept(warehouse, env):
+    assert run_all("snowflake", env).success
+    cursor = warehouse.cursor()
+    # a territory issued earlier with a suffix must survive the next run unchanged
+    cursor.execute("UPDATE CRM_TERRITORY.CORE.TERRITORY_DIM SET TERRITORY_ID = 'WES_RET_7' WHERE TERRITORY_ID = 'WES_RET'")
+    assert run_all("snowflake", env).success
+    territories = read_table(warehouse, "territory_dim").set_index("territory_id")
+    assert territories.loc["WES_RET_7", "region"] == "West" and "WES_RET" not in territories.index
+    fact = read_table(warehouse, "assignments_fact")
+    assert "WES_RET_7" in set(fact["territory_id"])
+
+
+def test_a_missing_credential_fails_at_definitions_load_naming_the_variable(env):
+    env.setenv("CRM_STORAGE", "snowflake")
+    env.delenv("SNOWFLAKE_PASSWORD")
+    env.delenv("SNOWFLAKE_WAREHOUSE")
+    with pytest.raises(SettingsError, match="SNOWFLAKE_WAREHOUSE, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"):
+        Settings.from_env()
+
+
+def test_a_wrong_password_fails_the_run_with_the_connectors_error_and_writes_nothing(env):
+    from crm_territory_tests.snowflake_fake import refusing_login_endpoint
+
+    env.setenv("SNOWFLAKE_PASSWORD", "wrong-password-123")
+    with refusing_login_endpoint() as endpoint:
+        for name, value in endpoint.items():
+            env.setenv(name, value)
+        result = run_all("snowflake", env)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "crm_api_clients"  # the first step that touches the warehouse
+    error = failure.step_failure_data.error
+    text = ""
+    while error is not None:
+        text, error = text + " | " + error.message, error.cause
+    assert "Incorrect username or password was specified" in text
+    assert "wrong-password-123" not in text
+    materialized = [e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+    assert materialized == []
