@@ -40,6 +40,8 @@ def env(monkeypatch, data_dir, mock_api):
 def warehouse(env):
     with fake_snowflake():
         connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        for schema in ("RAW", "CORE"):  # what Terraform creates (infra/terraform/database.tf)
+            connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
         apply_ddl(connection)
         yield connection
         connection.close()

@@ -1,14 +1,12 @@
 -- crm-territory tables in Snowflake: the seed's layers, RAW and CORE.
 --
 -- Applied by the deployment, as the loader role, with `python -m crm_territory.cli apply-ddl`
--- (idempotent: CREATE ... IF NOT EXISTS). The Pandera models in crm_territory/schemas.py are the
+-- (idempotent: CREATE ... IF NOT EXISTS), after Terraform (infra/terraform) created the database and
+-- the RAW and CORE schemas: the loader may create tables in them, not schemas. The Pandera models in crm_territory/schemas.py are the
 -- source of truth; crm_territory_tests/test_warehouse_ddl.py fails if a column, type or
 -- nullability here drifts from them. Keys are documented, not declared: Snowflake does not enforce
 -- them, the blocking asset checks do.
 -- Types: text VARCHAR, integers NUMBER(38,0), flags BOOLEAN, instants TIMESTAMP_TZ (UTC).
-
-CREATE SCHEMA IF NOT EXISTS RAW;
-CREATE SCHEMA IF NOT EXISTS CORE;
 
 -- The CRM API's client book as last pulled. Grain: one row per CRM client_id.
 CREATE TABLE IF NOT EXISTS RAW.CRM_API_CLIENTS (
