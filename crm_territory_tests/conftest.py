@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -35,3 +36,21 @@ def reference():
 
 def utc(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
+
+
+# Runs in tests log at WARNING: the assertions read events, not the console.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def error_text(event: dg.DagsterEvent) -> str:
+    """A step failure's message and the messages of its causes, joined."""
+    error, parts = event.step_failure_data.error, []
+    while error is not None:
+        parts.append(error.message)
+        error = error.cause
+    return " | ".join(parts)
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    """The asset keys a run materialized."""
+    return {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

@@ -1,7 +1,6 @@
 """The whole pipeline through Dagster, against a temporary data folder and the real mock API over HTTP."""
 
 import json
-import os
 
 import dagster as dg
 import pandas as pd
@@ -11,13 +10,13 @@ from crm_territory.defs.checks import integrity_checks, schema_checks
 from crm_territory.definitions import ALL_ASSETS, build_definitions, build_resources
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
+from crm_territory_tests.conftest import QUIET, error_text, materialized
 from crm_territory_tests.mock_api_server import TEST_TOKEN, run_mock_api
 from mock_api.generator import generate_clients
 
 pytestmark = pytest.mark.integration
 
 API_CLIENTS = 1000
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +42,6 @@ def run_job(settings: Settings, job: str = "materialize_all_job", **kwargs) -> d
 
 def checks_by_name(result) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
-
-
-def materialized(result) -> set[str]:
-    return {
-        e.event_specific_data.materialization.asset_key.to_user_string()
-        for e in result.all_events
-        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
-    }
-
-
-def _error_text(event) -> str:
-    """The failure's message and the messages of its causes."""
-    error, parts = event.step_failure_data.error, []
-    while error is not None:
-        parts.append(error.message)
-        error = error.cause
-    return " | ".join(parts)
 
 
 def test_materialize_every_asset_and_check(env):
@@ -193,7 +175,7 @@ def test_an_inconsistent_territory_registry_stops_with_what_to_fix(env):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "territory_dim"
-    assert "territory_id MID_INS appear(s) more than once" in _error_text(failure)
+    assert "territory_id MID_INS appear(s) more than once" in error_text(failure)
     assert "assignments_fact" not in materialized(result)
 
 
@@ -213,7 +195,7 @@ def test_an_api_page_that_keeps_failing_fails_the_run_and_loads_nothing(env, mon
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "crm_api_clients"
-    assert "page 1 still failed" in _error_text(failure)
+    assert "page 1 still failed" in error_text(failure)
     assert materialized(result) == set()
     pd.testing.assert_frame_equal(store.read("crm_api_clients"), snapshot_before)
 

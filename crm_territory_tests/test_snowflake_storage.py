@@ -10,12 +10,12 @@ from crm_territory.schemas import TABLES, conform
 from crm_territory.settings import Settings, SettingsError
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory.storage.warehouse_ddl import apply_ddl
+from crm_territory_tests.conftest import QUIET, error_text, materialized
 from crm_territory_tests.mock_api_server import TEST_TOKEN, run_mock_api
 from crm_territory_tests.snowflake_fake import FAKE_ENV, fake_snowflake
 
 pytestmark = pytest.mark.integration
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # columns stamped with the time of the run: equal only up to when each run happened
 RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at"}
 
@@ -136,11 +136,7 @@ def test_a_wrong_password_fails_the_run_with_the_connectors_error_and_writes_not
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "crm_api_clients"  # the first step that touches the warehouse
-    error = failure.step_failure_data.error
-    text = ""
-    while error is not None:
-        text, error = text + " | " + error.message, error.cause
+    text = error_text(failure)
     assert "Incorrect username or password was specified" in text
     assert "wrong-password-123" not in text
-    materialized = [e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
-    assert materialized == []
+    assert materialized(result) == set()
