@@ -85,3 +85,21 @@ def test_quoted_values_with_commas_and_newlines_are_one_row():
 def test_values_like_na_are_text_not_missing():
     read = read_drop("x.csv", (HEADER + "1,NA Holdings,NA,RET,None,\n").encode())
     assert read.rows.iloc[0]["region"] == "NA" and read.rows.iloc[0]["parent_org"] == "None"
+
+
+def test_header_only_is_an_empty_drop_with_or_without_a_final_line_break():
+    for content in [HEADER.encode(), HEADER.strip().encode()]:
+        read = read_drop("x.csv", content)
+        assert read.error is None and read.rows_read == 0
+        assert any("header only" in w for w in read.warnings)
+
+
+def test_an_unbalanced_quote_is_flagged_not_silently_swallowed():
+    content = (HEADER + '1,"Atlas,NE,RET,,\n2,Beacon,NE,RET,,\n3,Crescent,MW,INST,,\n').encode()
+    read = read_drop("x.csv", content)
+    # the quote swallows the next lines into one malformed row, kept whole in the quarantine...
+    assert read.rows.empty and read.malformed["source_row"].tolist() == [1]
+    assert read.malformed["reason"].iloc[0].endswith("it spans 3 lines (an unbalanced quote?)")
+    assert "2,Beacon" in read.malformed["text"].iloc[0]
+    # ...and the file's warning says that 3 lines made 1 row
+    assert any("3 data lines hold 1 rows" in w for w in read.warnings)

@@ -141,3 +141,38 @@ def test_incremental_api_snapshot_upserts_by_client_id_and_is_idempotent():
     pd.testing.assert_frame_equal(
         merged.sort_values("client_id").reset_index(drop=True), again.sort_values("client_id").reset_index(drop=True)
     )
+
+
+def test_a_drop_without_status_keeps_the_status_an_earlier_drop_gave(reference):
+    deactivate = f"{HEADER},status\n2,Beacon Wealth Management,Northeast,Retail,Beacon Group,advisor2@example.com,inactive\n"
+    rename = f"{HEADER}\n2,Beacon Wealth Mgmt,Northeast,Retail,Beacon Group,advisor2@example.com\n"
+    result = assemble_raw_clients(
+        [drop("clients.csv", SEED_SAMPLE, "2026-11-01"), drop("deactivate.csv", deactivate, "2026-11-02"), drop("rename.csv", rename, "2026-11-03")],
+        None,
+        NOW,
+    )
+    dim = build_client_dim(result.raw_clients, reference).set_index("client_key")
+    assert dim.loc["csv_drop:2", "client_name"] == "Beacon Wealth Mgmt"  # the latest drop's values
+    assert not dim.loc["csv_drop:2", "is_active"]  # ... but it said nothing about status
+    assert dim.loc["csv_drop:1", "is_active"]
+
+
+def test_numeric_api_ids_stay_integers_as_text_even_beside_missing_ids():
+    snapshot = records_to_frame([(1, [{"client_id": 100001, "client_name": "A"}, {"client_id": None, "client_name": "B"}])], NOW)
+    assert snapshot["client_id"].tolist() == ["100001", None]
+
+
+def test_a_record_sent_twice_in_one_pull_is_kept_once_newest_first():
+    pulled = records_to_frame(
+        [
+            (1, [{"client_id": "9", "client_name": "Old", "updated_at": "2026-01-01T00:00:00Z"}]),
+            (2, [{"client_id": "9", "client_name": "New", "updated_at": "2026-01-02T00:00:00Z"}]),
+        ],
+        NOW,
+    )
+    assert merge_snapshot(None, pulled)["client_name"].tolist() == ["New"]
+
+
+def test_a_future_timestamp_does_not_freeze_incremental_pulls():
+    snapshot = api_frame([{"client_id": "1", "updated_at": "2099-01-01T00:00:00Z"}, {"client_id": "2", "updated_at": "2026-03-01T00:00:00Z"}])
+    assert newest_update(snapshot) == NOW  # capped at the time of the pull

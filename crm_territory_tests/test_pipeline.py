@@ -33,10 +33,10 @@ def env(monkeypatch, data_dir, mock_api):
     return Settings.from_env()
 
 
-def run_job(settings: Settings, job: str = "materialize_all_job", **kwargs) -> dg.ExecuteInProcessResult:
+def run_job(settings: Settings, job: str = "materialize_all_job", run_config=QUIET, **kwargs) -> dg.ExecuteInProcessResult:
     defs = build_definitions(settings)
     return defs.resolve_job_def(job).execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET, **kwargs
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config, **kwargs
     )
 
 
@@ -55,7 +55,7 @@ def test_materialize_every_asset_and_check(env):
 
     evaluations = result.get_asset_check_evaluations()
     expected_checks = {key.name for key in build_definitions(env).get_repository_def().asset_graph.asset_check_keys}
-    assert len(expected_checks) == len(schema_checks) + len(integrity_checks)
+    assert len(expected_checks) == len(schema_checks) + len(integrity_checks) + 1  # + client_dim's own loss check
     assert {e.check_name for e in evaluations} == expected_checks
     errors = [e.check_name for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
     assert errors == []
@@ -198,6 +198,49 @@ def test_an_api_page_that_keeps_failing_fails_the_run_and_loads_nothing(env, mon
     assert "page 1 still failed" in error_text(failure)
     assert materialized(result) == set()
     pd.testing.assert_frame_equal(store.read("crm_api_clients"), snapshot_before)
+
+
+def test_an_emptied_landing_zone_does_not_wipe_the_client_book(env):
+    assert run_job(env, job="drop_ingest_job").success
+    (env.data_dir / "landing" / "clients.csv").unlink()  # an unmounted volume looks like this
+    result = run_job(env, job="drop_ingest_job")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "client_dim"
+    assert "would lose 3 of its 3 clients" in error_text(failure)
+    assert len(CsvTables(env.data_dir).read("client_dim")) == 3  # nothing was published
+    assert "assignments_fact" not in materialized(result)
+
+    accepted = run_job(env, job="drop_ingest_job", run_config={**QUIET, "ops": {"client_dim": {"config": {"accept_client_loss": True}}}})
+    assert accepted.success
+    check = checks_by_name(accepted)["client_dim_keeps_previous_clients"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["clients_gone"].value == 3
+
+
+def test_a_missing_landing_folder_is_an_error_naming_it(env):
+    import shutil
+
+    shutil.rmtree(env.data_dir / "landing")
+    result = run_job(env, job="drop_ingest_job")
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "landing folder" in error_text(failure) and "does not exist" in error_text(failure)
+
+
+def test_a_lost_territory_registry_is_not_silently_reissued(env):
+    instance = dg.DagsterInstance.ephemeral()
+    defs = build_definitions(env)
+    job = defs.resolve_job_def("drop_ingest_job")
+    assert job.execute_in_process(instance=instance, run_config=QUIET).success
+    CsvTables(env.data_dir).path_for("territory_dim").unlink()  # make clean, a failed restore...
+    result = job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "territory_dim"
+    assert "published 4 territories" in error_text(failure) and "reissue_territory_ids" in error_text(failure)
+    forced = job.execute_in_process(
+        instance=instance, run_config={**QUIET, "ops": {"territory_dim": {"config": {"reissue_territory_ids": True}}}}
+    )
+    assert forced.success
 
 
 def test_missing_token_fails_the_pull_at_run_start_naming_the_variable(env, monkeypatch):

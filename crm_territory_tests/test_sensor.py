@@ -43,6 +43,14 @@ def test_several_new_files_give_one_run_each_and_partial_uploads_are_ignored(dat
 
 
 def test_empty_landing_zone_skips_saying_what_it_saw(tmp_path):
+    (tmp_path / "landing").mkdir()
     result = tick(tmp_path)
     assert isinstance(result, dg.SkipReason)
     assert "Saw 0 file(s)" in result.skip_message
+
+
+def test_a_missing_landing_folder_is_an_error_not_an_empty_zone(tmp_path):
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match="landing folder .* does not exist. Set CRM_DATA_DIR"):
+        tick(tmp_path)

@@ -25,8 +25,8 @@ def records_to_frame(pages: list[tuple[int, list[dict]]], pulled_at: pd.Timestam
     for page, records in pages:
         if not records:
             continue
-        frame = pd.DataFrame.from_records(records)
-        frame = frame.reindex(columns=RECORD_FIELDS)
+        # dtype=object keeps each JSON value as sent: a numeric id stays 100001, never 100001.0
+        frame = pd.DataFrame(records, dtype=object).reindex(columns=RECORD_FIELDS)
         frame["source_page"] = page
         frames.append(frame)
     if not frames:
@@ -43,11 +43,26 @@ def records_to_frame(pages: list[tuple[int, list[dict]]], pulled_at: pd.Timestam
 
 
 def newest_update(snapshot: pd.DataFrame | None) -> pd.Timestamp | None:
-    """The ``updated_since`` for the next incremental pull (None: pull everything)."""
+    """The ``updated_since`` for the next incremental pull (None: pull everything).
+
+    Capped at the time of the previous pull: one record stamped in the future (a skewed clock at the
+    source) must not move the watermark past every real update to come.
+    """
     if snapshot is None or snapshot.empty:
         return None
     newest = parse_timestamps(snapshot["updated_at"]).max()
-    return None if pd.isna(newest) else newest
+    if pd.isna(newest):
+        return None
+    return min(newest, snapshot["pulled_at"].max())
+
+
+def latest_per_client(pulled: pd.DataFrame) -> pd.DataFrame:
+    """One record per client_id: a record updated while the pull paged through the book comes twice."""
+    keyed = pulled["client_id"].notna()
+    stamp = parse_timestamps(pulled["updated_at"])
+    order = pulled.assign(_stamp=stamp).sort_values(["_stamp", "source_page"], kind="stable", na_position="first")
+    deduped = order[keyed.loc[order.index]].drop_duplicates("client_id", keep="last")
+    return pd.concat([deduped, order[~keyed.loc[order.index]]]).drop(columns="_stamp").sort_index()
 
 
 def merge_snapshot(previous: pd.DataFrame | None, pulled: pd.DataFrame) -> pd.DataFrame:
@@ -56,6 +71,7 @@ def merge_snapshot(previous: pd.DataFrame | None, pulled: pd.DataFrame) -> pd.Da
     Records without a client_id cannot be keyed: those from the new pull replace the old ones
     (they are re-sent on every pull that covers them), so they are neither lost nor multiplied.
     """
+    pulled = latest_per_client(pulled)
     if previous is None or previous.empty:
         return pulled.reset_index(drop=True)
     keep_previous = previous[previous["client_id"].notna() & ~previous["client_id"].isin(pulled["client_id"])]

@@ -21,11 +21,20 @@ def client_keys(source_system: pd.Series, client_id: pd.Series) -> pd.Series:
 
 
 def latest_versions(raw_clients: pd.DataFrame) -> pd.DataFrame:
-    """One row per (source_system, client_id): the latest version."""
+    """One row per (source_system, client_id): the latest version.
+
+    A drop without a status column says nothing about status: the client keeps the last status a
+    source gave it (a seed-layout drop must not reactivate a client an earlier drop deactivated).
+    """
+    key = ["source_system", "client_id"]
     ordered = raw_clients.sort_values(
         ["source_modified_at", "source_file", "source_row"], kind="stable", na_position="first"
     )
-    return ordered.drop_duplicates(["source_system", "client_id"], keep="last")
+    several_versions = ordered.duplicated(key, keep=False)
+    if several_versions.any():
+        versions = ordered[several_versions]
+        ordered.loc[several_versions, "status"] = versions.groupby(key, sort=False)["status"].ffill()
+    return ordered.drop_duplicates(key, keep="last")
 
 
 def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.DataFrame:

@@ -76,6 +76,8 @@ def read_drop(name: str, data: bytes) -> DropRead:
         return _reject(name, problem)
     if data.startswith(b"\xef\xbb\xbf"):  # Excel's "CSV UTF-8" starts with a byte-order mark
         data = data[3:]
+    if not data.endswith(b"\n"):
+        data += b"\n"  # a last line (or a lone header) without a line break is still a line
 
     first_line = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     try:
@@ -99,9 +101,11 @@ def read_drop(name: str, data: bytes) -> DropRead:
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
         # row.number counts the header as record 1 (single-threaded reads know it)
-        bad_rows.append(
-            (row.number - 1, row.text, f"malformed row: {row.actual_columns} fields, expected {row.expected_columns}")
-        )
+        spans = row.text.count("\n") + 1
+        reason = f"malformed row: {row.actual_columns} fields, expected {row.expected_columns}"
+        if spans > 1:
+            reason += f"; it spans {spans} lines (an unbalanced quote?)"
+        bad_rows.append((row.number - 1, row.text, reason))
         return "skip"
 
     try:
@@ -137,6 +141,12 @@ def read_drop(name: str, data: bytes) -> DropRead:
     malformed["source_row"] = malformed["source_row"].astype("Int64")
 
     warnings = []
+    physical = data.count(b"\n") - 1 - data.count(b"\n\n") - data.count(b"\n\r\n")  # data lines, blank ones aside
+    if total < physical:
+        warnings.append(
+            f"{name}: {physical:,} data lines hold {total:,} rows: some values span lines (quoted line breaks, "
+            "or an unbalanced quote swallowing the lines after it); check this file's quarantined rows"
+        )
     if ignored:
         warnings.append(f"{name}: ignored column(s) not in the drop layout: {', '.join(ignored)}")
     if total == 0:

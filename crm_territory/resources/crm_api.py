@@ -70,7 +70,26 @@ class CrmApiResource(dg.ConfigurableResource):
     def fetch_clients(
         self, updated_since: pd.Timestamp | None = None, log: Callable[[str], None] = lambda _: None
     ) -> list[tuple[int, list[dict]]]:
-        """Every page of ``/clients`` as [(page, records)], or an exception: never a partial result."""
+        """Every page of ``/clients`` as [(page, records)], or an exception: never a partial result.
+
+        Pages are offsets over a moving book: a record updated during the pull moves to the end and
+        shifts the others, so one may be skipped. The pull is complete when it holds as many
+        distinct records as page 1 announced; otherwise it is repeated once, then refused.
+        """
+        for attempt in (1, 2):
+            pages, announced = self._fetch_pages(updated_since, log)
+            ids = {r.get("client_id") for _, records in pages for r in records if r.get("client_id") is not None}
+            unkeyed = sum(1 for _, records in pages for r in records if r.get("client_id") is None)
+            if announced is None or len(ids) + unkeyed >= announced:
+                return pages
+            log(f"CRM API: page 1 announced {announced} records but the pages held {len(ids) + unkeyed} distinct ones "
+                f"(the book changed during the pull); pulling again ({attempt}/2)")
+        raise CrmApiError(
+            f"CRM API at {self.base_url}: the book kept changing during the pull ({announced} records announced, "
+            f"{len(ids) + unkeyed} received). Nothing was loaded; re-run when the CRM is quieter."
+        )
+
+    def _fetch_pages(self, updated_since: pd.Timestamp | None, log: Callable[[str], None]) -> tuple[list[tuple[int, list[dict]]], int | None]:
         params: dict = {"page_size": self.page_size}
         if updated_since is not None:
             params["updated_since"] = updated_since.isoformat()
@@ -78,8 +97,11 @@ class CrmApiResource(dg.ConfigurableResource):
         pages: list[tuple[int, list[dict]]] = []
         with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout_seconds) as client:
             page: int | None = 1
+            announced: int | None = None
             while page is not None:
                 body = self._get_page(client, page, params, log)
+                if page == 1 and isinstance(body.get("total"), int):
+                    announced = body["total"]
                 pages.append((page, body["data"]))
                 total_pages = body.get("total_pages")
                 if page == 1 or page % 20 == 0:
@@ -88,4 +110,4 @@ class CrmApiResource(dg.ConfigurableResource):
                 if next_page is not None and next_page <= page:
                     raise CrmApiError(f"CRM API page {page}: next_page {next_page} does not advance; stopping")
                 page = next_page
-        return pages
+        return pages, announced

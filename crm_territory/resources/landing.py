@@ -46,7 +46,11 @@ class LocalLandingZone(LandingZone):
 
     def list_files(self) -> list[LandingFile]:
         if not self.landing_dir.is_dir():
-            return []
+            # an empty list would look like "every client left": say what is wrong instead
+            raise FileNotFoundError(
+                f"The landing folder {self.landing_dir} does not exist. Set CRM_DATA_DIR to the data folder that "
+                "holds landing/ and reference/ (or create landing/ there)."
+            )
         files = []
         for path in sorted(self.landing_dir.iterdir()):
             if not path.is_file() or not _is_candidate(path.name):
