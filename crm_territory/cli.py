@@ -81,22 +81,24 @@ def ensure_dagster_home(path: Path) -> None:
         config.write_text("telemetry:\n  enabled: false\n")
 
 
-def _row_count(result: dg.ExecuteInProcessResult, asset: str) -> int | None:
-    for mat in result.asset_materializations_for_node(_node_of(result, asset)):
-        if mat.asset_key.to_user_string() == asset and "dagster/row_count" in mat.metadata:
-            return int(mat.metadata["dagster/row_count"].value)
-    return None
-
-
-def _node_of(result: dg.ExecuteInProcessResult, asset: str) -> str:
-    return "raw_clients" if asset in ("quarantined_clients", "ingest_manifest") else asset
-
-
 def _meta(result: dg.ExecuteInProcessResult, asset: str, key: str) -> object:
-    for mat in result.asset_materializations_for_node(_node_of(result, asset)):
-        if mat.asset_key.to_user_string() == asset and key in mat.metadata:
-            return mat.metadata[key].value
+    """A metadata value of the asset's materialization in this run (None if it did not materialize)."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        if materialization.asset_key.to_user_string() == asset and key in materialization.metadata:
+            return materialization.metadata[key].value
     return None
+
+
+def _row_count(result: dg.ExecuteInProcessResult, asset: str) -> object:
+    return _meta(result, asset, "dagster/row_count")
+
+
+def _root_cause(error) -> str:
+    """The innermost error message: what went wrong, not the framework's wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[-1] if error.message.strip() else "unknown error"
 
 
 def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: float) -> tuple[str, bool]:
@@ -123,12 +125,15 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
         lines.append(f"    WARN  {e.asset_key.to_user_string()}:{e.check_name}")
     for e in failed:
         lines.append(f"    FAIL  {e.asset_key.to_user_string()}:{e.check_name}")
+        if "next_step" in e.metadata:
+            lines.append(f"          next: {e.metadata['next_step'].value}")
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
                 error = event.step_failure_data.error
-                message = error.message.strip().splitlines()[-1] if error else "unknown error"
-                lines.append(f"    step {event.step_key} failed: {message}")
+                lines.append(f"    step {event.step_key} failed: {_root_cause(error) if error else 'unknown error'}")
+                if event.step_failure_data.user_failure_data and event.step_failure_data.user_failure_data.description:
+                    lines.append(f"          {event.step_failure_data.user_failure_data.description}")
     lines.append(f"  outputs            {settings.data_dir}/core, raw, quarantine")
     lines.append("  see the run in the UI: make dev, then open http://127.0.0.1:3000/runs")
     return "\n".join(lines), bool(failed)

@@ -82,7 +82,8 @@ def test_snowflake_run_writes_the_same_tables_as_the_csv_run(warehouse, env, dat
     assert snowflake_run.success
     failed = [e.check_name for e in snowflake_run.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
     assert failed == []
-    assert len(snowflake_run.get_asset_check_evaluations()) == 14
+    all_checks = build_definitions(Settings.from_env()).get_repository_def().asset_graph.asset_check_keys
+    assert {e.check_name for e in snowflake_run.get_asset_check_evaluations()} == {k.name for k in all_checks}
 
     csv_run = run_all("local", env)
     assert csv_run.success
@@ -103,6 +104,37 @@ def test_rerunning_on_snowflake_gives_the_same_tables_and_no_duplicates(warehous
         pd.testing.assert_frame_equal(comparable(after, table), comparable(before, table), obj=table)
     territories = read_table(warehouse, "territory_dim")
     assert territories["territory_id"].is_unique
+
+
+def test_a_write_that_fails_leaves_the_previous_rows(warehouse, env):
+    from dagster_snowflake_pandas import snowflake_pandas_type_handler
+
+    assert run_all("snowflake", env).success
+    before = read_table(warehouse, "assignments_fact")
+    load = snowflake_pandas_type_handler.write_pandas  # fakesnow's, patched in by the fixture
+
+    def fail_for_the_fact(conn, df, table_name, **kwargs):
+        if table_name.startswith("ASSIGNMENTS_FACT"):
+            raise RuntimeError("connection reset while loading")
+        return load(conn, df, table_name, **kwargs)
+
+    env.setattr(snowflake_pandas_type_handler, "write_pandas", fail_for_the_fact)
+    result = run_all("snowflake", env)
+    assert not result.success
+    assert next(e for e in result.all_events if e.is_step_failure).step_key == "assignments_fact"
+    after = read_table(warehouse, "assignments_fact")
+    assert len(after) == len(before) > 0
+    pd.testing.assert_frame_equal(comparable(after, "assignments_fact"), comparable(before, "assignments_fact"))
+    tables = {row[1] for row in warehouse.cursor().execute("SHOW TABLES IN SCHEMA CRM_TERRITORY.CORE").fetchall()}
+    assert not any(name.endswith("__STAGING") for name in tables)  # no staging table left behind
+
+
+def test_a_write_to_a_table_the_ddl_did_not_create_fails_naming_the_fix(warehouse, env):
+    warehouse.cursor().execute("DROP TABLE CRM_TERRITORY.CORE.TERRITORY_DIM")
+    result = run_all("snowflake", env)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "territory_dim"
+    assert "CRM_TERRITORY.CORE.TERRITORY_DIM does not exist" in error_text(failure) and "apply-ddl" in error_text(failure)
 
 
 def test_territory_ids_are_read_back_from_snowflake_and_kept(warehouse, env):

@@ -35,7 +35,12 @@ def schema_check(table: str, model: type[pa.DataFrameModel]) -> dg.AssetChecksDe
         try:
             model.validate(asset_value, lazy=True)
         except pandera.errors.SchemaErrors as errors:
-            cases = errors.failure_cases
+            cases = errors.failure_cases.copy()
+            key = asset_value.columns[0]  # each model's first column names the row (client_key, territory_id, ...)
+            rows = pd.to_numeric(cases["index"], errors="coerce")
+            known = rows.notna() & rows.isin(asset_value.index)
+            cases[key] = None
+            cases.loc[known, key] = asset_value.loc[rows[known].astype(int), key].to_numpy()
             summary = cases.groupby(["column", "check"], dropna=False).size().rename("failures").reset_index()
             context.log.error(f"{table}: {len(cases):,} schema failure(s); see the check's metadata")
             return dg.AssetCheckResult(
@@ -44,7 +49,7 @@ def schema_check(table: str, model: type[pa.DataFrameModel]) -> dg.AssetChecksDe
                 metadata={
                     "failures": len(cases),
                     "failures_by_check": dg.MetadataValue.md(markdown_table(summary, limit=50)),
-                    "failure_cases_sample": dg.MetadataValue.md(markdown_table(cases[["column", "check", "index", "failure_case"]], limit=SAMPLE_ROWS)),
+                    "failure_cases_sample": dg.MetadataValue.md(markdown_table(cases[[key, "column", "check", "failure_case"]], limit=SAMPLE_ROWS)),
                     "next_step": f"Fix the rule that produced these rows, or the model {model.__name__} in crm_territory/schemas.py if it is wrong; then re-materialize {table}.",
                 },
             )
@@ -99,7 +104,7 @@ def landing_files_accepted(ingest_manifest: pd.DataFrame) -> dg.AssetCheckResult
     return _violations(
         rejected,
         blocking_severity=dg.AssetCheckSeverity.WARN,
-        next_step="Fix each rejected file as its message says (layout, encoding) and drop it again under a new name; the other drops were loaded.",
+        next_step="The other drops were loaded. Remove each rejected file from landing/, or replace it with a fixed version (layout, encoding) as its message says; it is re-checked on every run until then.",
     )
 
 
@@ -124,9 +129,11 @@ def client_dim_conserves_clients(client_dim: pd.DataFrame, raw_clients: pd.DataF
 )
 def client_dim_unknown_region_or_segment(client_dim: pd.DataFrame) -> dg.AssetCheckResult:
     unknown = client_dim[client_dim["region"].isna() | client_dim["segment"].isna()]
-    by_issue = unknown["data_issues"].value_counts().rename_axis("data_issues").reset_index(name="clients")
+    # one row per spelling to add (or "no region"/"no segment"), however the issues combine per client
+    spellings = unknown["data_issues"].str.extractall(r"(?P<issue>unknown (?:region|segment) '[^']*'|no region|no segment)")
+    by_spelling = spellings["issue"].value_counts().rename_axis("issue").reset_index(name="clients")
     return _violations(
-        by_issue,
+        by_spelling,
         blocking_severity=dg.AssetCheckSeverity.WARN,
         next_step="Add the spellings to data/reference/region_aliases.csv or segment_aliases.csv (or fix the source), then re-materialize; these clients sit in UNASSIGNED until then.",
         clients_unassigned=len(unknown),
@@ -140,7 +147,8 @@ def client_dim_unknown_region_or_segment(client_dim: pd.DataFrame) -> dg.AssetCh
 )
 def client_dim_advisor_email_present(client_dim: pd.DataFrame) -> dg.AssetCheckResult:
     missing = client_dim[client_dim["is_active"] & client_dim["primary_advisor_email"].isna()]
-    by_issue = missing["data_issues"].fillna("").value_counts().rename_axis("data_issues").reset_index(name="clients")
+    issues = missing["data_issues"].str.extract(r"(?P<issue>invalid advisor e-mail|no advisor e-mail)")["issue"]
+    by_issue = issues.value_counts().rename_axis("issue").reset_index(name="clients")
     return _violations(
         by_issue,
         blocking_severity=dg.AssetCheckSeverity.WARN,

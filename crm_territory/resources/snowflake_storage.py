@@ -1,14 +1,16 @@
 """Snowflake behind the same ``io_manager`` and ``table_store`` keys as the local CSV storage.
 
-The IO manager is dagster-snowflake-pandas' own, narrowed to this project's tables: each asset goes
-to the schema and table ``TABLES`` names (raw_clients -> RAW.CLIENTS, client_dim ->
-CORE.CLIENT_DIM, ...), and what is read back is conformed to the Pandera model's dtypes (the
-warehouse gives NUMBER back as float and names columns in upper case). The tables themselves are
-created by ``infra/snowflake/tables.sql`` (``python -m crm_territory.cli apply-ddl``), never by a
-write: a table whose shape drifted from the model fails loudly instead of being re-created.
+The IO manager is dagster-snowflake-pandas', narrowed to this project's tables: each asset goes to
+the schema and table ``TABLES`` names (raw_clients -> RAW.CLIENTS, client_dim -> CORE.CLIENT_DIM,
+...), and what is read back is conformed to the Pandera model's dtypes (the warehouse gives NUMBER
+back as float and names columns in upper case). The tables are created by
+``infra/snowflake/tables.sql`` (``python -m crm_territory.cli apply-ddl``); a write to a missing
+table fails and says so, rather than letting the connector create one with guessed types.
 
-Each write deletes the table's rows and writes the new ones (dagster-snowflake's behaviour for
-unpartitioned assets), so re-running gives the same table, never duplicated rows.
+A write replaces the table's rows atomically: the frame is loaded into a staging table first
+(``write_pandas``, whose stage commands would commit any open transaction), then one transaction
+deletes the old rows and inserts the new ones. A failure at any point leaves the previous rows;
+re-running gives the same table, never duplicated rows.
 """
 
 import os
@@ -21,6 +23,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, TableSlice
 from dagster_snowflake import SnowflakeResource
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient
 from dagster_snowflake_pandas import SnowflakePandasIOManager, SnowflakePandasTypeHandler
+from dagster_snowflake_pandas import snowflake_pandas_type_handler as pandas_type_handler
 
 from crm_territory.resources.storage import TableStore
 from crm_territory.schemas import TABLES, conform
@@ -34,6 +37,13 @@ def _spec_for(asset_key: dg.AssetKey):
     return TABLES[name]
 
 
+def _require_table(cursor, database: str, schema: str, table: str) -> None:
+    """Tables come from the DDL; a missing one means the deployment skipped a step, and says which."""
+    cursor.execute(f"SHOW TABLES LIKE '{table}' IN SCHEMA {database}.{schema}")
+    if not cursor.fetchall():
+        raise dg.Failure(f"Snowflake table {database}.{schema}.{table} does not exist: run `python -m crm_territory.cli apply-ddl` first.")
+
+
 class _ProjectTablesDbIOManager(DbIOManager):
     """Routes each asset to the schema and table ``TABLES`` gives it."""
 
@@ -43,12 +53,44 @@ class _ProjectTablesDbIOManager(DbIOManager):
         return table_slice._replace(schema=spec.warehouse_schema, table=spec.warehouse_table)
 
 
+class _ReplaceInHandlerDbClient(SnowflakeDbClient):
+    """The handler deletes the old rows inside its own transaction, not before the load."""
+
+    @staticmethod
+    def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
+        return None
+
+
 class _ModelTypedPandasHandler(SnowflakePandasTypeHandler):
-    """Writes the model's columns in order; reads back with the model's dtypes."""
+    """Writes the model's columns through a staging table in one transaction; reads back with the model's dtypes."""
 
     def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection) -> Mapping[str, Any]:
         spec = _spec_for(context.asset_key)
-        return super().handle_output(context, table_slice, conform(obj, spec.model), connection)
+        frame = conform(obj, spec.model).rename(columns=str.upper)
+        database, schema, table = table_slice.database, table_slice.schema, table_slice.table
+        target, staging = f"{database}.{schema}.{table}", f"{table}__STAGING"
+        cursor = connection.cursor()
+        _require_table(cursor, database, schema, table)
+        columns = ", ".join(frame.columns)
+        try:
+            if len(frame):
+                # module attribute, not a name imported here: the fakesnow tests patch it there
+                pandas_type_handler.write_pandas(
+                    conn=connection, df=frame, table_name=staging, schema=schema, database=database,
+                    auto_create_table=True, overwrite=True, table_type="transient",
+                    use_logical_type=True, quote_identifiers=True,
+                )
+            cursor.execute("BEGIN")
+            cursor.execute(f"DELETE FROM {target}")
+            if len(frame):
+                cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {database}.{schema}.{staging}")
+            cursor.execute("COMMIT")
+        except Exception:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {database}.{schema}.{staging}")
+        return {"dagster/row_count": len(frame), "dagster/storage_kind": "snowflake", "table": target}
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
         spec = _spec_for(context.asset_key)
@@ -60,7 +102,7 @@ class SnowflakeTablesIOManager(SnowflakePandasIOManager):
 
     def create_io_manager(self, context) -> DbIOManager:
         return _ProjectTablesDbIOManager(
-            db_client=SnowflakeDbClient(),
+            db_client=_ReplaceInHandlerDbClient(),
             io_manager_name="SnowflakeTablesIOManager",
             database=self.database,
             schema=self.schema_,
@@ -78,6 +120,7 @@ class SnowflakeTableStore(TableStore):
         spec = TABLES[table]
         with self.snowflake.get_connection() as conn:
             cursor = conn.cursor()
+            _require_table(cursor, self.snowflake.database, spec.warehouse_schema, spec.warehouse_table)
             cursor.execute(f"SELECT * FROM {self.snowflake.database}.{spec.warehouse_name}")
             rows = cursor.fetchall()
             columns = [d[0] for d in cursor.description]
