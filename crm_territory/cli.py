@@ -154,18 +154,22 @@ def run(settings: Settings) -> int:
     return 0 if result.success and not blocking_failed else 1
 
 
-def apply_warehouse_ddl() -> int:
+def apply_warehouse_ddl(ddl_path: Path | None = None) -> int:
     from crm_territory.resources.snowflake_storage import connect_from_environment
     from crm_territory.settings import SettingsError
     from crm_territory.storage.warehouse_ddl import DDL_PATH, apply_ddl
 
+    path = ddl_path or DDL_PATH
+    if not path.is_file():
+        print(f"{path}: no such DDL file; pass --ddl PATH (infra/snowflake/tables.sql of the repository)", file=sys.stderr)
+        return 2
     try:
         with connect_from_environment() as connection:
-            statements = apply_ddl(connection)
+            statements = apply_ddl(connection, path.read_text())
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"applied {len(statements)} statements from {DDL_PATH.relative_to(REPO_ROOT)} to {os.environ['SNOWFLAKE_DATABASE']}")
+    print(f"applied {len(statements)} statements from {path} to {os.environ['SNOWFLAKE_DATABASE']}")
     return 0
 
 
@@ -175,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = sub.add_parser("run", help="materialize every asset and check, print a summary")
     run_parser.add_argument("--start-mock-api", action="store_true", help="start the mock CRM API for this run, then stop it")
     run_parser.add_argument("--mock-api-clients", type=int, default=None, help="book size of the started mock API")
-    sub.add_parser("apply-ddl", help="create the RAW and CORE tables in Snowflake (infra/snowflake/tables.sql); idempotent")
+    ddl_parser = sub.add_parser("apply-ddl", help="create the RAW and CORE tables in Snowflake (infra/snowflake/tables.sql); idempotent")
+    ddl_parser.add_argument("--ddl", type=Path, default=None, help="the DDL file (default: infra/snowflake/tables.sql of this checkout)")
     args = parser.parse_args(argv)
 
     if args.command == "apply-ddl":
-        return apply_warehouse_ddl()
+        return apply_warehouse_ddl(args.ddl)
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(REPO_ROOT / ".dagster_home")

@@ -172,3 +172,23 @@ def test_a_wrong_password_fails_the_run_with_the_connectors_error_and_writes_not
     assert "Incorrect username or password was specified" in text
     assert "wrong-password-123" not in text
     assert materialized(result) == set()
+
+
+def test_apply_ddl_command_creates_the_tables_from_the_environment(env):
+    from crm_territory.cli import main
+
+    with fake_snowflake():
+        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        for schema in ("RAW", "CORE"):
+            connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
+        assert main(["apply-ddl"]) == 0
+        tables = {row[1] for schema in ("RAW", "CORE") for row in connection.cursor().execute(f"SHOW TABLES IN SCHEMA CRM_TERRITORY.{schema}").fetchall()}
+    assert tables == {spec.warehouse_table for spec in TABLES.values()}
+
+
+def test_apply_ddl_without_credentials_exits_2_naming_them(env, capsys):
+    from crm_territory.cli import main
+
+    env.delenv("SNOWFLAKE_ACCOUNT")
+    assert main(["apply-ddl"]) == 2
+    assert "SNOWFLAKE_ACCOUNT" in capsys.readouterr().err

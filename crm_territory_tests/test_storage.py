@@ -1,6 +1,9 @@
 """CSV table storage: typed round trips and atomic writes."""
 
+from pathlib import Path
+
 import pandas as pd
+import pyarrow.csv as pa_csv
 import pytest
 
 from crm_territory.logic.assignments import build_assignments_fact
@@ -9,6 +12,7 @@ from crm_territory.logic.drops import read_drop
 from crm_territory.logic.ingest import LandingFile, assemble_raw_clients
 from crm_territory.logic.territories import issue_territories
 from crm_territory.schemas import TABLES
+from crm_territory.storage import csv_tables
 from crm_territory.storage.csv_tables import CsvTables, TableNotFoundError
 from crm_territory_tests.conftest import utc
 
@@ -51,15 +55,36 @@ def test_core_tables_live_where_the_seed_put_them(tmp_path):
     assert store.path_for("raw_clients") == tmp_path / "raw" / "raw_clients.csv"
 
 
-def test_a_failed_write_leaves_the_previous_table_and_no_temp_file(tmp_path, reference):
+def test_a_failed_write_leaves_the_previous_table_and_no_temp_file(tmp_path, reference, monkeypatch):
     store = CsvTables(tmp_path)
     good = tables(reference)["client_dim"]
     store.write("client_dim", good)
-    broken = good.copy()
-    broken["is_active"] = "not a bool"  # pyarrow refuses to convert: the write fails mid-way
-    with pytest.raises(Exception):
-        store.write("client_dim", broken)
+    previous_bytes = store.path_for("client_dim").read_bytes()
+
+    real_write_csv = pa_csv.write_csv
+    targets: list[str] = []
+
+    def write_half_then_fail(data, output_file, *args, **kwargs):
+        """Write the first part of the real output to the path the writer was given, then die (disk full, kill)."""
+        real_write_csv(data, output_file, *args, **kwargs)
+        path = Path(output_file)
+        path.write_bytes(path.read_bytes()[:40])
+        targets.append(str(path))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(csv_tables.pa_csv, "write_csv", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left on device"):
+        store.write("client_dim", good.assign(client_name="Renamed"))
+
+    assert len(targets) == 1  # the writer was reached: the failure happened mid-write, not before it
+    assert store.path_for("client_dim").read_bytes() == previous_bytes
     pd.testing.assert_frame_equal(store.read("client_dim"), good)
+    assert [p.name for p in (tmp_path / "core").iterdir()] == ["client_dim.csv"]
+
+    # the store still works once the cause is gone
+    monkeypatch.setattr(csv_tables.pa_csv, "write_csv", real_write_csv)
+    store.write("client_dim", good.assign(client_name="Renamed"))
+    assert set(store.read("client_dim")["client_name"]) == {"Renamed"}
     assert [p.name for p in (tmp_path / "core").iterdir()] == ["client_dim.csv"]
 
 
