@@ -13,6 +13,7 @@ help:
 	@echo "make test   set up, then run the test suite"
 	@echo "make dev    set up, then start the mock CRM API and the Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench  time the pipeline at 10k, 100k and 1M clients (wall time, peak RSS, pandas floor)"
+	@echo "make clean  remove caches and benchmark scratch (never data/: the territory registry lives there)"
 
 install: $(STAMP)
 
@@ -22,10 +23,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-# A local Dagster instance (runs, event logs, schedules) inside the repo, git-ignored; telemetry off.
-$(DAGSTER_HOME):
-	@mkdir -p $(DAGSTER_HOME)
-	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+# A local Dagster instance (runs, event logs, schedules) inside the repo, git-ignored: one run at a time
+# (every job rewrites the same tables), telemetry off. crm_territory.cli writes the same file.
+$(DAGSTER_HOME): install
+	@$(PY) -c 'from pathlib import Path; from crm_territory.cli import ensure_dagster_home; ensure_dagster_home(Path("$(DAGSTER_HOME)"))'
 
 run: install $(DAGSTER_HOME)
 	$(PY) -m crm_territory.cli run --start-mock-api
@@ -46,4 +47,4 @@ bench: install
 	$(PY) -m crm_territory_tests.bench
 
 clean:
-	rm -rf data/raw data/core data/quarantine .bench .pytest_cache
+	rm -rf .bench .pytest_cache

@@ -73,12 +73,22 @@ def mock_api_process(token: str, clients: int | None = None) -> Iterator[str]:
         print("mock CRM API stopped")
 
 
+# The local instance (make run, make dev): one run at a time, since every job rewrites the same tables
+# and territory_dim is read-modify-write; a burst of drops queues instead of racing. Telemetry off.
+LOCAL_INSTANCE_YAML = """\
+run_queue:
+  max_concurrent_runs: 1
+telemetry:
+  enabled: false
+"""
+
+
 def ensure_dagster_home(path: Path) -> None:
-    """A local instance folder; telemetry off unless the user configured the instance otherwise."""
+    """A local instance folder, configured as above unless the user configured it otherwise."""
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text(LOCAL_INSTANCE_YAML)
 
 
 def _meta(result: dg.ExecuteInProcessResult, asset: str, key: str) -> object:

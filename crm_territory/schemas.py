@@ -1,7 +1,8 @@
 """One Pandera model per table: the single source of column names, types and rules.
 
-Everything else derives from these models: the CSV reader's dtypes (``crm_territory.storage``),
-the blocking asset checks (``crm_territory.defs.checks``) and, later, the warehouse DDL.
+The CSV reader's dtypes (``crm_territory.storage``) and the blocking asset checks
+(``crm_territory.defs.checks``) derive from these models; the warehouse DDL
+(``infra/snowflake/tables.sql``) is written by hand and tested against them column by column.
 ``TABLES`` says where each table lives (its layer: raw, core or quarantine).
 """
 

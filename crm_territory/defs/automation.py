@@ -52,7 +52,8 @@ def crm_drop_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
         for f in new
     ]
     context.log.info(f"New or changed drops: {', '.join(f.name for f in new)}")
-    # Keep the names still present: a file deleted and dropped again with the same size and mtime is new again.
+    # The cursor remembers the version of every file present; the run key makes "exactly once" hold even if
+    # the cursor is reset (Dagster never launches two runs with the same run key for a sensor).
     cursor = {f.name: f.version for f in files}
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from crm_territory.defs.ingest import OWNERS
 from crm_territory.defs.metadata import markdown_table, table_metadata
-from crm_territory.logic.assignments import build_assignments_fact, client_counts
+from crm_territory.logic.assignments import build_assignments_fact, client_counts, current_primary_territories
 from crm_territory.logic.clients import build_client_dim
 from crm_territory.logic.territories import issue_territories, territory_of
 from crm_territory.resources.reference import ReferenceFiles
@@ -117,12 +117,8 @@ def territory_dim(
     dim = issue_territories(client_dim[["region", "segment"]], previous, reference.owner_roles, pd.Timestamp.now(tz="UTC"))
     issued = len(dim) - (0 if previous is None else len(previous))
     context.log.info(f"territory_dim: {len(dim)} territories ({issued} newly issued)")
-    # current clients per territory, by the same rule assignments_fact uses
-    active = client_dim[client_dim["is_active"]]
-    per_territory = territory_of(active, dim).value_counts()
-    counts = dim[["territory_id", "region", "segment"]].assign(
-        current_clients=lambda t: t["territory_id"].map(per_territory).fillna(0).astype(int)
-    )
+    # current clients per territory, by the rule assignments_fact applies (without building the fact twice)
+    counts = client_counts(territory_of(client_dim[client_dim["is_active"]], dim), dim)
     return dg.Output(
         dim,
         metadata=table_metadata(
@@ -156,7 +152,7 @@ def assignments_fact(context: dg.AssetExecutionContext, client_dim: pd.DataFrame
     the row is current while the client is active, so every active client has exactly one current PRIMARY.
     """
     fact = build_assignments_fact(client_dim, territory_dim)
-    counts = client_counts(fact, territory_dim)
+    counts = client_counts(current_primary_territories(fact), territory_dim)
     context.log.info(f"assignments_fact: {len(fact):,} rows, {int(fact['is_current'].sum()):,} current")
     return dg.Output(
         fact,

@@ -68,7 +68,7 @@ def crm_api_clients(
         ),
         "quarantined_clients": dg.AssetOut(
             group_name="raw",
-            kinds={"pandas", "csv"},
+            kinds={"pandas"},
             owners=OWNERS,
             metadata={"layer": "quarantine"},
             description=(
@@ -78,7 +78,7 @@ def crm_api_clients(
         ),
         "ingest_manifest": dg.AssetOut(
             group_name="raw",
-            kinds={"pandas", "csv"},
+            kinds={"pandas"},
             owners=OWNERS,
             metadata={"layer": "raw"},
             description=(

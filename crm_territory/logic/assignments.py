@@ -27,10 +27,15 @@ def build_assignments_fact(client_dim: pd.DataFrame, territory_dim: pd.DataFrame
     return fact.reset_index(drop=True)[columns_of(AssignmentsFact)]
 
 
-def client_counts(assignments_fact: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.DataFrame:
-    """Current clients per territory (every territory listed, zero included)."""
-    current = assignments_fact[assignments_fact["is_current"] & (assignments_fact["assignment_type"] == "PRIMARY")]
-    counts = current["territory_id"].value_counts()
+def current_primary_territories(assignments_fact: pd.DataFrame) -> pd.Series:
+    """The territory of each current PRIMARY assignment."""
+    current = assignments_fact["is_current"] & (assignments_fact["assignment_type"] == "PRIMARY")
+    return assignments_fact.loc[current, "territory_id"]
+
+
+def client_counts(territory_ids: pd.Series, territory_dim: pd.DataFrame) -> pd.DataFrame:
+    """Clients per territory from one territory id per client (every territory listed, zero included)."""
+    counts = territory_ids.value_counts()
     out = territory_dim[["territory_id", "region", "segment"]].copy()
     out["current_clients"] = out["territory_id"].map(counts).fillna(0).astype(int)
     return out

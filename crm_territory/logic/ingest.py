@@ -20,6 +20,7 @@ from crm_territory.schemas import (
     QuarantinedClients,
     RawClients,
     columns_of,
+    conform,
     empty_frame,
 )
 
@@ -114,18 +115,6 @@ def _split(
     return raw, quarantined
 
 
-def _typed(frame: pd.DataFrame, model) -> pd.DataFrame:
-    """Give a frame the model's column order and dtypes (empty frames included)."""
-    template = empty_frame(model)
-    if frame.empty:
-        return template
-    out = frame[columns_of(model)].reset_index(drop=True)
-    for col, dtype in template.dtypes.items():
-        if out[col].dtype != dtype:
-            out[col] = out[col].astype(dtype)
-    return out
-
-
 def assemble_raw_clients(
     drops: list[tuple[LandingFile, DropRead]],
     api_snapshot: pd.DataFrame | None,
@@ -207,8 +196,10 @@ def assemble_raw_clients(
             }
         )
 
-    raw_clients = _typed(pd.concat(raw_parts, ignore_index=True) if raw_parts else pd.DataFrame(), RawClients)
-    quarantined = _typed(pd.concat(quarantine_parts, ignore_index=True) if quarantine_parts else pd.DataFrame(), QuarantinedClients)
+    raw_clients = conform(pd.concat(raw_parts, ignore_index=True), RawClients) if raw_parts else empty_frame(RawClients)
+    quarantined = (
+        conform(pd.concat(quarantine_parts, ignore_index=True), QuarantinedClients) if quarantine_parts else empty_frame(QuarantinedClients)
+    )
     quarantined = quarantined.sort_values(["source_system", "source_file", "source_page", "source_row"], kind="stable").reset_index(drop=True)
 
     manifest = pd.DataFrame(manifest_rows, columns=[c for c in columns_of(IngestManifest) if c not in ("rows_loaded", "rows_quarantined")])
@@ -216,5 +207,5 @@ def assemble_raw_clients(
     batch_of_quarantined = quarantined["source_file"].fillna(API_BATCH)
     manifest["rows_loaded"] = manifest["batch"].map(batch_of_raw.value_counts()).fillna(0)
     manifest["rows_quarantined"] = manifest["batch"].map(batch_of_quarantined.value_counts()).fillna(0)
-    manifest = _typed(manifest, IngestManifest)
+    manifest = conform(manifest, IngestManifest)
     return IngestResult(raw_clients=raw_clients, quarantined=quarantined, manifest=manifest)

@@ -23,8 +23,8 @@ def orphan_fact_rows(assignments_fact: pd.DataFrame, client_dim: pd.DataFrame, t
 
 def active_clients_without_one_current_primary(assignments_fact: pd.DataFrame, client_dim: pd.DataFrame) -> pd.DataFrame:
     """Active clients with zero or several current PRIMARY rows, and how many they have."""
-    current_primary = assignments_fact[assignments_fact["is_current"] & (assignments_fact["assignment_type"] == "PRIMARY")]
-    counts = current_primary["client_key"].value_counts()
+    current = assignments_fact["is_current"] & (assignments_fact["assignment_type"] == "PRIMARY")
+    counts = assignments_fact.loc[current, "client_key"].value_counts()
     active = client_dim.loc[client_dim["is_active"], ["client_key"]].copy()
     active["current_primary_rows"] = active["client_key"].map(counts).fillna(0).astype(int)
     return active[active["current_primary_rows"] != 1]

@@ -21,12 +21,12 @@ import pandas as pd
 from crm_territory.schemas import UNASSIGNED_TERRITORY_ID, TerritoryDim, columns_of, empty_frame
 
 UNASSIGNED_OWNER_ROLE = "Territory Operations (triage)"
-_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_NOT_LETTER_OR_DIGIT = re.compile(r"[^0-9A-Za-z]")
 
 
 def prefix(name: str) -> str:
     """First three letters or digits, upper-cased: "Northeast" -> "NOR", "Mid-Atlantic" -> "MID"."""
-    return _NOT_ALNUM.sub("", name)[:3].upper()
+    return _NOT_LETTER_OR_DIGIT.sub("", name)[:3].upper()
 
 
 def base_territory_id(region: str, segment: str) -> str:
