@@ -43,6 +43,8 @@ class CrmApiClients(_StrictModel):
     parent_org: Series[str] = pa.Field(nullable=True)
     advisor_email: Series[str] = pa.Field(nullable=True)
     status: Series[str] = pa.Field(nullable=True)
+    aum_usd: Series[str] = pa.Field(nullable=True)  # kept as sent (text); parsed in client_dim
+    business_type: Series[str] = pa.Field(nullable=True)
     updated_at: Series[str] = pa.Field(nullable=True)  # kept as sent; parsed (or quarantined) downstream
     source_page: Series[pd.Int64Dtype] = pa.Field(ge=1)
     pulled_at: Series[UtcTimestamp]
@@ -58,6 +60,8 @@ class RawClients(_StrictModel):
     parent_org: Series[str] = pa.Field(nullable=True)
     advisor_email: Series[str] = pa.Field(nullable=True)
     status: Series[str] = pa.Field(nullable=True, isin=["active", "inactive"])
+    aum_usd: Series[str] = pa.Field(nullable=True)  # as sent; client_dim parses it
+    business_type: Series[str] = pa.Field(nullable=True)
     source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
     source_record_id: Series[str]
     source_file: Series[str] = pa.Field(nullable=True)
@@ -105,6 +109,8 @@ class ClientDim(_StrictModel):
     parent_org: Series[str] = pa.Field(nullable=True)
     primary_advisor_email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL_PATTERN)
     is_active: Series[bool]
+    aum_usd: Series[float] = pa.Field(nullable=True, ge=0)
+    business_type: Series[str] = pa.Field(nullable=True)
     source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
     source_record_id: Series[str]
     source_modified_at: Series[UtcTimestamp]
@@ -201,6 +207,8 @@ def conform(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
     for col, dtype in dtypes.items():
         if isinstance(dtype, pd.DatetimeTZDtype):
             out[col] = pd.to_datetime(out[col], utc=True).astype(dtype)
+        elif str(dtype) == "float64":
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
         elif dtype == object:
             values = out[col].astype(object)
             out[col] = values.where(values.notna(), None)

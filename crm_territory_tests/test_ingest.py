@@ -176,3 +176,13 @@ def test_a_record_sent_twice_in_one_pull_is_kept_once_newest_first():
 def test_a_future_timestamp_does_not_freeze_incremental_pulls():
     snapshot = api_frame([{"client_id": "1", "updated_at": "2099-01-01T00:00:00Z"}, {"client_id": "2", "updated_at": "2026-03-01T00:00:00Z"}])
     assert newest_update(snapshot) == NOW  # capped at the time of the pull
+
+
+def test_size_and_kind_columns_are_parsed_and_bad_amounts_explained(reference):
+    text = f"{HEADER},aum_usd,business_type\n1,Atlas,NE,INST,,,250000000.50,Family Office\n2,Beacon,NE,RET,,,lots,\n3,Cedar,NE,RET,,,-5,Trust\n"
+    result = assemble_raw_clients([drop("sized.csv", text, "2026-11-01")], None, NOW)
+    dim = build_client_dim(result.raw_clients, reference).set_index("client_key")
+    assert dim.loc["csv_drop:1", "aum_usd"] == 250000000.50 and dim.loc["csv_drop:1", "business_type"] == "Family Office"
+    assert pd.isna(dim.loc["csv_drop:2", "aum_usd"]) and "invalid aum_usd 'lots'" in dim.loc["csv_drop:2", "data_issues"]
+    assert pd.isna(dim.loc["csv_drop:3", "aum_usd"]) and "invalid aum_usd '-5'" in dim.loc["csv_drop:3", "data_issues"]
+    assert dim["aum_usd"].dtype == "float64"

@@ -15,6 +15,8 @@ def snowflake_type(pandas_dtype: object) -> str:
         return "VARCHAR"
     if isinstance(pandas_dtype, pd.Int64Dtype):
         return "DECIMAL(38, 0)"
+    if str(pandas_dtype) == "float64":
+        return "DOUBLE"  # sqlglot spells Snowflake FLOAT (a double) this way
     if isinstance(pandas_dtype, pd.DatetimeTZDtype):
         return "TIMESTAMPTZ"
     if str(pandas_dtype) == "bool":

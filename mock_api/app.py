@@ -30,7 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from mock_api.generator import CLIENT_COLUMNS, generate_clients
+from mock_api.generator import CLIENT_COLUMNS, generate_advisors, generate_clients
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -145,6 +145,17 @@ class ClientRecord(BaseModel):
     advisor_email: str | None = Field(description="Covering advisor's e-mail; may be mis-cased, invalid or null.")
     status: str = Field(description='"active" or "inactive".')
     updated_at: str = Field(description='Last change, ISO-8601 UTC, e.g. "2026-03-04T12:34:56Z".')
+    aum_usd: float | None = Field(description="Assets under management in USD; null when unknown.")
+    business_type: str | None = Field(description="Kind of client (Corporation, Family Office, Trust, ...); null when unknown.")
+
+
+class AdvisorRecord(BaseModel):
+    advisor_email: str = Field(description="Lower-case e-mail, unique.")
+    advisor_name: str
+    regions: list[str] = Field(description="Canonical regions the advisor covers.")
+    segments: list[str] = Field(description="Canonical segments the advisor covers.")
+    capacity: int = Field(description="Maximum number of clients.")
+    active: bool
 
 
 class ClientsPage(BaseModel):
@@ -331,6 +342,18 @@ def create_app(settings: MockApiSettings | None = None) -> FastAPI:
             "total_pages": total_pages,
             "next_page": page + 1 if page < total_pages else None,
         }
+
+    advisors = generate_advisors(settings.clients).to_dict(orient="records")
+
+    @app.get(
+        "/advisors",
+        response_model=list[AdvisorRecord],
+        dependencies=[Depends(require_token)],
+        summary="The firm's advisors: coverage, capacity, active flag (small: not paginated)",
+        responses=unauthorized,
+    )
+    async def list_advisors() -> list[dict[str, Any]]:
+        return advisors
 
     @app.get(
         "/health",

@@ -33,6 +33,8 @@ __all__ = [
     "SEGMENT_SPELLINGS",
     "UNKNOWN_REGIONS",
     "UNKNOWN_SEGMENTS",
+    "BUSINESS_TYPES",
+    "generate_advisors",
     "generate_clients",
     "write_drop_csv",
 ]
@@ -47,6 +49,8 @@ CLIENT_COLUMNS: tuple[str, ...] = (
     "advisor_email",
     "status",
     "updated_at",
+    "aum_usd",
+    "business_type",
 )
 
 #: Column order of the CSV-drop layout that ``write_drop_csv`` produces.
@@ -206,6 +210,18 @@ _EMAIL_FORMS = _email_forms()
 
 _ACTIVE_RATE = 0.90
 
+# --- size and kind (what segmentation rules look at) --------------------------
+#: Business types and their share; a few are left blank, as CRMs do.
+BUSINESS_TYPES: tuple[str, ...] = (
+    "Corporation", "Family Office", "Individual", "Trust", "Foundation", "Pension Fund", "Endowment",
+)  # fmt: skip
+_BUSINESS_TYPE_SHARE = np.array([0.30, 0.10, 0.30, 0.12, 0.06, 0.07, 0.05])
+_MISSING_BUSINESS_TYPE_RATE = 0.03
+# Assets under management: log-normal around $20M, from ~$50k to tens of billions; some unknown.
+_AUM_MEDIAN_USD = 20_000_000
+_AUM_SIGMA = 2.0
+_MISSING_AUM_RATE = 0.05
+
 
 def _pick_spelling(
     rng: np.random.Generator,
@@ -241,8 +257,9 @@ def generate_clients(n: int = 2000, seed: int = 42) -> pd.DataFrame:
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
-    rng_name, rng_region, rng_segment, rng_parent, rng_email, rng_status, rng_time, rng_unknown = streams
+    # Child streams are indexed, so streams added later (size, kind) leave the earlier columns unchanged.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10)]
+    rng_name, rng_region, rng_segment, rng_parent, rng_email, rng_status, rng_time, rng_unknown, rng_aum, rng_kind = streams
 
     client_id = (np.arange(n, dtype=np.int64) + FIRST_CLIENT_ID).astype(str).astype(object)
 
@@ -294,6 +311,11 @@ def generate_clients(n: int = 2000, seed: int = 42) -> pd.DataFrame:
     # timezone="UTC" makes numpy append the "Z" itself: "2026-03-04T12:34:56Z".
     updated_at = np.datetime_as_string(BOOK_END - offsets, unit="s", timezone="UTC").astype(object)
 
+    aum = np.round(_AUM_MEDIAN_USD * np.exp(rng_aum.normal(0.0, _AUM_SIGMA, size=n)), 2).astype(object)
+    aum[rng_aum.random(n) < _MISSING_AUM_RATE] = None
+    business_type = np.array(BUSINESS_TYPES, dtype=object)[rng_kind.choice(len(BUSINESS_TYPES), size=n, p=_BUSINESS_TYPE_SHARE)]
+    business_type[rng_kind.random(n) < _MISSING_BUSINESS_TYPE_RATE] = None
+
     return pd.DataFrame(
         {
             "client_id": client_id,
@@ -304,8 +326,37 @@ def generate_clients(n: int = 2000, seed: int = 42) -> pd.DataFrame:
             "advisor_email": advisor_email,
             "status": status,
             "updated_at": updated_at,
+            "aum_usd": aum,
+            "business_type": business_type,
         },
         columns=list(CLIENT_COLUMNS),
+    )
+
+
+def generate_advisors(n_clients: int = 2000) -> pd.DataFrame:
+    """The firm's advisors: one row per advisor of ``ADVISOR_EMAILS``, sized to a book of ``n_clients``.
+
+    Columns: advisor_email, advisor_name, regions (list: the canonical region the advisor covers),
+    segments (list: every canonical segment), capacity (max clients), active (bool). Capacities
+    spread 0.7x-1.4x of an even share, so some advisors are over capacity with the book as the
+    CRM assigned it, and three advisors are inactive: reassignment has work to do.
+    """
+    rng = np.random.default_rng(20261126)
+    n = len(ADVISOR_EMAILS)
+    share = max(n_clients, 1) / n
+    capacity = np.maximum(1, np.round(share * rng.uniform(0.7, 1.4, size=n))).astype(int)
+    active = np.ones(n, dtype=bool)
+    active[rng.choice(n, size=3, replace=False)] = False
+    regions = list(REGION_SPELLINGS)
+    return pd.DataFrame(
+        {
+            "advisor_email": list(ADVISOR_EMAILS),
+            "advisor_name": [f"{first.title()} {last.title()}" for first, last in _ADVISORS],
+            "regions": [[regions[k // _ADVISORS_PER_REGION]] for k in range(n)],
+            "segments": [list(SEGMENT_SPELLINGS) for _ in range(n)],
+            "capacity": capacity,
+            "active": active,
+        }
     )
 
 

@@ -42,6 +42,9 @@ def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.
     region = canonicalise(latest["region"], reference.region_aliases)
     segment = canonicalise(latest["segment"], reference.segment_aliases)
     email, invalid_email = normalise_emails(latest["advisor_email"])
+    aum = pd.to_numeric(latest["aum_usd"], errors="coerce").astype("float64")
+    aum = aum.where(aum >= 0)
+    invalid_aum = latest["aum_usd"].notna() & aum.isna()
 
     # data_issues says, in words, what the engine could not use as sent (why a client is UNASSIGNED, say).
     def quoted(label: str, column: str):
@@ -55,6 +58,7 @@ def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.
             (latest["segment"].isna(), "no segment"),
             (invalid_email, "invalid advisor e-mail"),
             (latest["advisor_email"].isna(), "no advisor e-mail"),
+            (invalid_aum, quoted("invalid aum_usd", "aum_usd")),
         ],
         latest.index,
     )
@@ -69,6 +73,8 @@ def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.
             "primary_advisor_email": email,
             # status comes from the source; a drop without a status column means the client is active
             "is_active": (latest["status"] != "inactive").to_numpy(dtype=bool),
+            "aum_usd": aum,
+            "business_type": latest["business_type"],
             "source_system": latest["source_system"],
             "source_record_id": latest["source_record_id"],
             "source_modified_at": latest["source_modified_at"],

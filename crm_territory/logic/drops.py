@@ -19,8 +19,9 @@ import pyarrow.csv as pa_csv
 
 # The seed's clients.csv layout.
 DROP_COLUMNS = ["client_id", "client_name", "region", "segment", "parent_org", "advisor_email"]
-# Columns a drop may add; anything else is ignored with a warning.
-OPTIONAL_DROP_COLUMNS = ["status"]
+# Columns a drop may add (status; size and kind, which segmentation rules can use); anything else is
+# ignored with a warning.
+OPTIONAL_DROP_COLUMNS = ["status", "aum_usd", "business_type"]
 SOURCE_COLUMNS = DROP_COLUMNS + OPTIONAL_DROP_COLUMNS
 
 _SNIFF_BYTES = 64 * 1024

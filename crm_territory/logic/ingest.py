@@ -91,6 +91,8 @@ def _split(
             "parent_org": good_rows["parent_org"],
             "advisor_email": good_rows["advisor_email"],
             "status": good_rows["status"].str.lower(),
+            "aum_usd": good_rows["aum_usd"],
+            "business_type": good_rows["business_type"],
             "source_system": _const(source_system, len(good_rows)),
             "source_record_id": good_rows["client_id"],
             "source_file": good_rows["source_file"],

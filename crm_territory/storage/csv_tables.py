@@ -28,6 +28,8 @@ def _arrow_type(pandas_dtype: object) -> pa.DataType:
         return pa.string()
     if isinstance(pandas_dtype, pd.Int64Dtype):
         return pa.int64()
+    if str(pandas_dtype) == "float64":
+        return pa.float64()
     if isinstance(pandas_dtype, pd.DatetimeTZDtype):
         return pa.timestamp("ns", tz="UTC")
     if pandas_dtype == bool or str(pandas_dtype) == "bool":

@@ -6,7 +6,7 @@
 -- source of truth; crm_territory_tests/test_warehouse_ddl.py fails if a column, type or
 -- nullability here drifts from them. Keys are documented, not declared: Snowflake does not enforce
 -- them, the blocking asset checks do.
--- Types: text VARCHAR, integers NUMBER(38,0), flags BOOLEAN, instants TIMESTAMP_TZ (UTC).
+-- Types: text VARCHAR, integers NUMBER(38,0), amounts FLOAT, flags BOOLEAN, instants TIMESTAMP_TZ (UTC).
 
 -- The CRM API's client book as last pulled. Grain: one row per CRM client_id.
 CREATE TABLE IF NOT EXISTS RAW.CRM_API_CLIENTS (
@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS RAW.CRM_API_CLIENTS (
     PARENT_ORG VARCHAR,
     ADVISOR_EMAIL VARCHAR,
     STATUS VARCHAR,
+    AUM_USD VARCHAR,
+    BUSINESS_TYPE VARCHAR,
     UPDATED_AT VARCHAR,
     SOURCE_PAGE NUMBER(38, 0) NOT NULL,
     PULLED_AT TIMESTAMP_TZ NOT NULL
@@ -31,6 +33,8 @@ CREATE TABLE IF NOT EXISTS RAW.CLIENTS (
     PARENT_ORG VARCHAR,
     ADVISOR_EMAIL VARCHAR,
     STATUS VARCHAR,
+    AUM_USD VARCHAR,
+    BUSINESS_TYPE VARCHAR,
     SOURCE_SYSTEM VARCHAR NOT NULL,
     SOURCE_RECORD_ID VARCHAR NOT NULL,
     SOURCE_FILE VARCHAR,
@@ -75,6 +79,8 @@ CREATE TABLE IF NOT EXISTS CORE.CLIENT_DIM (
     PARENT_ORG VARCHAR,
     PRIMARY_ADVISOR_EMAIL VARCHAR,
     IS_ACTIVE BOOLEAN NOT NULL,
+    AUM_USD FLOAT,
+    BUSINESS_TYPE VARCHAR,
     SOURCE_SYSTEM VARCHAR NOT NULL,
     SOURCE_RECORD_ID VARCHAR NOT NULL,
     SOURCE_MODIFIED_AT TIMESTAMP_TZ NOT NULL,
