@@ -11,8 +11,8 @@ from crm_territory.defs.automation import (
     materialize_all_job,
 )
 from crm_territory.defs.checks import integrity_checks, schema_checks
-from crm_territory.defs.core import assignments_fact, client_dim, territory_dim
-from crm_territory.defs.ingest import crm_api_clients, raw_clients
+from crm_territory.defs.core import advisor_dim, assignments_fact, client_dim, territory_dim
+from crm_territory.defs.ingest import crm_api_advisors, crm_api_clients, raw_clients
 from crm_territory.resources.crm_api import CrmApiResource
 from crm_territory.resources.landing import LocalLandingZone
 from crm_territory.resources.reference import ReferenceFiles
@@ -20,7 +20,7 @@ from crm_territory.resources.storage import storage_resources
 from crm_territory.settings import Settings
 
 
-ALL_ASSETS = [crm_api_clients, raw_clients, client_dim, territory_dim, assignments_fact]
+ALL_ASSETS = [crm_api_clients, crm_api_advisors, raw_clients, client_dim, territory_dim, advisor_dim, assignments_fact]
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

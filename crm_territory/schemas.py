@@ -50,6 +50,28 @@ class CrmApiClients(_StrictModel):
     pulled_at: Series[UtcTimestamp]
 
 
+class CrmApiAdvisors(_StrictModel):
+    """The CRM API's advisor roster as last pulled. Grain: one row per advisor record sent."""
+
+    advisor_email: Series[str] = pa.Field(nullable=True)
+    advisor_name: Series[str] = pa.Field(nullable=True)
+    regions: Series[str] = pa.Field(nullable=True)  # ';'-joined, as the CRM spells them
+    segments: Series[str] = pa.Field(nullable=True)
+    capacity: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    active: Series[bool]
+    pulled_at: Series[UtcTimestamp]
+
+
+class AdvisorDim(_StrictModel):
+    """Advisor dimension. Grain: one row per advisor e-mail."""
+
+    advisor_email: Series[str] = pa.Field(unique=True, str_matches=EMAIL_PATTERN)
+    advisor_name: Series[str] = pa.Field(nullable=True)
+    territories: Series[str] = pa.Field(nullable=True)  # ';'-joined territory ids served
+    capacity: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    active: Series[bool]
+
+
 class RawClients(_StrictModel):
     """Every usable source row: one row per (source batch, source row); several versions of a client may exist."""
 
@@ -167,11 +189,13 @@ TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in [
         TableSpec("crm_api_clients", "raw", CrmApiClients, "RAW", "CRM_API_CLIENTS"),
+        TableSpec("crm_api_advisors", "raw", CrmApiAdvisors, "RAW", "CRM_API_ADVISORS"),
         TableSpec("raw_clients", "raw", RawClients, "RAW", "CLIENTS"),  # the seed's RAW.CLIENTS
         TableSpec("ingest_manifest", "raw", IngestManifest, "RAW", "INGEST_MANIFEST"),
         TableSpec("quarantined_clients", "quarantine", QuarantinedClients, "RAW", "QUARANTINED_CLIENTS"),
         TableSpec("client_dim", "core", ClientDim, "CORE", "CLIENT_DIM"),
         TableSpec("territory_dim", "core", TerritoryDim, "CORE", "TERRITORY_DIM"),
+        TableSpec("advisor_dim", "core", AdvisorDim, "CORE", "ADVISOR_DIM"),
         TableSpec("assignments_fact", "core", AssignmentsFact, "CORE", "ASSIGNMENTS_FACT"),
     ]
 }

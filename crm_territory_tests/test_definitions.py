@@ -26,9 +26,11 @@ EXPECTED_ASSETS = {
     "client_dim",
     "territory_dim",
     "assignments_fact",
+    "crm_api_advisors",
+    "advisor_dim",
 }
-RAW_ASSETS = {"crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manifest"}
-CORE_ASSETS = {"client_dim", "territory_dim", "assignments_fact"}
+RAW_ASSETS = {"crm_api_clients", "crm_api_advisors", "raw_clients", "quarantined_clients", "ingest_manifest"}
+CORE_ASSETS = {"client_dim", "territory_dim", "advisor_dim", "assignments_fact"}
 # (upstream, downstream)
 EXPECTED_EDGES = {
     ("crm_api_clients", "raw_clients"),
@@ -36,6 +38,8 @@ EXPECTED_EDGES = {
     ("client_dim", "territory_dim"),
     ("territory_dim", "assignments_fact"),
     ("client_dim", "assignments_fact"),
+    ("crm_api_advisors", "advisor_dim"),
+    ("territory_dim", "advisor_dim"),
 }
 EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "crm_api"}
 EXPECTED_JOBS = {"materialize_all_job", "drop_ingest_job", "crm_api_pull_job"}
@@ -96,6 +100,7 @@ def test_lineage_edges(loaded_defs: dg.Definitions) -> None:
     assert parents["territory_dim"] == {"client_dim"}
     assert parents["assignments_fact"] == {"client_dim", "territory_dim"}
     assert parents["crm_api_clients"] == set()
+    assert parents["advisor_dim"] == {"crm_api_advisors", "territory_dim"}
 
 
 def test_every_asset_has_group_owners_kinds_and_a_grain(loaded_defs: dg.Definitions) -> None:

@@ -196,7 +196,8 @@ def test_an_api_page_that_keeps_failing_fails_the_run_and_loads_nothing(env, mon
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "crm_api_clients"
     assert "page 1 still failed" in error_text(failure)
-    assert materialized(result) == set()
+    # nothing from the failed client pull, nothing downstream of it (the advisor roster is another request)
+    assert materialized(result) <= {"crm_api_advisors"}
     pd.testing.assert_frame_equal(store.read("crm_api_clients"), snapshot_before)
 
 

@@ -20,7 +20,7 @@ drop_ingest_job = dg.define_asset_job(
 )
 crm_api_pull_job = dg.define_asset_job(
     name="crm_api_pull_job",
-    selection=dg.AssetSelection.assets("crm_api_clients").downstream().required_multi_asset_neighbors(),
+    selection=dg.AssetSelection.assets("crm_api_clients", "crm_api_advisors").downstream().required_multi_asset_neighbors(),
     description="Pull the CRM API incrementally and rebuild everything below it, with its checks.",
 )
 materialize_all_job = dg.define_asset_job(

@@ -6,6 +6,7 @@ import pandas as pd
 
 from crm_territory.defs.ingest import OWNERS
 from crm_territory.defs.metadata import markdown_table, table_metadata
+from crm_territory.logic.advisors import build_advisor_dim
 from crm_territory.logic.assignments import build_assignments_fact, client_counts, current_primary_territories
 from crm_territory.logic.clients import build_client_dim
 from crm_territory.logic.territories import issue_territories, territory_of
@@ -125,6 +126,34 @@ def territory_dim(
             dim,
             newly_issued=issued,
             clients_per_territory=dg.MetadataValue.md(markdown_table(counts, limit=200)),
+        ),
+    )
+
+
+@dg.asset(group_name="core", kinds={"pandas"}, owners=OWNERS, metadata={"layer": "core"}, deps=["crm_api_advisors"])
+def advisor_dim(
+    context: dg.AssetExecutionContext, territory_dim: pd.DataFrame, reference_files: ReferenceFiles, table_store: TableStore
+) -> dg.Output[pd.DataFrame]:
+    """Advisor dimension. Grain: one row per advisor e-mail: territories served (ids), capacity, active.
+
+    Built from the last CRM API roster (``crm_api_advisors``), its regions and segments translated
+    to territory ids through territory_dim. Without a roster yet (no API pull), the table is empty
+    and assignments keep the advisors the sources name.
+    """
+    roster = table_store.read_previous("crm_api_advisors")
+    if roster is None:
+        context.log.warning("No advisor roster yet: materialize crm_api_advisors (the CRM API pull) to balance advisor capacity")
+    dim = build_advisor_dim(roster, territory_dim, reference_files.load())
+    dropped = 0 if roster is None else len(roster) - len(dim)
+    if dropped:
+        context.log.warning(f"{dropped} roster record(s) without a valid e-mail or duplicated were left out")
+    return dg.Output(
+        dim,
+        metadata=table_metadata(
+            dim,
+            active_advisors=int(dim["active"].sum()),
+            total_capacity=int(dim.loc[dim["active"], "capacity"].sum()),
+            roster_records_left_out=dropped,
         ),
     )
 

@@ -5,6 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from crm_territory.defs.metadata import markdown_table, table_metadata
+from crm_territory.logic.advisors import advisors_to_frame
 from crm_territory.logic.api_snapshot import merge_snapshot, newest_update, records_to_frame
 from crm_territory.logic.drops import read_drop
 from crm_territory.logic.ingest import assemble_raw_clients
@@ -52,6 +53,18 @@ def crm_api_clients(
             updated_since=str(since) if since is not None else "full pull",
         ),
     )
+
+
+@dg.asset(group_name="raw", kinds={"api", "pandas"}, owners=OWNERS, metadata={"layer": "raw"})
+def crm_api_advisors(context: dg.AssetExecutionContext, crm_api: CrmApiResource) -> dg.Output[pd.DataFrame]:
+    """The CRM API's advisor roster as last pulled. Grain: one row per advisor record sent by ``/advisors``.
+
+    Small and replaced whole on every pull; a failing request fails the run and keeps the previous roster.
+    """
+    records = crm_api.fetch_advisors(log=context.log.info)
+    roster = advisors_to_frame(records, pd.Timestamp.now(tz="UTC"))
+    context.log.info(f"CRM API: {len(roster)} advisors ({int(roster['active'].sum())} active)")
+    return dg.Output(roster, metadata=table_metadata(roster.drop(columns=["pulled_at"])))
 
 
 @dg.multi_asset(

@@ -29,15 +29,16 @@ class CrmApiResource(dg.ConfigurableResource):
     max_retries: int = 4
     backoff_seconds: float = 0.5
 
-    def _get_page(self, client: httpx.Client, page: int, params: dict, log: Callable[[str], None]) -> dict:
+    def _get_json(self, client: httpx.Client, path: str, params: dict, what: str, log: Callable[[str], None]):
+        """GET with retries on 429/5xx, timeouts and connection errors; the parsed JSON, or CrmApiError."""
         last_problem = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
                 delay = self.backoff_seconds * 2 ** (attempt - 1)
-                log(f"CRM API page {page}: {last_problem}; retry {attempt}/{self.max_retries} in {delay:.1f}s")
+                log(f"CRM API {what}: {last_problem}; retry {attempt}/{self.max_retries} in {delay:.1f}s")
                 time.sleep(delay)
             try:
-                response = client.get("/clients", params={**params, "page": page})
+                response = client.get(path, params=params)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
                 continue
@@ -46,26 +47,36 @@ class CrmApiResource(dg.ConfigurableResource):
                 continue
             if response.status_code == 401:
                 raise CrmApiError(
-                    f"CRM API at {self.base_url} refused the token (HTTP 401) on page {page}. "
+                    f"CRM API at {self.base_url} refused the token (HTTP 401) on {what}. "
                     "Check CRM_API_TOKEN in the environment of the run."
                 )
             if response.status_code >= 400:
                 raise CrmApiError(
-                    f"CRM API at {self.base_url} answered HTTP {response.status_code} on page {page}: "
-                    f"{response.text[:200]}"
+                    f"CRM API at {self.base_url} answered HTTP {response.status_code} on {what}: {response.text[:200]}"
                 )
             try:
-                body = response.json()
-                records = body["data"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CrmApiError(f"CRM API page {page}: the answer is not the expected JSON ({exc})") from exc
-            if not isinstance(records, list):
-                raise CrmApiError(f"CRM API page {page}: 'data' is not a list")
-            return body
+                return response.json()
+            except ValueError as exc:
+                raise CrmApiError(f"CRM API {what}: the answer is not JSON ({exc})") from exc
         raise CrmApiError(
-            f"CRM API at {self.base_url}: page {page} still failed after {self.max_retries} retries "
+            f"CRM API at {self.base_url}: {what} still failed after {self.max_retries} retries "
             f"(last: {last_problem}). Nothing was loaded. Check that the API is up (CRM_API_URL) and re-run."
         )
+
+    def _get_page(self, client: httpx.Client, page: int, params: dict, log: Callable[[str], None]) -> dict:
+        body = self._get_json(client, "/clients", {**params, "page": page}, f"page {page}", log)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise CrmApiError(f"CRM API page {page}: the answer is not the expected JSON (an object with a 'data' list)")
+        return body
+
+    def fetch_advisors(self, log: Callable[[str], None] = lambda _: None) -> list[dict]:
+        """The advisor roster from ``/advisors`` (small, one request), or CrmApiError."""
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout_seconds) as client:
+            body = self._get_json(client, "/advisors", {}, "/advisors", log)
+        if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
+            raise CrmApiError("CRM API /advisors: the answer is not a list of advisor objects")
+        return body
 
     def fetch_clients(
         self, updated_since: pd.Timestamp | None = None, log: Callable[[str], None] = lambda _: None
