@@ -164,6 +164,23 @@ def run(settings: Settings) -> int:
     return 0 if result.success and not blocking_failed else 1
 
 
+def activate_rules(version: str) -> int:
+    """The activation step, outside Dagster (the same as running activate_rules_job)."""
+    from crm_territory.logic.reference import load_reference_data
+    from crm_territory.logic.rules import RulesError
+    from crm_territory.resources.rules import RulesFiles
+
+    settings = Settings.from_env()
+    files = RulesFiles(data_dir=str(settings.data_dir))
+    try:
+        previous, archive = files.activate(version, load_reference_data(settings.reference_dir))
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"rules {version} are now active (was {previous}; archived at {archive}). Run `make run` to apply them.")
+    return 0
+
+
 def apply_warehouse_ddl(ddl_path: Path | None = None) -> int:
     from crm_territory.resources.snowflake_storage import connect_from_environment
     from crm_territory.settings import SettingsError
@@ -189,12 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = sub.add_parser("run", help="materialize every asset and check, print a summary")
     run_parser.add_argument("--start-mock-api", action="store_true", help="start the mock CRM API for this run, then stop it")
     run_parser.add_argument("--mock-api-clients", type=int, default=None, help="book size of the started mock API")
+    activate_parser = sub.add_parser("activate-rules", help="make the previewed candidate rules the active rules")
+    activate_parser.add_argument("--version", required=True, help="the candidate version shown by assignments_preview")
     ddl_parser = sub.add_parser("apply-ddl", help="create the RAW and CORE tables in Snowflake (infra/snowflake/tables.sql); idempotent")
     ddl_parser.add_argument("--ddl", type=Path, default=None, help="the DDL file (default: infra/snowflake/tables.sql of this checkout)")
     args = parser.parse_args(argv)
 
     if args.command == "apply-ddl":
         return apply_warehouse_ddl(args.ddl)
+    if args.command == "activate-rules":
+        return activate_rules(args.version)
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(REPO_ROOT / ".dagster_home")

@@ -13,14 +13,29 @@ from crm_territory.defs.automation import (
 from crm_territory.defs.checks import integrity_checks, schema_checks
 from crm_territory.defs.core import advisor_dim, assignments_fact, client_dim, territory_dim
 from crm_territory.defs.ingest import crm_api_advisors, crm_api_clients, raw_clients
+from crm_territory.defs.history import assignments_fact_history, client_dim_history
+from crm_territory.defs.rules import activate_rules_job, assignments_preview, territory_rules
 from crm_territory.resources.crm_api import CrmApiResource
 from crm_territory.resources.landing import LocalLandingZone
 from crm_territory.resources.reference import ReferenceFiles
+from crm_territory.resources.rules import RulesFiles
 from crm_territory.resources.storage import storage_resources
 from crm_territory.settings import Settings
 
 
-ALL_ASSETS = [crm_api_clients, crm_api_advisors, raw_clients, client_dim, territory_dim, advisor_dim, assignments_fact]
+ALL_ASSETS = [
+    crm_api_clients,
+    crm_api_advisors,
+    raw_clients,
+    client_dim,
+    territory_rules,
+    territory_dim,
+    advisor_dim,
+    assignments_fact,
+    client_dim_history,
+    assignments_fact_history,
+    assignments_preview,
+]
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -30,6 +45,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         **storage_resources(settings),
         "landing": LocalLandingZone(data_dir=data_dir),
         "reference_files": ReferenceFiles(data_dir=data_dir),
+        "rules_files": RulesFiles(data_dir=data_dir),
         "crm_api": CrmApiResource(base_url=settings.api_url, token=dg.EnvVar("CRM_API_TOKEN")),
     }
 
@@ -38,7 +54,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=[*schema_checks, *integrity_checks],
-        jobs=[materialize_all_job, drop_ingest_job, crm_api_pull_job],
+        jobs=[materialize_all_job, drop_ingest_job, crm_api_pull_job, activate_rules_job],
         sensors=[crm_drop_sensor],
         schedules=[daily_crm_api_pull],
         resources=build_resources(settings),

@@ -23,6 +23,11 @@ EMAIL_PATTERN = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
 SOURCE_SYSTEMS = ["crm_api", "csv_drop"]
+# why a PRIMARY row has its advisor: capacity assignment's reasons, and the cases it does not handle
+ADVISOR_REASONS = [
+    "kept", "pinned", "assigned_new", "reassigned_inactive", "reassigned_not_serving", "reassigned_over_capacity",
+    "reassigned_unknown_advisor", "no_advisor_for_territory", "inactive_client", "unassigned_territory", "no_roster",
+]  # fmt: skip
 ASSIGNMENT_TYPES = ["PRIMARY", "SECONDARY"]
 UNASSIGNED_TERRITORY_ID = "UNASSIGNED"
 
@@ -142,18 +147,32 @@ class ClientDim(_StrictModel):
 class TerritoryDim(_StrictModel):
     """One row per territory ever issued (territory_id); ids are never renamed or reused."""
 
-    territory_id: Series[str] = pa.Field(unique=True, str_matches=r"^([A-Z0-9]{1,3}_[A-Z0-9]{1,3}(_\d+)?|UNASSIGNED)$")
+    # geographic ids (NOR_INS, NOR_INS_2), UNASSIGNED, or an overlay's code (FOUNDATIONS)
+    territory_id: Series[str] = pa.Field(unique=True, str_matches=r"^([A-Z0-9]{1,3}_[A-Z0-9]{1,3}(_\d+)?|UNASSIGNED|[A-Z0-9_]+)$")
     region: Series[str] = pa.Field(nullable=True)
     segment: Series[str] = pa.Field(nullable=True)
+    overlay: Series[str] = pa.Field(nullable=True)  # specialist (overlay) territories: the code; else empty
     owner_role: Series[str] = pa.Field(str_length={"min_value": 1})
     issued_at: Series[UtcTimestamp]
 
-    @pa.dataframe_check(error="region and segment are empty only for the UNASSIGNED territory, and unique")
+    @pa.dataframe_check(error="a territory is a unique (region, segment), an overlay, or UNASSIGNED: exactly one of them")
     def region_segment_identify_territory(cls, df: pd.DataFrame) -> pd.Series:
         unassigned = df["territory_id"] == UNASSIGNED_TERRITORY_ID
         both_set = df["region"].notna() & df["segment"].notna()
+        overlay = df["overlay"].notna() & df["region"].isna() & df["segment"].isna()
         duplicated = df.duplicated(["region", "segment"], keep=False) & both_set
-        return (unassigned ^ both_set) & ~duplicated
+        return (unassigned.astype(int) + both_set.astype(int) + overlay.astype(int) == 1) & ~duplicated
+
+
+class TerritoryRules(_StrictModel):
+    """The rules in force. Grain: one row per rule of the rules file (tier, territory rule, override, ...)."""
+
+    kind: Series[str] = pa.Field(isin=["segmentation tier", "territory rule", "override", "exclusion", "secondary", "overlay"])
+    rule_id: Series[str] = pa.Field(unique=True)
+    priority: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    criteria: Series[str] = pa.Field(nullable=True)  # the `when` as JSON
+    target: Series[str] = pa.Field(nullable=True)
+    rules_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
 
 
 class AssignmentsFact(_StrictModel):
@@ -164,10 +183,69 @@ class AssignmentsFact(_StrictModel):
     primary_advisor_email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL_PATTERN)
     assignment_type: Series[str] = pa.Field(isin=ASSIGNMENT_TYPES)
     is_current: Series[bool]
+    assigned_by: Series[str] = pa.Field(str_length={"min_value": 1})  # rule id, override:<client_key>, parent_org, overlay id, fallback
+    segment_rule: Series[str] = pa.Field(nullable=True)  # the tier that derived the segment (empty: the source's segment)
+    advisor_reason: Series[str] = pa.Field(nullable=True, isin=ADVISOR_REASONS)  # why this advisor (PRIMARY rows)
+    rules_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")  # content hash of the rules file
 
     @pa.dataframe_check(error="(client_key, territory_id, assignment_type) is the grain and must be unique")
     def grain_is_unique(cls, df: pd.DataFrame) -> pd.Series:
         return ~df.duplicated(["client_key", "territory_id", "assignment_type"], keep=False)
+
+
+class ClientDimHistory(_StrictModel):
+    """Every version of every client. Grain: one row per (client_key, valid_from)."""
+
+    client_key: Series[str]
+    client_name: Series[str]
+    region: Series[str] = pa.Field(nullable=True)
+    segment: Series[str] = pa.Field(nullable=True)
+    parent_org: Series[str] = pa.Field(nullable=True)
+    primary_advisor_email: Series[str] = pa.Field(nullable=True)
+    is_active: Series[bool]
+    aum_usd: Series[float] = pa.Field(nullable=True)
+    business_type: Series[str] = pa.Field(nullable=True)
+    source_system: Series[str]
+    source_record_id: Series[str]
+    source_modified_at: Series[UtcTimestamp]
+    data_issues: Series[str] = pa.Field(nullable=True)
+    # SCD Type 2 bookkeeping (crm_territory.logic.history)
+    valid_from: Series[UtcTimestamp]
+    valid_to: Series[UtcTimestamp] = pa.Field(nullable=True)  # empty while the version is open
+    is_current: Series[bool]
+    change_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+
+
+class AssignmentsFactHistory(_StrictModel):
+    """Every version of every assignment. Grain: one row per (client_key, territory_id, assignment_type, valid_from)."""
+
+    client_key: Series[str]
+    territory_id: Series[str]
+    primary_advisor_email: Series[str] = pa.Field(nullable=True)
+    assignment_type: Series[str] = pa.Field(isin=ASSIGNMENT_TYPES)
+    assignment_is_current: Series[bool]  # the fact's is_current (client active); is_current here is the version's
+    assigned_by: Series[str]
+    segment_rule: Series[str] = pa.Field(nullable=True)
+    advisor_reason: Series[str] = pa.Field(nullable=True)
+    rules_version: Series[str]
+    # SCD Type 2 bookkeeping (crm_territory.logic.history)
+    valid_from: Series[UtcTimestamp]
+    valid_to: Series[UtcTimestamp] = pa.Field(nullable=True)  # empty while the version is open
+    is_current: Series[bool]
+    change_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+
+
+class AssignmentsPreview(_StrictModel):
+    """What activating the candidate rules would change. Grain: one row per client whose territory or advisor would change."""
+
+    client_key: Series[str] = pa.Field(unique=True)
+    territory_before: Series[str] = pa.Field(nullable=True)
+    territory_after: Series[str]
+    advisor_before: Series[str] = pa.Field(nullable=True)
+    advisor_after: Series[str] = pa.Field(nullable=True)
+    assigned_by_after: Series[str]
+    change: Series[str] = pa.Field(isin=["territory", "advisor", "territory and advisor"])
+    candidate_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -193,10 +271,14 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("raw_clients", "raw", RawClients, "RAW", "CLIENTS"),  # the seed's RAW.CLIENTS
         TableSpec("ingest_manifest", "raw", IngestManifest, "RAW", "INGEST_MANIFEST"),
         TableSpec("quarantined_clients", "quarantine", QuarantinedClients, "RAW", "QUARANTINED_CLIENTS"),
+        TableSpec("territory_rules", "core", TerritoryRules, "CORE", "TERRITORY_RULES"),
         TableSpec("client_dim", "core", ClientDim, "CORE", "CLIENT_DIM"),
         TableSpec("territory_dim", "core", TerritoryDim, "CORE", "TERRITORY_DIM"),
         TableSpec("advisor_dim", "core", AdvisorDim, "CORE", "ADVISOR_DIM"),
         TableSpec("assignments_fact", "core", AssignmentsFact, "CORE", "ASSIGNMENTS_FACT"),
+        TableSpec("client_dim_history", "core", ClientDimHistory, "CORE", "CLIENT_DIM_HISTORY"),
+        TableSpec("assignments_fact_history", "core", AssignmentsFactHistory, "CORE", "ASSIGNMENTS_FACT_HISTORY"),
+        TableSpec("assignments_preview", "core", AssignmentsPreview, "CORE", "ASSIGNMENTS_PREVIEW"),
     ]
 }
 

@@ -221,6 +221,7 @@ def _prepare(n: int) -> tuple[Path, Path]:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     shutil.copytree(REPO_ROOT / "data" / "reference", data_dir / "reference")
+    shutil.copytree(REPO_ROOT / "data" / "rules", data_dir / "rules")
     drop = data_dir / "landing" / "clients.csv"
     write_drop_csv(drop, n, seed=SEED)
     return data_dir, drop
@@ -229,7 +230,7 @@ def _prepare(n: int) -> tuple[Path, Path]:
 def _reset_outputs(data_dir: Path) -> None:
     """Every repeat starts from the same state: only reference/ and landing/ exist."""
     for child in data_dir.iterdir():
-        if child.name not in ("reference", "landing"):
+        if child.name not in ("reference", "landing", "rules"):
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 

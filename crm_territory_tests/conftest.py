@@ -26,12 +26,21 @@ def data_dir(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     shutil.copytree(REPO_ROOT / "data" / "landing", root / "landing")
     shutil.copytree(REPO_ROOT / "data" / "reference", root / "reference")
+    shutil.copytree(REPO_ROOT / "data" / "rules", root / "rules")
     return root
 
 
 @pytest.fixture(scope="session")
 def reference():
     return load_reference_data(REPO_ROOT / "data" / "reference")
+
+
+@pytest.fixture(scope="session")
+def seed_rules():
+    """The committed rules file: the seed's rule, nothing else."""
+    from crm_territory.logic.rules import load_rules
+
+    return load_rules(REPO_ROOT / "data" / "rules" / "territory_rules.yaml")
 
 
 def utc(text: str) -> pd.Timestamp:

@@ -28,9 +28,14 @@ EXPECTED_ASSETS = {
     "assignments_fact",
     "crm_api_advisors",
     "advisor_dim",
+    "territory_rules",
+    "client_dim_history",
+    "assignments_fact_history",
+    "assignments_preview",
 }
 RAW_ASSETS = {"crm_api_clients", "crm_api_advisors", "raw_clients", "quarantined_clients", "ingest_manifest"}
-CORE_ASSETS = {"client_dim", "territory_dim", "advisor_dim", "assignments_fact"}
+CORE_ASSETS = {"client_dim", "territory_rules", "territory_dim", "advisor_dim", "assignments_fact", "client_dim_history", "assignments_fact_history"}
+PREVIEW_ASSETS = {"assignments_preview"}
 # (upstream, downstream)
 EXPECTED_EDGES = {
     ("crm_api_clients", "raw_clients"),
@@ -40,9 +45,15 @@ EXPECTED_EDGES = {
     ("client_dim", "assignments_fact"),
     ("crm_api_advisors", "advisor_dim"),
     ("territory_dim", "advisor_dim"),
+    ("territory_rules", "territory_dim"),
+    ("territory_rules", "assignments_fact"),
+    ("advisor_dim", "assignments_fact"),
+    ("client_dim", "client_dim_history"),
+    ("assignments_fact", "assignments_fact_history"),
+    ("assignments_fact", "assignments_preview"),
 }
-EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "crm_api"}
-EXPECTED_JOBS = {"materialize_all_job", "drop_ingest_job", "crm_api_pull_job"}
+EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "rules_files", "crm_api"}
+EXPECTED_JOBS = {"materialize_all_job", "drop_ingest_job", "crm_api_pull_job", "activate_rules_job"}
 ENV_VARS = ("CRM_DATA_DIR", "CRM_STORAGE", "CRM_API_URL", "CRM_API_TOKEN")
 
 
@@ -50,7 +61,7 @@ ENV_VARS = ("CRM_DATA_DIR", "CRM_STORAGE", "CRM_API_URL", "CRM_API_TOKEN")
 def data_dir(tmp_path: Path) -> Path:
     """A tmp data folder holding copies of the committed inputs (landing/ and reference/)."""
     target = tmp_path / "data"
-    for sub in ("landing", "reference"):
+    for sub in ("landing", "reference", "rules"):
         shutil.copytree(REPO_ROOT / "data" / sub, target / sub)
     return target
 
@@ -97,8 +108,9 @@ def test_lineage_edges(loaded_defs: dg.Definitions) -> None:
         parents[downstream].add(upstream)
     # The star schema reads only what the lineage says, and the API snapshot is a source.
     assert parents["client_dim"] == {"raw_clients"}
-    assert parents["territory_dim"] == {"client_dim"}
-    assert parents["assignments_fact"] == {"client_dim", "territory_dim"}
+    assert parents["territory_dim"] == {"client_dim", "territory_rules"}
+    assert parents["assignments_fact"] == {"client_dim", "territory_dim", "advisor_dim", "territory_rules"}
+    assert parents["territory_rules"] == set()  # read from the rules file
     assert parents["crm_api_clients"] == set()
     assert parents["advisor_dim"] == {"crm_api_advisors", "territory_dim"}
 
@@ -106,7 +118,7 @@ def test_lineage_edges(loaded_defs: dg.Definitions) -> None:
 def test_every_asset_has_group_owners_kinds_and_a_grain(loaded_defs: dg.Definitions) -> None:
     problems = []
     for name, spec in sorted(_specs_by_name(loaded_defs).items()):
-        expected_group = "raw" if name in RAW_ASSETS else "core"
+        expected_group = "raw" if name in RAW_ASSETS else "preview" if name in PREVIEW_ASSETS else "core"
         if spec.group_name != expected_group:
             problems.append(f"{name}: group {spec.group_name!r}, expected {expected_group!r}")
         if not spec.owners:
@@ -117,7 +129,7 @@ def test_every_asset_has_group_owners_kinds_and_a_grain(loaded_defs: dg.Definiti
         if "Grain" not in description and "grain" not in description:
             problems.append(f"{name}: description does not state the grain: {spec.description!r}")
     assert not problems, "\n".join(problems)
-    assert RAW_ASSETS | CORE_ASSETS == EXPECTED_ASSETS
+    assert RAW_ASSETS | CORE_ASSETS | PREVIEW_ASSETS == EXPECTED_ASSETS
 
 
 def test_every_asset_has_a_blocking_schema_check(loaded_defs: dg.Definitions) -> None:

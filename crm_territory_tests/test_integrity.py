@@ -10,7 +10,6 @@ import pytest
 
 from crm_territory.definitions import ALL_ASSETS, build_definitions, build_resources
 from crm_territory.defs.checks import integrity_checks, schema_checks
-from crm_territory.logic.assignments import build_assignments_fact
 from crm_territory.logic.clients import build_client_dim
 from crm_territory.logic.drops import read_drop
 from crm_territory.logic.ingest import API_BATCH, LandingFile, assemble_raw_clients
@@ -20,7 +19,7 @@ from crm_territory.logic.integrity import (
     orphan_fact_rows,
     unbalanced_batches,
 )
-from crm_territory.logic.territories import issue_territories
+from crm_territory.logic.star import build_star
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory_tests.conftest import QUIET, SEED_SAMPLE, error_text, materialized, utc
@@ -254,20 +253,20 @@ def test_each_client_dim_mismatch_alone_next_to_the_clean_dimension(dim_keys, ex
 
 
 @pytest.fixture
-def sample_tables(reference):
+def sample_tables(reference, seed_rules):
     """The seed sample (plus an inactive client and a quarantined row) through the real logic functions."""
     drop = SEED_SAMPLE.replace("advisor_email\n", "advisor_email,status\n").replace("example.com\n", "example.com,active\n")
     drop += "4,Delta Trust,Midwest,Retail,,,inactive\n,Nameless Row,Midwest,Retail,,,active\n"
     ingest = assemble_raw_clients([(LandingFile("clients.csv", len(drop), utc("2026-01-01")), read_drop("clients.csv", drop.encode()))], None, utc("2026-01-02"))
     clients = build_client_dim(ingest.raw_clients, reference)
-    territories = issue_territories(clients[["region", "segment"]], None, reference.owner_roles, utc("2026-01-02"))
+    star = build_star(clients, seed_rules, reference, issued_at=utc("2026-01-02"))
     return {
         "raw_clients": ingest.raw_clients,
         "quarantined_clients": ingest.quarantined,
         "ingest_manifest": ingest.manifest,
         "client_dim": clients,
-        "territory_dim": territories,
-        "assignments_fact": build_assignments_fact(clients, territories),
+        "territory_dim": star.territory_dim,
+        "assignments_fact": star.assignments.fact,
     }
 
 
@@ -364,9 +363,13 @@ def test_a_failing_blocking_integrity_check_fails_its_step_and_stops_what_is_dow
     store.write("client_dim", pd.concat([clients, invented], ignore_index=True))
     territories_before = store.read("territory_dim")
     conserves = dg.AssetCheckKey(dg.AssetKey("client_dim"), "client_dim_conserves_clients")
-    result = run(dg.AssetSelection.checks(conserves) | dg.AssetSelection.assets("territory_dim", "assignments_fact").without_checks())
+    capacity_check = dg.AssetCheckKey(dg.AssetKey("assignments_fact"), "assignments_fact_advisor_capacity")  # runs inside the asset's step
+    result = run(
+        dg.AssetSelection.checks(conserves, capacity_check)
+        | dg.AssetSelection.assets("territory_dim", "assignments_fact").without_checks()
+    )
     assert not result.success
-    (evaluation,) = result.get_asset_check_evaluations()
+    (evaluation,) = result.get_asset_check_evaluations()  # the capacity check never ran: its asset was blocked
     assert evaluation.check_name == "client_dim_conserves_clients"
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert "csv_drop:999" in evaluation.metadata["sample"].value

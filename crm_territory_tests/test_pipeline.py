@@ -55,7 +55,8 @@ def test_materialize_every_asset_and_check(env):
 
     evaluations = result.get_asset_check_evaluations()
     expected_checks = {key.name for key in build_definitions(env).get_repository_def().asset_graph.asset_check_keys}
-    assert len(expected_checks) == len(schema_checks) + len(integrity_checks) + 1  # + client_dim's own loss check
+    # + the checks assets run on their own data: client_dim's loss, the rules' analysis, advisor capacity
+    assert len(expected_checks) == len(schema_checks) + len(integrity_checks) + 3
     assert {e.check_name for e in evaluations} == expected_checks
     errors = [e.check_name for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
     assert errors == []
@@ -196,8 +197,8 @@ def test_an_api_page_that_keeps_failing_fails_the_run_and_loads_nothing(env, mon
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "crm_api_clients"
     assert "page 1 still failed" in error_text(failure)
-    # nothing from the failed client pull, nothing downstream of it (the advisor roster is another request)
-    assert materialized(result) <= {"crm_api_advisors"}
+    # nothing from the failed client pull, nothing downstream of it (the advisor roster and the rules are independent)
+    assert materialized(result) <= {"crm_api_advisors", "territory_rules"}
     pd.testing.assert_frame_equal(store.read("crm_api_clients"), snapshot_before)
 
 

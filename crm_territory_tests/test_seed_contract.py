@@ -2,20 +2,21 @@
 
 import pandas as pd
 
-from crm_territory.logic.assignments import build_assignments_fact
+from crm_territory.logic.rules import load_rules
+from crm_territory.logic.star import build_star
 from crm_territory.logic.clients import build_client_dim
 from crm_territory.logic.drops import read_drop
 from crm_territory.logic.ingest import LandingFile, assemble_raw_clients
-from crm_territory.logic.territories import issue_territories
 from crm_territory_tests.conftest import REPO_ROOT, SEED_SAMPLE, utc
 
 
 def _star(reference, drop_bytes: bytes):
+    """The seed sample through the real logic and the committed rules file."""
     landing_file = LandingFile("clients.csv", len(drop_bytes), utc("2026-11-01"))
     ingest = assemble_raw_clients([(landing_file, read_drop("clients.csv", drop_bytes))], None, utc("2026-11-02"))
     clients = build_client_dim(ingest.raw_clients, reference)
-    territories = issue_territories(clients[["region", "segment"]], None, reference.owner_roles, utc("2026-11-02"))
-    return ingest, clients, territories, build_assignments_fact(clients, territories)
+    star = build_star(clients, load_rules(REPO_ROOT / "data" / "rules" / "territory_rules.yaml"), reference, issued_at=utc("2026-11-02"))
+    return ingest, clients, star.territory_dim, star.assignments.fact
 
 
 def test_committed_first_drop_is_the_seed_sample():

@@ -168,7 +168,7 @@ def test_a_wrong_password_fails_the_run_with_the_connectors_error_and_writes_not
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
     # the first steps that touch the warehouse (reading the snapshot, storing the roster) fail, with the connector's words
-    assert {f.step_key for f in failures} <= {"crm_api_clients", "crm_api_advisors"} and failures
+    assert {f.step_key for f in failures} <= {"crm_api_clients", "crm_api_advisors", "territory_rules"} and failures
     for failure in failures:
         text = error_text(failure)
         assert "Incorrect username or password was specified" in text

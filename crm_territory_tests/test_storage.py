@@ -6,15 +6,16 @@ import pandas as pd
 import pyarrow.csv as pa_csv
 import pytest
 
-from crm_territory.logic.assignments import build_assignments_fact
+from crm_territory.logic.rules import load_rules
+from crm_territory.logic.rules_table import rules_table
+from crm_territory.logic.star import build_star
 from crm_territory.logic.clients import build_client_dim
 from crm_territory.logic.drops import read_drop
 from crm_territory.logic.ingest import LandingFile, assemble_raw_clients
-from crm_territory.logic.territories import issue_territories
 from crm_territory.schemas import TABLES
 from crm_territory.storage import csv_tables
 from crm_territory.storage.csv_tables import CsvTables, TableNotFoundError
-from crm_territory_tests.conftest import utc
+from crm_territory_tests.conftest import REPO_ROOT, utc
 
 TRICKY = (
     "client_id,client_name,region,segment,parent_org,advisor_email,status\n"
@@ -27,14 +28,16 @@ TRICKY = (
 def tables(reference):
     ingest = assemble_raw_clients([(LandingFile("t.csv", 1, utc("2026-01-01")), read_drop("t.csv", TRICKY.encode()))], None, utc("2026-01-02"))
     clients = build_client_dim(ingest.raw_clients, reference)
-    territories = issue_territories(clients[["region", "segment"]], None, reference.owner_roles, utc("2026-01-02"))
+    rules = load_rules(REPO_ROOT / "data" / "rules" / "examples" / "worked_example.yaml")  # every feature: SECONDARY rows, overlays
+    star = build_star(clients, rules, reference, issued_at=utc("2026-01-02"))
     return {
         "raw_clients": ingest.raw_clients,
         "quarantined_clients": ingest.quarantined,
         "ingest_manifest": ingest.manifest,
         "client_dim": clients,
-        "territory_dim": territories,
-        "assignments_fact": build_assignments_fact(clients, territories),
+        "territory_rules": rules_table(rules),
+        "territory_dim": star.territory_dim,
+        "assignments_fact": star.assignments.fact,
     }
 
 

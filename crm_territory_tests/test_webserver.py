@@ -342,7 +342,7 @@ def test_materialize_all_job_through_the_webserver(tmp_path: Path) -> None:
     assert callable(coordinator)
 
     data_dir = tmp_path / "data"
-    for sub in ("landing", "reference"):
+    for sub in ("landing", "reference", "rules"):
         shutil.copytree(REPO_ROOT / "data" / sub, data_dir / sub)
     dagster_home = _write_dagster_home(tmp_path / "dagster_home")
     log_path = tmp_path / "webserver.log"

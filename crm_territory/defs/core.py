@@ -8,9 +8,14 @@ from crm_territory.defs.ingest import OWNERS
 from crm_territory.defs.metadata import markdown_table, table_metadata
 from crm_territory.logic.advisors import build_advisor_dim
 from crm_territory.logic.assignments import build_assignments_fact, client_counts, current_primary_territories
+from crm_territory.logic.capacity import advisor_warnings
 from crm_territory.logic.clients import build_client_dim
-from crm_territory.logic.territories import issue_territories, territory_of
+from crm_territory.logic.rule_engine import evaluate
+from crm_territory.logic.rules import Rules
+from crm_territory.logic.star import build_territories
+from crm_territory.logic.territories import territory_ids
 from crm_territory.resources.reference import ReferenceFiles
+from crm_territory.resources.rules import RulesFiles
 from crm_territory.resources.storage import TableStore
 
 
@@ -102,32 +107,53 @@ def territory_dim(
     context: dg.AssetExecutionContext,
     config: TerritoryDimConfig,
     client_dim: pd.DataFrame,
+    territory_rules: pd.DataFrame,
     reference_files: ReferenceFiles,
+    rules_files: RulesFiles,
     table_store: TableStore,
 ) -> dg.Output[pd.DataFrame]:
     """Territory dimension. Grain: one row per territory ever issued (territory_id), plus ``UNASSIGNED``.
 
-    territory_id = ``{REGION_PREFIX}_{SEGMENT_PREFIX}`` (first three letters, upper-cased). Issued
-    ids are read back from the previous territory_dim and never renamed; a colliding newcomer gets
-    the next suffix (``NOR_INS_2``).
+    The territories are the (region, segment) targets the rules give the clients, plus the rules'
+    overlay territories. territory_id = ``{REGION_PREFIX}_{SEGMENT_PREFIX}`` (first three letters,
+    upper-cased); an overlay's id is its code. Issued ids are read back from the previous
+    territory_dim and never renamed; a colliding newcomer gets the next suffix (``NOR_INS_2``).
     """
     reference = reference_files.load()
+    rules = _rules_in_force(rules_files, territory_rules)
     previous = table_store.read_previous("territory_dim")
     if previous is None and not config.reissue_territory_ids:
         _refuse_to_forget_issued_ids(context)
-    dim = issue_territories(client_dim[["region", "segment"]], previous, reference.owner_roles, pd.Timestamp.now(tz="UTC"))
+    placement = evaluate(client_dim, rules)
+    dim = build_territories(placement, rules, reference, previous, pd.Timestamp.now(tz="UTC"))
     issued = len(dim) - (0 if previous is None else len(previous))
-    context.log.info(f"territory_dim: {len(dim)} territories ({issued} newly issued)")
-    # current clients per territory, by the rule assignments_fact applies (without building the fact twice)
-    counts = client_counts(territory_of(client_dim[client_dim["is_active"]], dim), dim)
+    context.log.info(f"territory_dim: {len(dim)} territories ({issued} newly issued), rules {rules.version}")
+    # current clients per territory, by the rules assignments_fact applies
+    active = client_dim["is_active"].to_numpy()
+    counts = client_counts(
+        territory_ids(placement.clients["target_region"][active], placement.clients["target_segment"][active], dim), dim
+    )
     return dg.Output(
         dim,
         metadata=table_metadata(
             dim,
             newly_issued=issued,
+            rules_version=rules.version,
             clients_per_territory=dg.MetadataValue.md(markdown_table(counts, limit=200)),
         ),
     )
+
+
+def _rules_in_force(rules_files: RulesFiles, territory_rules: pd.DataFrame) -> Rules:
+    """The active rules, and the same version territory_rules validated earlier in this run."""
+    rules = rules_files.load_active()
+    validated = set(territory_rules["rules_version"]) or {rules.version}
+    if validated != {rules.version}:
+        raise dg.Failure(
+            f"The rules file changed during the run (validated {', '.join(sorted(validated))}, now {rules.version}). "
+            "Re-run: territory_rules validates the file first."
+        )
+    return rules
 
 
 @dg.asset(group_name="core", kinds={"pandas"}, owners=OWNERS, metadata={"layer": "core"}, deps=["crm_api_advisors"])
@@ -173,21 +199,85 @@ def _refuse_to_forget_issued_ids(context: dg.AssetExecutionContext) -> None:
         )
 
 
-@dg.asset(group_name="core", kinds={"pandas"}, owners=OWNERS, metadata={"layer": "core"})
-def assignments_fact(context: dg.AssetExecutionContext, client_dim: pd.DataFrame, territory_dim: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+@dg.asset(
+    group_name="core",
+    kinds={"pandas"},
+    owners=OWNERS,
+    metadata={"layer": "core"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "assignments_fact_advisor_capacity",
+            asset="assignments_fact",
+            description="No advisor is over capacity unless its territory is as a whole (WARN, with the numbers, when one is).",
+        )
+    ],
+)
+def assignments_fact(
+    context: dg.AssetExecutionContext,
+    client_dim: pd.DataFrame,
+    territory_dim: pd.DataFrame,
+    advisor_dim: pd.DataFrame,
+    territory_rules: pd.DataFrame,
+    rules_files: RulesFiles,
+):
     """Assignments fact. Grain: one row per (client_key, territory_id, assignment_type).
 
-    Every client has one PRIMARY row in the territory of its (region, segment), with its advisor;
-    the row is current while the client is active, so every active client has exactly one current PRIMARY.
+    Every client has one PRIMARY row where the rules place it, with its advisor (pinned by an
+    override, or balanced within capacity, keeping current advisors whenever allowed), and
+    SECONDARY rows in its parent organisation's territory and in overlay territories. Each row
+    says why: ``assigned_by`` (rule id, ``override:<client_key>``, ``parent_org``, overlay id or
+    ``fallback``), ``segment_rule``, ``advisor_reason`` and ``rules_version``. Rows are current while
+    the client is active, so every active client has exactly one current PRIMARY.
     """
-    fact = build_assignments_fact(client_dim, territory_dim)
+    rules = _rules_in_force(rules_files, territory_rules)
+    placement = evaluate(client_dim, rules)
+    result = build_assignments_fact(client_dim, territory_dim, placement, advisor_dim)
+    fact = result.fact
     counts = client_counts(current_primary_territories(fact), territory_dim)
-    context.log.info(f"assignments_fact: {len(fact):,} rows, {int(fact['is_current'].sum()):,} current")
-    return dg.Output(
-        fact,
-        metadata=table_metadata(
-            fact,
-            current_assignments=int(fact["is_current"].sum()),
-            clients_per_territory=dg.MetadataValue.md(markdown_table(counts, limit=200)),
-        ),
+    primary = fact[fact["assignment_type"] == "PRIMARY"]
+    context.log.info(
+        f"assignments_fact: {len(fact):,} rows ({len(fact) - len(primary):,} SECONDARY), "
+        f"{int(fact['is_current'].sum()):,} current, rules {rules.version}"
+    )
+    capacity = result.capacity
+    metadata = {
+        "current_assignments": int(fact["is_current"].sum()),
+        "secondary_rows": len(fact) - len(primary),
+        "rules_version": rules.version,
+        "clients_per_territory": dg.MetadataValue.md(markdown_table(counts, limit=200)),
+        "placed_by": dg.MetadataValue.md(markdown_table(primary["assigned_by"].value_counts().rename_axis("assigned_by").reset_index(name="clients"), limit=50)),
+        "advisor_reasons": dg.MetadataValue.md(markdown_table(primary["advisor_reason"].value_counts().rename_axis("advisor_reason").reset_index(name="clients"), limit=20)),
+    }
+    if capacity is not None:
+        loads = capacity.loads.sort_values("utilisation", ascending=False)[["advisor_email", "capacity", "load", "utilisation", "active"]]
+        metadata.update(
+            {
+                "advisor_loads": dg.MetadataValue.md(markdown_table(loads, limit=60)),
+                "max_utilisation": float(capacity.achieved),
+                "lp_bound": float(capacity.lp_bound),
+                "gap_to_optimum": float(capacity.gap),
+            }
+        )
+    yield dg.Output(fact, metadata=table_metadata(fact, **metadata))
+
+    warnings = advisor_warnings(capacity) if capacity is not None else pd.DataFrame()
+    over = capacity.over_capacity if capacity is not None else pd.DataFrame()
+    yield dg.AssetCheckResult(
+        check_name="assignments_fact_advisor_capacity",
+        passed=warnings.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "advisors_over_capacity": len(warnings),
+            "territories_over_capacity": len(over),
+            **(
+                {
+                    "advisors": dg.MetadataValue.md(markdown_table(warnings.drop(columns=["over_capacity_territories"]), limit=50)),
+                    "territories": dg.MetadataValue.md(markdown_table(over, limit=50)),
+                    "next_step": "Add capacity or advisors to these territories in the CRM, or move clients with a rules change (preview it first).",
+                }
+                if not warnings.empty
+                else {}
+            ),
+            **({"note": "no advisor roster yet: advisors as the sources name them"} if capacity is None else {}),
+        },
     )

@@ -1,30 +1,102 @@
-"""``assignments_fact``: which territory and advisor own each client.
+"""``assignments_fact``: which territory and advisor own each client, and why.
 
-One PRIMARY row per client. ``is_current`` follows the client's status: an active client's row is
-current, an inactive client's row records its last assignment and is not current. (SECONDARY rows
-and history come with the rules engine.)
+The rules (``rule_engine.evaluate``) place each client: a PRIMARY target and SECONDARY rows (the
+parent organisation's territory, overlay specialists). Territory ids come from the registry.
+Advisors: an override's pinned advisor always; otherwise, with an advisor roster, capacity-aware
+assignment (``capacity.assign_advisors``) keeps current advisors when allowed and balances the
+rest; without a roster, the advisor the source names stays. Every row says which rule placed it
+(``assigned_by``), which tier gave the segment (``segment_rule``), why it has its advisor
+(``advisor_reason``) and the rules version, so "why is this client here" is in the table itself.
+
+Rows are current while the client is active: every active client has exactly one current PRIMARY.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from crm_territory.logic.territories import territory_of
-from crm_territory.schemas import AssignmentsFact, columns_of
+from crm_territory.logic.advisors import split_list
+from crm_territory.logic.capacity import CapacityResult, assign_advisors
+from crm_territory.logic.rule_engine import Placement
+from crm_territory.logic.territories import territory_ids
+from crm_territory.schemas import UNASSIGNED_TERRITORY_ID, AssignmentsFact, columns_of
 
 
-def build_assignments_fact(client_dim: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.DataFrame:
-    fact = pd.DataFrame(
+@dataclass(frozen=True)
+class Assignments:
+    fact: pd.DataFrame
+    capacity: CapacityResult | None  # None without an advisor roster or without clients to place
+
+
+def _advisors(client_dim: pd.DataFrame, primary_ids: pd.Series, placement: Placement, advisor_dim: pd.DataFrame | None):
+    """(advisor e-mail, reason, capacity result) for each client's PRIMARY row."""
+    pinned = placement.clients["pinned_advisor"]
+    email = client_dim["primary_advisor_email"].where(pinned.isna(), pinned).astype(object)
+    reason = np.where(pinned.notna(), "pinned", "no_roster").astype(object)
+    reason[~client_dim["is_active"].to_numpy() & pinned.isna().to_numpy()] = "inactive_client"
+    unassigned = (primary_ids == UNASSIGNED_TERRITORY_ID).to_numpy()
+    reason[unassigned & pinned.isna().to_numpy()] = "unassigned_territory"
+
+    # capacity assignment: active clients in a real territory, when there is a roster
+    eligible = client_dim["is_active"].to_numpy() & ~unassigned
+    if advisor_dim is None or advisor_dim.empty or not eligible.any():
+        return email, reason, None
+    advisors = advisor_dim.assign(territories=split_list(advisor_dim["territories"]), capacity=advisor_dim["capacity"].astype(int))
+    clients = pd.DataFrame(
         {
-            "client_key": client_dim["client_key"],
-            "territory_id": territory_of(client_dim, territory_dim),
-            "primary_advisor_email": client_dim["primary_advisor_email"],
-            "assignment_type": np.full(len(client_dim), "PRIMARY", dtype=object),
-            "is_current": client_dim["is_active"].to_numpy(dtype=bool),
+            "client_key": client_dim["client_key"].to_numpy()[eligible],
+            "territory_id": primary_ids.to_numpy()[eligible],
+            "current_advisor": client_dim["primary_advisor_email"].to_numpy()[eligible],
+            "pinned_advisor": pinned.to_numpy()[eligible],
         }
     )
-    return fact.reset_index(drop=True)[columns_of(AssignmentsFact)]
+    result = assign_advisors(clients, advisors)
+    email = email.to_numpy(dtype=object)
+    email[eligible] = result.assignments["advisor_email"].to_numpy(dtype=object)
+    reason[eligible] = result.assignments["reason"].to_numpy(dtype=object)
+    return pd.Series(email, index=client_dim.index), reason, result
+
+
+def build_assignments_fact(
+    client_dim: pd.DataFrame, territory_dim: pd.DataFrame, placement: Placement, advisor_dim: pd.DataFrame | None = None
+) -> Assignments:
+    placed = placement.clients
+    primary_ids = territory_ids(placed["target_region"], placed["target_segment"], territory_dim)
+    email, reason, capacity = _advisors(client_dim, primary_ids, placement, advisor_dim)
+    active = client_dim.set_index("client_key")["is_active"]
+    primary = pd.DataFrame(
+        {
+            "client_key": placed["client_key"].to_numpy(),
+            "territory_id": primary_ids.to_numpy(),
+            "primary_advisor_email": np.asarray(email, dtype=object),
+            "assignment_type": np.full(len(placed), "PRIMARY", dtype=object),
+            "is_current": client_dim["is_active"].to_numpy(dtype=bool),
+            "assigned_by": placed["assigned_by"].to_numpy(),
+            "segment_rule": placed["segment_rule"].to_numpy(),
+            "advisor_reason": np.asarray(reason, dtype=object),
+        }
+    )
+    extra = placement.secondary
+    overlay_ids = extra["overlay"]
+    geographic = territory_ids(extra["target_region"], extra["target_segment"], territory_dim)
+    secondary = pd.DataFrame(
+        {
+            "client_key": extra["client_key"].to_numpy(),
+            "territory_id": overlay_ids.where(overlay_ids.notna(), geographic).to_numpy(),
+            "primary_advisor_email": None,
+            "assignment_type": "SECONDARY",
+            "is_current": extra["client_key"].map(active).to_numpy(dtype=bool),
+            "assigned_by": extra["assigned_by"].to_numpy(),
+            "segment_rule": None,
+            "advisor_reason": None,
+        }
+    )
+    fact = pd.concat([primary, secondary], ignore_index=True) if len(secondary) else primary
+    fact["rules_version"] = placement.rules_version
+    return Assignments(fact=fact[columns_of(AssignmentsFact)], capacity=capacity)
 
 
 def current_primary_territories(assignments_fact: pd.DataFrame) -> pd.Series:

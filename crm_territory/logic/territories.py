@@ -38,12 +38,16 @@ def issue_territories(
     previous: pd.DataFrame | None,
     owner_roles: dict[str, str],
     issued_at: pd.Timestamp,
+    overlays: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Return the territory registry: every previously issued territory plus one per new (region, segment).
 
     ``pairs`` holds the (region, segment) combinations in use (missing values are ignored: those
     clients are UNASSIGNED). ``previous`` is the last territory_dim, or None on the first run.
+    ``overlays`` maps overlay codes (specialist territories from the rules file) to their owner
+    role; an overlay's territory_id is its code, and it has no region or segment.
     """
+    overlays = overlays or {}
     registry = empty_frame(TerritoryDim) if previous is None else previous[columns_of(TerritoryDim)].copy()
     _refuse_inconsistent_registry(registry)
     taken = set(registry["territory_id"])
@@ -62,9 +66,15 @@ def issue_territories(
 
     if UNASSIGNED_TERRITORY_ID not in taken:
         new_rows.append({"territory_id": UNASSIGNED_TERRITORY_ID, "region": None, "segment": None, "issued_at": issued_at})
+    known_overlays = set(registry["overlay"].dropna())
+    for code in sorted(set(overlays) - known_overlays):
+        if code in taken:
+            raise TerritoryRegistryError(f"overlay {code!r} would reuse the id of an existing territory; rename the overlay")
+        taken.add(code)
+        new_rows.append({"territory_id": code, "region": None, "segment": None, "overlay": code, "issued_at": issued_at})
 
     if new_rows:
-        additions = pd.DataFrame(new_rows)
+        additions = pd.DataFrame(new_rows).reindex(columns=columns_of(TerritoryDim))
         additions["owner_role"] = None
         registry = pd.concat([registry, additions[columns_of(TerritoryDim)]], ignore_index=True)
 
@@ -72,6 +82,8 @@ def issue_territories(
     roles = registry["segment"].map(owner_roles)
     registry["owner_role"] = roles.where(roles.notna(), registry["owner_role"])
     registry.loc[registry["territory_id"] == UNASSIGNED_TERRITORY_ID, "owner_role"] = UNASSIGNED_OWNER_ROLE
+    overlay_roles = registry["overlay"].map(overlays)
+    registry["owner_role"] = overlay_roles.where(overlay_roles.notna(), registry["owner_role"])
     registry["owner_role"] = registry["owner_role"].fillna("Unassigned owner (add the segment to segments.csv)")
     registry["issued_at"] = registry["issued_at"].astype("datetime64[ns, UTC]")
     return registry.sort_values("territory_id", kind="stable").reset_index(drop=True)
@@ -100,10 +112,15 @@ def _refuse_inconsistent_registry(registry: pd.DataFrame) -> None:
         )
 
 
-def territory_of(clients: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.Series:
-    """The territory_id of each client (UNASSIGNED when its region or segment is unknown)."""
+def territory_ids(regions: pd.Series, segments: pd.Series, territory_dim: pd.DataFrame) -> pd.Series:
+    """The territory_id of each (region, segment) (UNASSIGNED when either is unknown or not issued)."""
     lookup = territory_dim.dropna(subset=["region", "segment"]).set_index(["region", "segment"])["territory_id"]
-    keys = pd.MultiIndex.from_frame(clients[["region", "segment"]])
+    keys = pd.MultiIndex.from_arrays([regions.to_numpy(dtype=object), segments.to_numpy(dtype=object)])
     ids = lookup.reindex(keys).to_numpy(dtype=object)
-    result = pd.Series(ids, index=clients.index, dtype=object)
+    result = pd.Series(ids, index=regions.index, dtype=object)
     return result.where(result.notna(), UNASSIGNED_TERRITORY_ID)
+
+
+def territory_of(clients: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.Series:
+    """The territory_id of each client by its own region and segment (the seed's rule)."""
+    return territory_ids(clients["region"], clients["segment"], territory_dim)

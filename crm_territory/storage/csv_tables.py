@@ -90,22 +90,34 @@ class CsvTables:
         return path
 
     def read(self, table: str) -> pd.DataFrame:
-        """Read a table back with the model's exact dtypes."""
+        """Read a table back with the model's exact dtypes.
+
+        A nullable column the file lacks (a table written before the column was added) reads as
+        empty: adding a nullable column is a compatible change. A missing required column is an error.
+        """
         spec = TABLES[table]
         path = self.path_for(table)
         if not path.is_file():
             raise TableNotFoundError(f"{table} has not been written yet: {path} does not exist")
         dtypes = _model_dtypes(spec)
+        with path.open("rb") as handle:
+            header = handle.readline().decode("utf-8").strip().replace('"', "").split(",")
+        columns = spec.model.to_schema().columns
+        absent = [c for c in dtypes if c not in header]
+        required = [c for c in absent if not columns[c].nullable]
+        if required:
+            raise ValueError(f"{path} does not match the {spec.model.__name__} layout: column(s) {required} are missing")
         read_types = {
             name: (pa.timestamp("s", tz="UTC") if isinstance(dtype, pd.DatetimeTZDtype) else _arrow_type(dtype))
             for name, dtype in dtypes.items()
+            if name not in absent
         }
         try:
             arrow_table = pa_csv.read_csv(
                 path,
                 convert_options=pa_csv.ConvertOptions(
                     column_types=read_types,
-                    include_columns=list(dtypes),
+                    include_columns=list(read_types),
                     strings_can_be_null=True,
                     null_values=[""],
                     # the writer quotes every text value, so a quoted "" is an empty string, an empty field a null
@@ -117,6 +129,9 @@ class CsvTables:
         except (pa.ArrowInvalid, KeyError) as exc:
             raise ValueError(f"{path} does not match the {spec.model.__name__} layout: {exc}") from exc
         frame = arrow_table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        for name in absent:
+            frame[name] = pd.Series([None] * len(frame), dtype=dtypes[name]) if dtypes[name] != object else None
+        frame = frame[list(dtypes)]
         for name, dtype in dtypes.items():
             if isinstance(dtype, pd.DatetimeTZDtype):
                 frame[name] = frame[name].astype(dtype)

@@ -1,0 +1,77 @@
+"""History (SCD Type 2) of client_dim and assignments_fact: every version, with its validity interval."""
+
+import dagster as dg
+import pandas as pd
+
+from crm_territory.defs.ingest import OWNERS
+from crm_territory.defs.metadata import markdown_table, table_metadata
+from crm_territory.logic.history import apply_scd2, assignments_snapshot, check_history
+from crm_territory.resources.storage import TableStore
+from crm_territory.schemas import AssignmentsFactHistory, ClientDimHistory, columns_of
+
+CLIENT_KEY = ["client_key"]
+# what makes a new client version: the attributes people act on (not provenance or derived notes)
+CLIENT_TRACKED = ["client_name", "region", "segment", "parent_org", "primary_advisor_email", "is_active", "aum_usd", "business_type"]
+ASSIGNMENT_KEY = ["client_key", "territory_id", "assignment_type"]
+# a new assignment version when the advisor, the current flag or the placing rule changes; a rules
+# edit that places a client the same way (only rules_version differs) is not a new version
+ASSIGNMENT_TRACKED = ["primary_advisor_email", "assignment_is_current", "assigned_by"]
+
+
+def _versions_summary(history: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, object]:
+    opened = int((history["valid_from"] == as_of).sum())
+    closed = int((history["valid_to"] == as_of).sum())
+    return {"versions_opened": opened, "versions_closed": closed, "open_versions": int(history["is_current"].sum())}
+
+
+def _spec(name: str, source: str, key: list[str], tracked: list[str]) -> dict[str, object]:
+    return dict(
+        group_name="core",
+        kinds={"pandas"},
+        owners=OWNERS,
+        metadata={"layer": "core"},
+        description=(
+            f"Every version of {source} (SCD Type 2). Grain: one row per ({', '.join(key)}, valid_from). "
+            "Unchanged input adds no rows; a changed tracked attribute closes the open version and opens a new "
+            "one; a key that disappears is closed, not deleted; one that comes back reopens. "
+            f"Tracked: {', '.join(tracked)}."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                f"{name}_intervals_valid",
+                asset=name,
+                blocking=True,
+                description="One open version per key, no overlapping or empty intervals, is_current matches valid_to.",
+            )
+        ],
+    )
+
+
+def _record(context, table_store: TableStore, name: str, snapshot: pd.DataFrame, key: list[str], tracked: list[str], model):
+    """Apply the snapshot to the stored history; yield the new history and its interval check."""
+    as_of = pd.Timestamp.now(tz="UTC")
+    history = apply_scd2(table_store.read_previous(name), snapshot, key=key, tracked=tracked, as_of=as_of)[columns_of(model)]
+    summary = _versions_summary(history, as_of)
+    context.log.info(f"{name}: {summary['versions_opened']:,} versions opened, {summary['versions_closed']:,} closed, {len(history):,} rows")
+    yield dg.Output(history, metadata=table_metadata(history, **summary))
+    problems = check_history(history, key)
+    yield dg.AssetCheckResult(
+        check_name=f"{name}_intervals_valid",
+        passed=problems.empty,
+        metadata={
+            "violations": len(problems),
+            **({"sample": dg.MetadataValue.md(markdown_table(problems, limit=20))} if len(problems) else {}),
+        },
+    )
+
+
+@dg.asset(**_spec("client_dim_history", "client_dim", CLIENT_KEY, CLIENT_TRACKED))
+def client_dim_history(context: dg.AssetExecutionContext, client_dim: pd.DataFrame, table_store: TableStore):
+    yield from _record(context, table_store, "client_dim_history", client_dim, CLIENT_KEY, CLIENT_TRACKED, ClientDimHistory)
+
+
+@dg.asset(**_spec("assignments_fact_history", "assignments_fact", ASSIGNMENT_KEY, ASSIGNMENT_TRACKED))
+def assignments_fact_history(context: dg.AssetExecutionContext, assignments_fact: pd.DataFrame, table_store: TableStore):
+    yield from _record(
+        context, table_store, "assignments_fact_history", assignments_snapshot(assignments_fact), ASSIGNMENT_KEY, ASSIGNMENT_TRACKED, AssignmentsFactHistory
+    )
