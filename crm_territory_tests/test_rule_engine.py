@@ -484,3 +484,36 @@ def test_the_worked_example():
         ("csv_drop:7", None, None, "FOUNDATIONS", "foundations"),
         # csv_drop:9's parent Fjord is in West Retail like csv_drop:9 itself: no row
     ]
+
+
+def test_the_readme_worked_example_table():
+    """The three clients of the README's worked-example table, placed as the README says."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from crm_territory.logic.rule_engine import evaluate as place
+    from crm_territory.logic.rules import load_rules as load
+
+    clients = pd.DataFrame(
+        {
+            "client_key": ["a", "b", "c"],
+            "client_name": ["Trust Co", "Retail Person", "Foundation Co"],
+            "region": ["Southwest", "Southwest", "Midwest"],
+            "segment": ["Retail", "Retail", "Retail"],
+            "parent_org": [None, None, None],
+            "primary_advisor_email": [None, None, None],
+            "is_active": [True, True, True],
+            "aum_usd": [3e8, 1e6, 2e6],
+            "business_type": ["Trust", "Individual", "Foundation"],
+        }
+    )
+    rules = load(Path(__file__).resolve().parents[1] / "data" / "rules" / "examples" / "worked_example.yaml")
+    placed = place(clients, rules)
+    got = placed.clients[["target_region", "target_segment", "assigned_by", "segment_rule"]].to_numpy().tolist()
+    assert got == [
+        ["Southwest", "Institutional", "by-region-and-segment", "tier-institutional"],
+        ["West", "Retail", "southwest-retail-into-west", None],
+        ["Midwest", "Private Wealth", "midsize-retail-pilot", None],
+    ]
+    assert placed.secondary[["client_key", "overlay", "assigned_by"]].to_numpy().tolist() == [["c", "FOUNDATIONS", "foundations"]]
