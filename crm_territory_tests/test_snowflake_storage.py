@@ -17,7 +17,7 @@ from crm_territory_tests.snowflake_fake import FAKE_ENV, fake_snowflake
 pytestmark = pytest.mark.integration
 
 # columns stamped with the time of the run: equal only up to when each run happened
-RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at"}
+RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at", "valid_from", "valid_to"}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_snowflake_run_writes_the_same_tables_as_the_csv_run(warehouse, env, dat
     csv = CsvTables(data_dir)
     for table in TABLES:
         from_snowflake = read_table(warehouse, table)
-        assert len(from_snowflake) > 0 or table == "quarantined_clients", table
+        assert len(from_snowflake) > 0 or table in ("quarantined_clients", "assignments_preview"), table  # no candidate rules: no preview
         pd.testing.assert_frame_equal(comparable(from_snowflake, table), comparable(csv.read(table), table), obj=table)
 
 

@@ -49,7 +49,7 @@ def _spec(name: str, source: str, key: list[str], tracked: list[str]) -> dict[st
 
 def _record(context, table_store: TableStore, name: str, snapshot: pd.DataFrame, key: list[str], tracked: list[str], model):
     """Apply the snapshot to the stored history; yield the new history and its interval check."""
-    as_of = pd.Timestamp.now(tz="UTC")
+    as_of = pd.Timestamp.now(tz="UTC").floor("s")  # the precision every storage keeps
     history = apply_scd2(table_store.read_previous(name), snapshot, key=key, tracked=tracked, as_of=as_of)[columns_of(model)]
     summary = _versions_summary(history, as_of)
     context.log.info(f"{name}: {summary['versions_opened']:,} versions opened, {summary['versions_closed']:,} closed, {len(history):,} rows")
