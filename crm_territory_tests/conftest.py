@@ -47,6 +47,27 @@ def utc(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
+@pytest.fixture(scope="module")
+def mock_api(request):
+    """The mock CRM API over real HTTP, one per test module; a module sets MOCK_API_BOOK to size the book."""
+    from crm_territory_tests.mock_api_server import run_mock_api
+
+    with run_mock_api(**getattr(request.module, "MOCK_API_BOOK", {"clients": 300})) as url:
+        yield url
+
+
+@pytest.fixture
+def pipeline_env(monkeypatch, data_dir, mock_api):
+    """The environment a run reads: the temporary data folder and the mock API with its token."""
+    from crm_territory.settings import Settings
+    from crm_territory_tests.mock_api_server import TEST_TOKEN
+
+    monkeypatch.setenv("CRM_API_TOKEN", TEST_TOKEN)
+    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CRM_API_URL", mock_api)
+    return Settings.from_env()
+
+
 # Runs in tests log at WARNING: the assertions read events, not the console.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

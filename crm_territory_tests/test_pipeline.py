@@ -11,26 +11,18 @@ from crm_territory.definitions import ALL_ASSETS, build_definitions, build_resou
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory_tests.conftest import QUIET, error_text, materialized
-from crm_territory_tests.mock_api_server import TEST_TOKEN, run_mock_api
+from crm_territory_tests.mock_api_server import run_mock_api
 from mock_api.generator import generate_clients
 
 pytestmark = pytest.mark.integration
 
 API_CLIENTS = 1000
-
-
-@pytest.fixture(scope="module")
-def mock_api():
-    with run_mock_api(clients=API_CLIENTS) as url:
-        yield url
+MOCK_API_BOOK = {"clients": API_CLIENTS, "seed": 42}
 
 
 @pytest.fixture
-def env(monkeypatch, data_dir, mock_api):
-    monkeypatch.setenv("CRM_API_TOKEN", TEST_TOKEN)
-    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("CRM_API_URL", mock_api)
-    return Settings.from_env()
+def env(pipeline_env):
+    return pipeline_env
 
 
 def run_job(settings: Settings, job: str = "materialize_all_job", run_config=QUIET, **kwargs) -> dg.ExecuteInProcessResult:

@@ -12,25 +12,18 @@ from crm_territory.logic.rules import load_rules
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory_tests.conftest import QUIET, REPO_ROOT, error_text, materialized
-from crm_territory_tests.mock_api_server import TEST_TOKEN, run_mock_api
 
 pytestmark = pytest.mark.integration
 
 WORKED_EXAMPLE = REPO_ROOT / "data" / "rules" / "examples" / "worked_example.yaml"
 
 
-@pytest.fixture(scope="module")
-def mock_api():
-    with run_mock_api(clients=600, seed=11) as url:
-        yield url
+MOCK_API_BOOK = {"clients": 600, "seed": 11}
 
 
 @pytest.fixture
-def env(monkeypatch, data_dir, mock_api):
-    monkeypatch.setenv("CRM_API_TOKEN", TEST_TOKEN)
-    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("CRM_API_URL", mock_api)
-    return Settings.from_env()
+def env(pipeline_env):
+    return pipeline_env
 
 
 def run(settings: Settings, job: str = "materialize_all_job", run_config=QUIET, instance=None) -> dg.ExecuteInProcessResult:

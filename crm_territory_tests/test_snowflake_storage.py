@@ -11,7 +11,6 @@ from crm_territory.settings import Settings, SettingsError
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory.storage.warehouse_ddl import apply_ddl
 from crm_territory_tests.conftest import QUIET, error_text, materialized
-from crm_territory_tests.mock_api_server import TEST_TOKEN, run_mock_api
 from crm_territory_tests.snowflake_fake import FAKE_ENV, fake_snowflake
 
 pytestmark = pytest.mark.integration
@@ -20,17 +19,11 @@ pytestmark = pytest.mark.integration
 RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at", "valid_from", "valid_to"}
 
 
-@pytest.fixture(scope="module")
-def mock_api():
-    with run_mock_api(clients=400, seed=5) as url:
-        yield url
+MOCK_API_BOOK = {"clients": 400, "seed": 5}
 
 
 @pytest.fixture
-def env(monkeypatch, data_dir, mock_api):
-    monkeypatch.setenv("CRM_API_TOKEN", TEST_TOKEN)
-    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("CRM_API_URL", mock_api)
+def env(monkeypatch, pipeline_env):
     for name, value in FAKE_ENV.items():
         monkeypatch.setenv(name, value)
     return monkeypatch
