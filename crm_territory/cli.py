@@ -165,19 +165,21 @@ def run(settings: Settings) -> int:
 
 
 def activate_rules(version: str) -> int:
-    """The activation step, outside Dagster (the same as running activate_rules_job)."""
-    from crm_territory.logic.reference import load_reference_data
-    from crm_territory.logic.rules import RulesError
-    from crm_territory.resources.rules import RulesFiles
-
+    """Run activate_rules_job in the local instance (where the preview was recorded)."""
     settings = Settings.from_env()
-    files = RulesFiles(data_dir=str(settings.data_dir))
-    try:
-        previous, archive = files.activate(version, load_reference_data(settings.reference_dir))
-    except RulesError as exc:
-        print(exc, file=sys.stderr)
+    job = build_definitions(settings).resolve_job_def("activate_rules_job")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"ops": {"activate_candidate_rules": {"config": {"version": version}}}, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    if not result.success:
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        data = failure.step_failure_data
+        print(data.user_failure_data.description if data.user_failure_data else _root_cause(data.error), file=sys.stderr)
         return 1
-    print(f"rules {version} are now active (was {previous}; archived at {archive}). Run `make run` to apply them.")
+    print(f"rules {version} are now active. Run `make run` to apply them.")
     return 0
 
 
@@ -215,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "apply-ddl":
         return apply_warehouse_ddl(args.ddl)
     if args.command == "activate-rules":
+        if not os.environ.get("DAGSTER_HOME"):
+            os.environ["DAGSTER_HOME"] = str(REPO_ROOT / ".dagster_home")
+        ensure_dagster_home(Path(os.environ["DAGSTER_HOME"]))
         return activate_rules(args.version)
 
     if not os.environ.get("DAGSTER_HOME"):

@@ -6,6 +6,7 @@ import dagster as dg
 from crm_territory.defs.automation import (
     crm_api_pull_job,
     crm_drop_sensor,
+    preview_rules_job,
     daily_crm_api_pull,
     drop_ingest_job,
     materialize_all_job,
@@ -54,7 +55,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=[*schema_checks, *integrity_checks],
-        jobs=[materialize_all_job, drop_ingest_job, crm_api_pull_job, activate_rules_job],
+        jobs=[materialize_all_job, drop_ingest_job, crm_api_pull_job, preview_rules_job, activate_rules_job],
         sensors=[crm_drop_sensor],
         schedules=[daily_crm_api_pull],
         resources=build_resources(settings),

@@ -232,7 +232,7 @@ def test_a_lost_territory_registry_is_not_silently_reissued(env):
     result = job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "territory_dim"
-    assert "published 4 territories" in error_text(failure) and "reissue_territory_ids" in error_text(failure)
+    assert "published 4 rows" in error_text(failure) and "reissue_territory_ids" in error_text(failure)
     forced = job.execute_in_process(
         instance=instance, run_config={**QUIET, "ops": {"territory_dim": {"config": {"reissue_territory_ids": True}}}}
     )

@@ -55,7 +55,10 @@ def test_advisors_are_balanced_within_capacity_and_the_warn_check_gives_the_numb
     assert result.success
     store = CsvTables(env.data_dir)
     fact, advisors = store.read("assignments_fact"), store.read("advisor_dim")
-    current = fact[fact["is_current"] & (fact["assignment_type"] == "PRIMARY") & (fact["territory_id"] != "UNASSIGNED")]
+    primary = fact[fact["is_current"] & (fact["assignment_type"] == "PRIMARY")]
+    # with a roster, a client in UNASSIGNED has no advisor until it is placed (it must not load anyone)
+    assert primary.loc[primary["territory_id"] == "UNASSIGNED", "primary_advisor_email"].isna().all()
+    current = primary[primary["primary_advisor_email"].notna()]
     assert len(advisors) == 60 and (~advisors["active"]).sum() == 3
     inactive = set(advisors.loc[~advisors["active"], "advisor_email"])
     assert not set(current["primary_advisor_email"]) & inactive  # nobody stays with an inactive advisor
@@ -68,7 +71,11 @@ def test_advisors_are_balanced_within_capacity_and_the_warn_check_gives_the_numb
     check = checks(result)["assignments_fact_advisor_capacity"]
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert check.passed == over.empty
-    assert check.metadata["advisors_over_capacity"].value == len(over)
+    assert check.metadata["advisors_over_capacity"].value == len(over)  # every over-capacity advisor is reported
+    if len(over):  # each one serves a territory the check lists as over capacity
+        listed = check.metadata["territories"].value
+        for email in over.index:
+            assert any(t in listed for t in served.loc[served["advisor_email"] == email, "territories"]), email
     assert set(fact.loc[fact["assignment_type"] == "PRIMARY", "advisor_reason"]) >= {"kept", "reassigned_inactive"}
 
 
@@ -101,7 +108,8 @@ def test_a_rules_file_naming_an_unknown_region_fails_static_analysis(env):
 
 
 def test_preview_then_explicit_activation_moves_exactly_what_was_previewed(env):
-    assert run(env).success
+    instance = dg.DagsterInstance.ephemeral()  # one instance: activation looks up what was previewed in it
+    assert run(env, instance=instance).success
     store = CsvTables(env.data_dir)
     assert store.read("assignments_preview").empty  # no candidate yet: nothing to preview
 
@@ -109,33 +117,58 @@ def test_preview_then_explicit_activation_moves_exactly_what_was_previewed(env):
     candidate.parent.mkdir(parents=True)
     shutil.copy(WORKED_EXAMPLE, candidate)
     version = load_rules(candidate).version
+
+    def activate(v: str) -> dg.ExecuteInProcessResult:
+        return run(env, job="activate_rules_job", run_config={"ops": {"activate_candidate_rules": {"config": {"version": v}}}}, instance=instance)
+
+    unseen = activate(version)  # not previewed yet: refused
+    assert not unseen.success
+    assert "have not been previewed" in error_text(next(e for e in unseen.all_events if e.is_step_failure))
+
     before = store.read("assignments_fact")
-    result = run(env)
+    result = run(env, job="preview_rules_job", instance=instance)
     assert result.success
     preview = store.read("assignments_preview")
     assert len(preview) > 0 and set(preview["candidate_version"]) == {version}
-    pd.testing.assert_frame_equal(store.read("assignments_fact"), before.assign(rules_version=before["rules_version"]))  # nothing moved
+    pd.testing.assert_frame_equal(store.read("assignments_fact"), before)  # nothing moved
     mat = next(e.materialization for e in result.get_asset_materialization_events() if e.materialization.asset_key.to_user_string() == "assignments_preview")
     assert mat.metadata["candidate_version"].value == version
     assert "max advisor utilisation" in mat.metadata["load_balance"].value
+    assert mat.metadata["secondary_rows_after"].value > mat.metadata["secondary_rows_before"].value == 0
 
-    refused = run(env, job="activate_rules_job", run_config={"ops": {"activate_candidate_rules": {"config": {"version": "0" * 12}}}})
-    assert not refused.success
-    assert "not the previewed" in error_text(next(e for e in refused.all_events if e.is_step_failure))
+    wrong = activate("0" * 12)
+    assert not wrong.success
+    assert "have not been previewed" in error_text(next(e for e in wrong.all_events if e.is_step_failure))
 
-    activated = run(env, job="activate_rules_job", run_config={"ops": {"activate_candidate_rules": {"config": {"version": version}}}})
-    assert activated.success
+    assert activate(version).success
     assert load_rules(env.data_dir / "rules" / "territory_rules.yaml").version == version
     assert not candidate.exists() and len(list((env.data_dir / "rules" / "archive").iterdir())) == 1
 
-    assert run(env).success
-    after = store.read("assignments_fact").set_index(["client_key", "assignment_type"])
-    primary = after.xs("PRIMARY", level="assignment_type")
-    for row in preview.itertuples():  # the preview is a few hundred rows: checking each one is the point
-        assert primary.loc[row.client_key, "territory_id"] == row.territory_after, row.client_key
+    assert run(env, instance=instance).success
+    after = store.read("assignments_fact")
+    primary = after[after["assignment_type"] == "PRIMARY"].set_index("client_key")
+    current_after = primary[primary["is_current"]]
+    previewed = preview.set_index("client_key")
+    # exactly the previewed clients changed territory or advisor, each as the preview said
+    old = before[(before["assignment_type"] == "PRIMARY") & before["is_current"]].set_index("client_key")
+    moved = current_after.index[
+        (current_after["territory_id"] != old.loc[current_after.index, "territory_id"])
+        | (current_after["primary_advisor_email"].fillna("") != old.loc[current_after.index, "primary_advisor_email"].fillna(""))
+    ]
+    assert sorted(moved) == sorted(previewed.index)
+    assert (current_after.loc[previewed.index, "territory_id"] == previewed["territory_after"]).all()
+    assert (current_after.loc[previewed.index, "primary_advisor_email"].fillna("") == previewed["advisor_after"].fillna("")).all()
     assert set(after["rules_version"]) == {version}
-    assert "SECONDARY" in set(after.index.get_level_values("assignment_type"))  # parent_org and overlay rows
+    assert "SECONDARY" in set(after["assignment_type"])  # parent_org and overlay rows
     assert "FOUNDATIONS" in set(store.read("territory_dim")["territory_id"])
+
+
+def test_a_range_on_a_text_column_is_refused_before_anything_runs(env):
+    rules_path = env.data_dir / "rules" / "territory_rules.yaml"
+    rules_path.write_text(rules_path.read_text().replace("segment: {not_null: true}", "segment: {not_null: true}\n        business_type: {gte: 5}"))
+    result = run(env, job="drop_ingest_job")
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "territory_rules")
+    assert "territories.rules[0].when.business_type.gte" in error_text(failure) and "'business_type' is text" in error_text(failure)
 
 
 def test_history_records_changes_across_runs_and_answers_who_owned_a_client_when(env):

@@ -15,16 +15,25 @@ from crm_territory.resources.landing import LandingZone
 # Drops (and anything that changes raw_clients) refresh raw_clients and the star schema below it.
 drop_ingest_job = dg.define_asset_job(
     name="drop_ingest_job",
-    # the rules are re-validated on every run: they decide where the clients go
-    selection=(dg.AssetSelection.assets("raw_clients").downstream() | dg.AssetSelection.assets("territory_rules")).required_multi_asset_neighbors(),
+    # the rules are re-validated on every run (they decide where the clients go); previews run on their own
+    selection=(
+        dg.AssetSelection.assets("raw_clients").downstream() | dg.AssetSelection.assets("territory_rules")
+    ).required_multi_asset_neighbors()
+    - dg.AssetSelection.assets("assignments_preview"),
     description="Re-read every landing drop into raw_clients and rebuild the star schema below it, with its checks.",
 )
 crm_api_pull_job = dg.define_asset_job(
     name="crm_api_pull_job",
     selection=(
         dg.AssetSelection.assets("crm_api_clients", "crm_api_advisors").downstream() | dg.AssetSelection.assets("territory_rules")
-    ).required_multi_asset_neighbors(),
+    ).required_multi_asset_neighbors()
+    - dg.AssetSelection.assets("assignments_preview"),
     description="Pull the CRM API incrementally and rebuild everything below it, with its checks.",
+)
+preview_rules_job = dg.define_asset_job(
+    name="preview_rules_job",
+    selection=dg.AssetSelection.assets("assignments_preview"),
+    description="Preview the candidate rules (rules/candidate/territory_rules.yaml) against the current tables; nothing moves.",
 )
 materialize_all_job = dg.define_asset_job(
     name="materialize_all_job",

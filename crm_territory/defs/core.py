@@ -4,6 +4,7 @@
 import dagster as dg
 import pandas as pd
 
+from crm_territory.defs.guards import refuse_to_forget
 from crm_territory.defs.ingest import OWNERS
 from crm_territory.defs.metadata import markdown_table, table_metadata
 from crm_territory.logic.advisors import build_advisor_dim
@@ -123,7 +124,7 @@ def territory_dim(
     rules = _rules_in_force(rules_files, territory_rules)
     previous = table_store.read_previous("territory_dim")
     if previous is None and not config.reissue_territory_ids:
-        _refuse_to_forget_issued_ids(context)
+        refuse_to_forget(context, "the registry of issued territory ids; re-issuing could renumber them", "ops.territory_dim.config.reissue_territory_ids: true")
     placement = evaluate(client_dim, rules)
     dim = build_territories(placement, rules, reference, previous, pd.Timestamp.now(tz="UTC"))
     issued = len(dim) - (0 if previous is None else len(previous))
@@ -182,21 +183,6 @@ def advisor_dim(
             roster_records_left_out=dropped,
         ),
     )
-
-
-def _refuse_to_forget_issued_ids(context: dg.AssetExecutionContext) -> None:
-    """The stored registry is gone, but this instance remembers issuing ids: re-issuing could renumber them."""
-    last = context.instance.get_latest_materialization_event(context.asset_key)
-    row_count = last.asset_materialization.metadata.get("dagster/row_count") if last and last.asset_materialization else None
-    if row_count is not None and row_count.value > 0:
-        raise dg.Failure(
-            description=(
-                f"The stored territory_dim (the registry of issued territory ids) is empty or missing, but run "
-                f"{last.run_id[:8]} published {row_count.value} territories. Re-issuing now could give existing "
-                "territories other ids. Restore the table (on Snowflake: Time Travel, e.g. CREATE TABLE ... CLONE ... "
-                "AT(OFFSET => -3600)), or re-run with ops.territory_dim.config.reissue_territory_ids: true to start afresh."
-            )
-        )
 
 
 @dg.asset(

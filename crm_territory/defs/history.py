@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from crm_territory.defs.guards import refuse_to_forget
 from crm_territory.defs.ingest import OWNERS
 from crm_territory.defs.metadata import markdown_table, table_metadata
 from crm_territory.logic.history import apply_scd2, assignments_snapshot, check_history
@@ -15,7 +16,7 @@ CLIENT_TRACKED = ["client_name", "region", "segment", "parent_org", "primary_adv
 ASSIGNMENT_KEY = ["client_key", "territory_id", "assignment_type"]
 # a new assignment version when the advisor, the current flag or the placing rule changes; a rules
 # edit that places a client the same way (only rules_version differs) is not a new version
-ASSIGNMENT_TRACKED = ["primary_advisor_email", "assignment_is_current", "assigned_by"]
+ASSIGNMENT_TRACKED = ["primary_advisor_email", "assignment_is_current", "assigned_by", "segment_rule"]
 
 
 def _versions_summary(history: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, object]:
@@ -49,8 +50,13 @@ def _spec(name: str, source: str, key: list[str], tracked: list[str]) -> dict[st
 
 def _record(context, table_store: TableStore, name: str, snapshot: pd.DataFrame, key: list[str], tracked: list[str], model):
     """Apply the snapshot to the stored history; yield the new history and its interval check."""
-    as_of = pd.Timestamp.now(tz="UTC").floor("s")  # the precision every storage keeps
-    history = apply_scd2(table_store.read_previous(name), snapshot, key=key, tracked=tracked, as_of=as_of)[columns_of(model)]
+    # one instant per run for every history table (the run's start), to the second every storage keeps
+    record = context.instance.get_run_record_by_id(context.run_id)
+    as_of = pd.Timestamp(record.create_timestamp if record else pd.Timestamp.now(tz="UTC")).tz_convert("UTC").floor("s")
+    previous = table_store.read_previous(name)
+    if previous is None:
+        refuse_to_forget(context, "history")
+    history = apply_scd2(previous, snapshot, key=key, tracked=tracked, as_of=as_of)[columns_of(model)]
     summary = _versions_summary(history, as_of)
     context.log.info(f"{name}: {summary['versions_opened']:,} versions opened, {summary['versions_closed']:,} closed, {len(history):,} rows")
     yield dg.Output(history, metadata=table_metadata(history, **summary))

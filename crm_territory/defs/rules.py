@@ -6,10 +6,12 @@ import pandas as pd
 from crm_territory.defs.ingest import OWNERS
 from crm_territory.defs.metadata import markdown_table, table_metadata
 from crm_territory.logic.preview import preview
+from crm_territory.logic.rules import RulesError
 from crm_territory.logic.rules_table import rules_table
 from crm_territory.logic.star import build_star
 from crm_territory.resources.reference import ReferenceFiles
 from crm_territory.resources.rules import RulesFiles, check_rules
+from crm_territory.resources.storage import TableStore
 from crm_territory.schemas import AssignmentsPreview, empty_frame
 
 
@@ -59,6 +61,7 @@ def assignments_preview(
     assignments_fact: pd.DataFrame,
     rules_files: RulesFiles,
     reference_files: ReferenceFiles,
+    table_store: TableStore,
 ) -> dg.Output[pd.DataFrame]:
     """What activating ``rules/candidate/territory_rules.yaml`` would change. Grain: one row per client whose territory or advisor would change.
 
@@ -67,15 +70,30 @@ def assignments_preview(
     per advisor and the load balance before and after. To apply it, run ``activate_rules_job`` with
     the candidate version shown here (``python -m crm_territory.cli activate-rules --version ...``).
     """
-    candidate = rules_files.load_candidate()
+    try:
+        candidate = rules_files.load_candidate()
+    except RulesError as exc:  # a broken candidate is the author's problem, not the pipeline's: report, don't fail
+        context.log.error(f"The candidate rules cannot be previewed: {exc}")
+        empty = empty_frame(AssignmentsPreview)
+        return dg.Output(empty, metadata=table_metadata(empty, candidate=f"invalid: {exc}"))
     if candidate is None:
         context.log.info(f"No candidate rules at {rules_files.candidate_path}: nothing to preview")
         empty = empty_frame(AssignmentsPreview)
         return dg.Output(empty, metadata=table_metadata(empty, candidate=f"none: put a rules file at {rules_files.candidate_path}"))
     reference = reference_files.load()
-    findings = check_rules(candidate, reference)
-    star = build_star(client_dim, candidate, reference, previous_territories=territory_dim, advisor_dim=advisor_dim)
-    result = preview(assignments_fact, star, advisor_dim, territory_dim)
+    try:
+        findings = check_rules(candidate, reference)
+    except RulesError as exc:
+        context.log.error(f"The candidate rules cannot be previewed: {exc}")
+        empty = empty_frame(AssignmentsPreview)
+        return dg.Output(empty, metadata=table_metadata(empty, candidate=f"invalid: {exc}"))
+    # advisors are re-translated onto the candidate's territories (a new territory gets its advisors too)
+    star = build_star(
+        client_dim, candidate, reference,
+        previous_territories=territory_dim, roster=table_store.read_previous("crm_api_advisors"),
+    )  # fmt: skip
+    result = preview(assignments_fact, star, star.advisor_dim, territory_dim)
+    secondary = lambda fact: int(((fact["assignment_type"] == "SECONDARY") & fact["is_current"]).sum())  # noqa: E731
     moved = int(result.changes["change"].str.contains("territory").sum())
     context.log.info(f"candidate {candidate.version}: {len(result.changes):,} clients would change ({moved:,} of territory)")
     return dg.Output(
@@ -86,6 +104,8 @@ def assignments_preview(
             active_version=rules_files.load_active().version,
             clients_changing_territory=moved,
             clients_changing_advisor=int(result.changes["change"].str.contains("advisor").sum()),
+            secondary_rows_before=secondary(assignments_fact),
+            secondary_rows_after=secondary(star.assignments.fact),
             per_territory=dg.MetadataValue.md(markdown_table(result.territories[result.territories["change"] != 0], limit=200)),
             per_advisor=dg.MetadataValue.md(markdown_table(result.advisors, limit=100)),
             load_balance=dg.MetadataValue.md(markdown_table(result.balance)),
@@ -103,7 +123,16 @@ class ActivateRulesConfig(dg.Config):
 
 @dg.op(description="Make the previewed candidate rules the active rules (the previous file is archived).")
 def activate_candidate_rules(context: dg.OpExecutionContext, config: ActivateRulesConfig, rules_files: RulesFiles, reference_files: ReferenceFiles) -> None:
-    previous, archive = rules_files.activate(config.version, reference_files.load())
+    # only what someone could have looked at: the latest preview in this instance must be of this version
+    last = context.instance.get_latest_materialization_event(dg.AssetKey("assignments_preview"))
+    shown = last.asset_materialization.metadata if last and last.asset_materialization else {}
+    previewed = shown.get("candidate_version")
+    if previewed is None or previewed.value != config.version:
+        raise dg.Failure(
+            f"Rules {config.version} have not been previewed (latest preview: "
+            f"{previewed.value if previewed else 'none'}). Materialize assignments_preview, review it, then activate the version it shows."
+        )
+    previous, archive = rules_files.activate(config.version, reference_files.load(), shown["active_version"].value)
     context.log.info(f"rules {config.version} are now active (was {previous}, archived at {archive}); materialize the star schema to apply them")
 
 

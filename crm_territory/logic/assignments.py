@@ -31,8 +31,18 @@ class Assignments:
     capacity: CapacityResult | None  # None without an advisor roster or without clients to place
 
 
-def _advisors(client_dim: pd.DataFrame, primary_ids: pd.Series, placement: Placement, advisor_dim: pd.DataFrame | None):
-    """(advisor e-mail, reason, capacity result) for each client's PRIMARY row."""
+def _advisors(
+    client_dim: pd.DataFrame,
+    primary_ids: pd.Series,
+    placement: Placement,
+    advisor_dim: pd.DataFrame | None,
+):
+    """(advisor e-mail, reason, capacity result) for each client's PRIMARY row.
+
+    "Current advisor" is the one the source names: the engine's own choices are recomputed each run, so a
+    re-run on the same input gives the same table (the price: a client the engine placed can be re-placed
+    when the book around it changes).
+    """
     pinned = placement.clients["pinned_advisor"]
     email = client_dim["primary_advisor_email"].where(pinned.isna(), pinned).astype(object)
     reason = np.where(pinned.notna(), "pinned", "no_roster").astype(object)
@@ -44,6 +54,10 @@ def _advisors(client_dim: pd.DataFrame, primary_ids: pd.Series, placement: Place
     eligible = client_dim["is_active"].to_numpy() & ~unassigned
     if advisor_dim is None or advisor_dim.empty or not eligible.any():
         return email, reason, None
+    # With a roster, an active client in UNASSIGNED has no advisor until it is placed: counting the source's
+    # advisor there would load advisors outside the capacity guarantee.
+    email = email.to_numpy(dtype=object)
+    email[unassigned & client_dim["is_active"].to_numpy() & pinned.isna().to_numpy()] = None
     advisors = advisor_dim.assign(territories=split_list(advisor_dim["territories"]), capacity=advisor_dim["capacity"].astype(int))
     clients = pd.DataFrame(
         {
@@ -54,14 +68,16 @@ def _advisors(client_dim: pd.DataFrame, primary_ids: pd.Series, placement: Place
         }
     )
     result = assign_advisors(clients, advisors)
-    email = email.to_numpy(dtype=object)
     email[eligible] = result.assignments["advisor_email"].to_numpy(dtype=object)
     reason[eligible] = result.assignments["reason"].to_numpy(dtype=object)
     return pd.Series(email, index=client_dim.index), reason, result
 
 
 def build_assignments_fact(
-    client_dim: pd.DataFrame, territory_dim: pd.DataFrame, placement: Placement, advisor_dim: pd.DataFrame | None = None
+    client_dim: pd.DataFrame,
+    territory_dim: pd.DataFrame,
+    placement: Placement,
+    advisor_dim: pd.DataFrame | None = None,
 ) -> Assignments:
     placed = placement.clients
     primary_ids = territory_ids(placed["target_region"], placed["target_segment"], territory_dim)

@@ -20,11 +20,15 @@ def client_keys(source_system: pd.Series, client_id: pd.Series) -> pd.Series:
     return source_system + ":" + client_id
 
 
+CARRIED_FORWARD = ("status", "aum_usd", "business_type")  # the optional drop columns
+
+
 def latest_versions(raw_clients: pd.DataFrame) -> pd.DataFrame:
     """One row per (source_system, client_id): the latest version.
 
-    A drop without a status column says nothing about status: the client keeps the last status a
-    source gave it (a seed-layout drop must not reactivate a client an earlier drop deactivated).
+    A drop without a status (or aum_usd, business_type) column says nothing about it: the client keeps
+    the last value a source gave (a seed-layout drop must not reactivate a client an earlier drop
+    deactivated, nor forget its size). A blank value therefore never clears a known one.
     """
     key = ["source_system", "client_id"]
     ordered = raw_clients.sort_values(
@@ -33,7 +37,9 @@ def latest_versions(raw_clients: pd.DataFrame) -> pd.DataFrame:
     several_versions = ordered.duplicated(key, keep=False)
     if several_versions.any():
         versions = ordered[several_versions]
-        ordered.loc[several_versions, "status"] = versions.groupby(key, sort=False)["status"].ffill()
+        carried = versions.groupby(key, sort=False)[list(CARRIED_FORWARD)].ffill()
+        for column in CARRIED_FORWARD:
+            ordered.loc[several_versions, column] = carried[column]
     return ordered.drop_duplicates(key, keep="last")
 
 

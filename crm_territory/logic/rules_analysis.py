@@ -40,10 +40,18 @@ class Finding:
     message: str
 
 
-def analyse_rules(rules: Rules, *, columns: set[str], regions: list[str], segments: list[str]) -> list[Finding]:
-    """Every finding about ``rules``, errors and warnings, in file order within each kind of check."""
+def analyse_rules(
+    rules: Rules, *, columns: set[str], regions: list[str], segments: list[str], numeric_columns: set[str] | None = None
+) -> list[Finding]:
+    """Every finding about ``rules``, errors and warnings, in file order within each kind of check.
+
+    ``numeric_columns``: the columns ranges (gt, gte, lt, lte) may compare; a range on any other known
+    column is an error (it would fail on every run). None skips that check.
+    """
     findings: list[Finding] = []
     findings += _unknown_columns(rules, columns)
+    if numeric_columns is not None:
+        findings += _ranges_on_text(rules, columns, numeric_columns)
     findings += _unknown_targets(rules, set(regions), set(segments))
     never = _never_firing(rules, set(regions), set(segments))
     findings += [finding for finding, _ in never]
@@ -61,6 +69,20 @@ def raise_on_errors(findings: list[Finding], source: str) -> None:
 
 
 # --- what the file refers to -------------------------------------------------------------------
+
+
+def _ranges_on_text(rules: Rules, columns: set[str], numeric: set[str]) -> list[Finding]:
+    findings = []
+    for prefix, when in _criteria(rules):
+        for column, condition in when.items():
+            if column not in columns or column in numeric:
+                continue
+            for op in ("gt", "gte", "lt", "lte"):
+                if condition.get(op) is not None:
+                    findings.append(
+                        Finding("error", f"{prefix}.when.{column}.{op}", f"'{op}' compares numbers, but '{column}' is text (numeric columns: {', '.join(sorted(numeric)) or 'none'})")
+                    )
+    return findings
 
 
 def _criteria(rules: Rules) -> list[tuple[str, dict[str, Condition]]]:

@@ -36,7 +36,7 @@ def rules_table(rules: Rules) -> pd.DataFrame:
         target = " / ".join(p for p in [_target(override.assign), override.advisor and f"advisor {override.advisor}"] if p)
         rows.append({"kind": "override", "rule_id": f"override:{override.client_key}", "priority": None, "criteria": None, "target": target})
     for exclusion in rules.exclusions:
-        rows.append({"kind": "exclusion", "rule_id": f"exclusion:{exclusion.client_key}", "priority": None, "criteria": None, "target": f"never {_target(exclusion.not_in)}"})
+        rows.append({"kind": "exclusion", "rule_id": f"exclusion:{exclusion.client_key}:{_target(exclusion.not_in)}", "priority": None, "criteria": None, "target": f"never {_target(exclusion.not_in)}"})
     if rules.secondary.parent_org:
         rows.append({"kind": "secondary", "rule_id": "parent_org", "priority": None, "criteria": None, "target": "the parent organisation's territory"})
     for overlay in rules.secondary.overlays:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from crm_territory.logic.advisors import build_advisor_dim
 from crm_territory.logic.assignments import Assignments, build_assignments_fact
 from crm_territory.logic.reference import ReferenceData
 from crm_territory.logic.rule_engine import Placement, evaluate
@@ -37,6 +38,7 @@ def build_territories(
 class Star:
     placement: Placement
     territory_dim: pd.DataFrame
+    advisor_dim: pd.DataFrame | None
     assignments: Assignments
 
 
@@ -47,8 +49,12 @@ def build_star(
     *,
     previous_territories: pd.DataFrame | None = None,
     advisor_dim: pd.DataFrame | None = None,
+    roster: pd.DataFrame | None = None,
     issued_at: pd.Timestamp | None = None,
 ) -> Star:
+    """``advisor_dim`` as given, or built from the advisor ``roster`` on the territories this placement issues."""
     placement = evaluate(client_dim, rules)
     territories = build_territories(placement, rules, reference, previous_territories, issued_at or pd.Timestamp.now(tz="UTC"))
-    return Star(placement, territories, build_assignments_fact(client_dim, territories, placement, advisor_dim))
+    if advisor_dim is None and roster is not None:
+        advisor_dim = build_advisor_dim(roster, territories, reference)
+    return Star(placement, territories, advisor_dim, build_assignments_fact(client_dim, territories, placement, advisor_dim))

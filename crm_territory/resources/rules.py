@@ -14,17 +14,20 @@ import dagster as dg
 import pandas as pd
 
 from crm_territory.logic.reference import ReferenceData
-from crm_territory.logic.rules import Rules, RulesError, load_rules
+from crm_territory.logic.rules import Rules, RulesError, load_rules, parse_rules
 from crm_territory.logic.rules_analysis import Finding, analyse_rules, raise_on_errors
-from crm_territory.schemas import ClientDim, columns_of
+from crm_territory.schemas import ClientDim, columns_of, model_dtypes
 
-# what rules may look at: every client_dim column
+# what rules may look at: every client_dim column; ranges only on its numeric ones
 RULE_COLUMNS = set(columns_of(ClientDim))
+NUMERIC_RULE_COLUMNS = {name for name, dtype in model_dtypes(ClientDim).items() if str(dtype) in ("float64", "Int64")}
 
 
 def check_rules(rules: Rules, reference: ReferenceData) -> list[Finding]:
     """Static analysis; errors raise RulesError (naming key and reason), warnings are returned."""
-    findings = analyse_rules(rules, columns=RULE_COLUMNS, regions=reference.regions, segments=reference.segments)
+    findings = analyse_rules(
+        rules, columns=RULE_COLUMNS, regions=reference.regions, segments=reference.segments, numeric_columns=NUMERIC_RULE_COLUMNS
+    )
     raise_on_errors(findings, rules.source)
     return findings
 
@@ -52,28 +55,39 @@ class RulesFiles(dg.ConfigurableResource):
     def load_candidate(self) -> Rules | None:
         return load_rules(self.candidate_path) if self.candidate_path.is_file() else None
 
-    def activate(self, expected_version: str, reference: ReferenceData) -> tuple[str, Path]:
-        """Make the candidate the active rules, if it is still the version that was previewed.
+    def activate(self, expected_version: str, reference: ReferenceData, previewed_against: str) -> tuple[str, Path]:
+        """Make the candidate the active rules, if it is exactly what was previewed, against the rules still active.
 
-        Returns (previous active version, where it was archived). The swap is a rename in one folder.
+        The candidate's bytes are read once: those bytes are hashed, checked and written, so an edit
+        racing with activation is either refused or not taken. Returns (previous active version,
+        where it was archived). The swap is a rename in one folder.
         """
-        candidate = self.load_candidate()
-        if candidate is None:
-            raise RulesError(str(self.candidate_path), [("(document)", "there is no candidate rules file to activate")])
+        def refuse(reason: str):
+            return RulesError(str(self.candidate_path), [("(document)", reason)])
+
+        if not self.candidate_path.is_file():
+            raise refuse("there is no candidate rules file to activate")
+        data = self.candidate_path.read_bytes()
+        candidate = parse_rules(data.decode("utf-8"), str(self.candidate_path))
         if candidate.version != expected_version:
-            raise RulesError(
-                str(self.candidate_path),
-                [("(document)", f"the candidate is version {candidate.version}, not the previewed {expected_version}: "
-                  "it changed since the preview; materialize assignments_preview again and review it")],
+            raise refuse(
+                f"the candidate is version {candidate.version}, not the previewed {expected_version}: "
+                "it changed since the preview; materialize assignments_preview again and review it"
+            )
+        previous = self.load_active()
+        if previous.version != previewed_against:
+            raise refuse(
+                f"the preview compared the candidate with rules {previewed_against}, but {previous.version} are active now; "
+                "materialize assignments_preview again"
             )
         check_rules(candidate, reference)
-        previous = self.load_active()
         archive = self.folder / "archive" / f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%SZ}_{previous.version}.yaml"
         archive.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(self.active_path, archive)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".territory_rules.", suffix=".tmp")
-        os.close(fd)
-        shutil.copyfile(self.candidate_path, tmp)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, self.active_path)
-        self.candidate_path.unlink()
+        if self.candidate_path.is_file() and self.candidate_path.read_bytes() == data:
+            self.candidate_path.unlink()  # an edit made meanwhile stays, as the next candidate
         return previous.version, archive
