@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from crm_territory.logic.territories import base_territory_id, issue_territories, prefix, territory_of
+from crm_territory.logic.territories import base_territory_id, issue_territories, prefix, territory_ids
 from crm_territory.schemas import TerritoryDim
 from crm_territory_tests.conftest import utc
 
@@ -67,7 +67,7 @@ def test_same_input_gives_the_same_registry():
 def test_unknown_region_or_segment_goes_to_unassigned():
     dim = issue_territories(pairs(("Midwest", "Retail")), None, ROLES, utc("2026-01-01"))
     clients = pairs(("Midwest", "Retail"), (None, "Retail"), ("Midwest", None))
-    assert territory_of(clients, dim).tolist() == ["MID_RET", "UNASSIGNED", "UNASSIGNED"]
+    assert territory_ids(clients["region"], clients["segment"], dim).tolist() == ["MID_RET", "UNASSIGNED", "UNASSIGNED"]
     unassigned = dim.set_index("territory_id").loc["UNASSIGNED"]
     assert pd.isna(unassigned["region"]) and pd.isna(unassigned["segment"])
 

@@ -215,13 +215,15 @@ def advisor_warnings(result: CapacityResult) -> pd.DataFrame:
     by_territory = result.over_capacity.set_index("territory_id")
     by_territory["overflow_group"] = by_territory["group_territories"].map(tuple)
     rows = []
-    for advisor in over.itertuples(index=False):  # over-capacity advisors: a handful at most
+    # Off the hot path: this loops over advisors already over capacity (a handful at most) and, for each,
+    # over its over-capacity territory groups (fewer still) to write the warning's text; never over clients.
+    for advisor in over.itertuples(index=False):
         territories = sorted(set(advisor.territories) & set(by_territory.index))
         groups = by_territory.loc[territories].drop_duplicates("overflow_group")
         detail = "; ".join(
             f"{'+'.join(g.group_territories)}: {g.group_clients} clients for {g.group_free_capacity} free "
             f"capacity ({g.group_advisors} advisors), overflow {g.overflow}"
-            for g in groups.itertuples()
+            for g in groups.itertuples()  # the advisor's overflowing groups: one or two
         )
         rows.append(
             {

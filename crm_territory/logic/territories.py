@@ -119,8 +119,3 @@ def territory_ids(regions: pd.Series, segments: pd.Series, territory_dim: pd.Dat
     ids = lookup.reindex(keys).to_numpy(dtype=object)
     result = pd.Series(ids, index=regions.index, dtype=object)
     return result.where(result.notna(), UNASSIGNED_TERRITORY_ID)
-
-
-def territory_of(clients: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.Series:
-    """The territory_id of each client by its own region and segment (the seed's rule)."""
-    return territory_ids(clients["region"], clients["segment"], territory_dim)
