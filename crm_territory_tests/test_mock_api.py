@@ -99,7 +99,13 @@ def test_generator_is_messy_at_roughly_the_stated_rates() -> None:
     assert 0.002 < no_name.mean() < 0.01
     assert book["client_name"].isna().any() and (book["client_name"] == "").any()
     named = book.loc[~no_name, "client_name"]
-    assert named.str.fullmatch(r"[A-Z][A-Za-z]+( [A-Z][A-Za-z.]+)+").all()
+    # "[The ]Brand[ & Brand] Kind Form[ suffix]": letters (accents too), "&", ",", "." and "'"; at least three words.
+    assert named.str.fullmatch(r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ&,.' ]*[A-Za-zÀ-ÖØ-öø-ÿ.]").all()
+    assert (named.str.split().str.len() >= 3).all()
+    # Capitalised, except the planted duplicates typed in lower case.
+    lower = named == named.str.lower()
+    assert named[~lower].str.match(r"(?:The )?[A-ZÀ-ÖØ-Þ]").all() and 0 < lower.mean() < 0.02
+    assert named.str.contains("[À-ÖØ-öø-ÿ]").any() and named.str.contains(" & ").any() and named.str.startswith("The ").any()
 
     assert 0.20 < book["parent_org"].isna().mean() < 0.30
     assert set(book["status"]) == {"active", "inactive"}
