@@ -141,7 +141,60 @@ class ClientDim(_StrictModel):
     source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
     source_record_id: Series[str]
     source_modified_at: Series[UtcTimestamp]
+    source_record_count: Series[pd.Int64Dtype] = pa.Field(ge=1)  # source records merged into this client (client_xref lists them)
     data_issues: Series[str] = pa.Field(nullable=True)
+
+
+class ClientXref(_StrictModel):
+    """Which client each source record belongs to. Grain: one row per source record (source_system, source_record_id)."""
+
+    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
+    source_record_id: Series[str] = pa.Field(str_matches=CLIENT_ID_PATTERN)
+    client_key: Series[str] = pa.Field(str_length={"min_value": 1})
+    records_in_client: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    linked_by: Series[str] = pa.Field(isin=["only record", "matched", "human decision"])
+    unmatchable_reason: Series[str] = pa.Field(nullable=True)  # why the name cannot be matched (stays alone)
+    client_key_issued_at: Series[UtcTimestamp]
+    first_seen_at: Series[UtcTimestamp]
+
+    @pa.dataframe_check(error="a source record appears in client_xref more than once")
+    def one_row_per_record(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["source_system", "source_record_id"], keep=False)
+
+
+class ClientMatches(_StrictModel):
+    """Scored record pairs worth a look. Grain: one row per pair (record_a < record_b) the matcher found alike, or a human decided."""
+
+    record_a: Series[str]
+    record_b: Series[str]
+    client_name_a: Series[str] = pa.Field(nullable=True)
+    client_name_b: Series[str] = pa.Field(nullable=True)
+    name_score: Series[float] = pa.Field(ge=0, le=100)
+    name_difference: Series[str] = pa.Field(isin=["same words", "typo", "different words", "different word count"])
+    region_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
+    parent_org_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
+    advisor_email_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
+    advisor_domain_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
+    score: Series[float]
+    decision: Series[str] = pa.Field(isin=["match", "possible", "must_link", "cannot_link"])
+    decided_by: Series[str] = pa.Field(isin=["matcher", "human"])
+    blocked_by: Series[str] = pa.Field(nullable=True)  # the blocking key that paired them (empty: a human decision)
+    merged: Series[bool]  # the two records ended in one client
+    client_key_a: Series[str]
+    client_key_b: Series[str]
+
+    @pa.dataframe_check(error="(record_a, record_b) is the grain: ordered and unique")
+    def pairs_are_ordered_and_unique(cls, df: pd.DataFrame) -> pd.Series:
+        return (df["record_a"] < df["record_b"]) & ~df.duplicated(["record_a", "record_b"], keep=False)
+
+
+class ClientKeyRetirements(_StrictModel):
+    """Client keys retired when their cluster merged into an older one. Grain: one row per retired key."""
+
+    retired_client_key: Series[str] = pa.Field(unique=True)
+    client_key: Series[str]  # the key that survived the merge (it may itself be retired later: follow the chain)
+    retired_at: Series[UtcTimestamp]
+    reason: Series[str]
 
 
 class TerritoryDim(_StrictModel):
@@ -272,6 +325,9 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("ingest_manifest", "raw", IngestManifest, "RAW", "INGEST_MANIFEST"),
         TableSpec("quarantined_clients", "quarantine", QuarantinedClients, "RAW", "QUARANTINED_CLIENTS"),
         TableSpec("territory_rules", "core", TerritoryRules, "CORE", "TERRITORY_RULES"),
+        TableSpec("client_xref", "core", ClientXref, "CORE", "CLIENT_XREF"),
+        TableSpec("client_matches", "core", ClientMatches, "CORE", "CLIENT_MATCHES"),
+        TableSpec("client_key_retirements", "core", ClientKeyRetirements, "CORE", "CLIENT_KEY_RETIREMENTS"),
         TableSpec("client_dim", "core", ClientDim, "CORE", "CLIENT_DIM"),
         TableSpec("territory_dim", "core", TerritoryDim, "CORE", "TERRITORY_DIM"),
         TableSpec("advisor_dim", "core", AdvisorDim, "CORE", "ADVISOR_DIM"),

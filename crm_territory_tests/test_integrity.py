@@ -10,13 +10,17 @@ import pytest
 
 from crm_territory.definitions import ALL_ASSETS, build_definitions, build_resources
 from crm_territory.defs.checks import integrity_checks, schema_checks
-from crm_territory.logic.clients import build_client_dim
+from crm_territory.logic.clients import client_dim_from_records, client_records
+from crm_territory.logic.entity_resolution import resolve
+from crm_territory.logic.match_decisions import MatchDecisions
 from crm_territory.logic.drops import read_drop
 from crm_territory.logic.ingest import API_BATCH, LandingFile, assemble_raw_clients
 from crm_territory.logic.integrity import (
     active_clients_without_one_current_primary,
     client_dim_mismatches,
+    client_keys_not_one_cluster,
     orphan_fact_rows,
+    records_not_in_one_client,
     unbalanced_batches,
 )
 from crm_territory.logic.star import build_star
@@ -204,7 +208,7 @@ def test_balanced_batches_give_no_violation_until_the_api_batch_goes_missing():
     ]
 
 
-# ---------------------------------------------------------------- client_dim_mismatches
+# ---------------------------------------------------------------- client_xref and client_dim conservation
 
 
 def raw_rows(keys: list[tuple[str, str]]) -> pd.DataFrame:
@@ -212,41 +216,63 @@ def raw_rows(keys: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame({"source_system": [k[0] for k in keys], "client_id": [k[1] for k in keys]})
 
 
-def test_client_dim_mismatches_name_missing_unexplained_and_duplicated_keys():
-    raw = raw_rows(
-        [
-            ("csv_drop", "1"),
-            ("csv_drop", "1"),  # two versions of one client: one client_dim row is right
-            ("csv_drop", "2"),  # missing from client_dim
-            ("csv_drop", "3"),
-            ("crm_api", "1"),  # same id, other source: its own client, missing from client_dim
-        ]
-    )
-    dim = pd.DataFrame({"client_key": ["csv_drop:1", "csv_drop:3", "crm_api:9", "csv_drop:3"]})
-    bad = client_dim_mismatches(raw, dim)
-    assert records(bad, ["client_key", "problem"]) == [
-        {"client_key": "crm_api:1", "problem": "in raw_clients, missing from client_dim"},
-        {"client_key": "csv_drop:2", "problem": "in raw_clients, missing from client_dim"},
-        {"client_key": "crm_api:9", "problem": "in client_dim, not in raw_clients"},
-        {"client_key": "csv_drop:3", "problem": "more than one row in client_dim"},
+def xref_rows(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """client_xref rows: (source_system, source_record_id, client_key)."""
+    return pd.DataFrame({"source_system": [r[0] for r in rows], "source_record_id": [r[1] for r in rows], "client_key": [r[2] for r in rows]})
+
+
+def dim_rows(rows: list[tuple[str, int]]) -> pd.DataFrame:
+    """client_dim rows: (client_key, source_record_count)."""
+    return pd.DataFrame({"client_key": [r[0] for r in rows], "source_record_count": [r[1] for r in rows]})
+
+
+def test_records_not_in_one_client_name_missing_duplicated_and_unexplained_records():
+    raw = raw_rows([("csv_drop", "1"), ("csv_drop", "1"), ("csv_drop", "2"), ("crm_api", "1"), ("crm_api", "7")])
+    xref = xref_rows([("csv_drop", "1", "csv_drop:1"), ("crm_api", "1", "csv_drop:1"), ("crm_api", "7", "crm_api:7"), ("crm_api", "7", "crm_api:7"), ("crm_api", "9", "crm_api:9")])
+    bad = records_not_in_one_client(raw, xref)
+    assert records(bad, ["record", "problem"]) == [
+        {"record": "csv_drop:2", "problem": "in raw_clients, in no client of client_xref"},
+        {"record": "crm_api:7", "problem": "in more than one row of client_xref"},
+        {"record": "crm_api:9", "problem": "in client_xref, not in raw_clients"},
+    ]
+    clean = xref_rows([("csv_drop", "1", "csv_drop:1"), ("csv_drop", "2", "csv_drop:1"), ("crm_api", "1", "crm_api:1"), ("crm_api", "7", "crm_api:7")])
+    assert records_not_in_one_client(raw, clean).empty
+
+
+def matches_rows(pairs: list[tuple[str, str, bool]]) -> pd.DataFrame:
+    return pd.DataFrame({"record_a": [p[0] for p in pairs], "record_b": [p[1] for p in pairs], "merged": [p[2] for p in pairs]})
+
+
+NO_RETIREMENTS = pd.DataFrame({"retired_client_key": pd.Series(dtype=object)})
+
+
+def test_client_keys_not_one_cluster_rebuilds_clusters_from_the_merged_pairs():
+    xref = xref_rows([("crm_api", "1", "K1"), ("crm_api", "2", "K1"), ("crm_api", "3", "K3"), ("csv_drop", "4", "K4")])
+    # 1-2 merged under K1, 3 and 4 alone: consistent; a pair scored but not merged changes nothing
+    matches = matches_rows([("crm_api:1", "crm_api:2", True), ("crm_api:3", "csv_drop:4", False)])
+    assert client_keys_not_one_cluster(xref, matches, NO_RETIREMENTS).empty
+
+    # records 1 and 2 merged but under two keys; K1 also on record 3, which nothing links to them
+    split = xref_rows([("crm_api", "1", "K1"), ("crm_api", "2", "K2"), ("crm_api", "3", "K1"), ("csv_drop", "4", "K4")])
+    bad = client_keys_not_one_cluster(split, matches, pd.DataFrame({"retired_client_key": ["K4"]}))
+    assert sorted(map(tuple, bad[["client_key", "problem"]].to_numpy().tolist())) == [
+        ("K1", "one client_key on several clusters"),
+        ("K1", "one cluster under several client_keys"),
+        ("K2", "one cluster under several client_keys"),
+        ("K4", "retired client_key still in use"),
     ]
 
 
-@pytest.mark.parametrize(
-    "dim_keys, expected",
-    [
-        (["csv_drop:1"], [("csv_drop:2", "in raw_clients, missing from client_dim")]),
-        (["csv_drop:1", "csv_drop:2", "csv_drop:7"], [("csv_drop:7", "in client_dim, not in raw_clients")]),
-        (["csv_drop:1", "csv_drop:2", "csv_drop:1", "csv_drop:1"], [("csv_drop:1", "more than one row in client_dim")]),
-    ],
-    ids=["missing", "unexplained", "duplicated-listed-once"],
-)
-def test_each_client_dim_mismatch_alone_next_to_the_clean_dimension(dim_keys, expected):
-    raw = raw_rows([("csv_drop", "1"), ("csv_drop", "2")])
-    clean = client_dim_mismatches(raw, pd.DataFrame({"client_key": ["csv_drop:1", "csv_drop:2"]}))
-    assert clean.empty
-    bad = client_dim_mismatches(raw, pd.DataFrame({"client_key": dim_keys}))
-    assert [(r["client_key"], r["problem"]) for r in records(bad, ["client_key", "problem"])] == expected
+def test_client_dim_mismatches_name_missing_unexplained_duplicated_and_miscounted_clients():
+    xref = xref_rows([("csv_drop", "1", "csv_drop:1"), ("crm_api", "1", "csv_drop:1"), ("csv_drop", "2", "csv_drop:2"), ("csv_drop", "3", "csv_drop:3")])
+    assert client_dim_mismatches(xref, dim_rows([("csv_drop:1", 2), ("csv_drop:2", 1), ("csv_drop:3", 1)])).empty
+    bad = client_dim_mismatches(xref, dim_rows([("csv_drop:1", 1), ("csv_drop:3", 1), ("crm_api:9", 1), ("csv_drop:3", 1)]))
+    assert records(bad, ["client_key", "problem"]) == [
+        {"client_key": "csv_drop:2", "problem": "in client_xref, missing from client_dim"},
+        {"client_key": "crm_api:9", "problem": "in client_dim, not in client_xref"},
+        {"client_key": "csv_drop:3", "problem": "more than one row in client_dim"},
+        {"client_key": "csv_drop:1", "problem": "source_record_count differs from the records client_xref lists"},
+    ]
 
 
 # ---------------------------------------------------------------- the real logic on a tiny drop, then tampered
@@ -258,9 +284,12 @@ def sample_tables(reference, seed_rules):
     drop = SEED_SAMPLE.replace("advisor_email\n", "advisor_email,status\n").replace("example.com\n", "example.com,active\n")
     drop += "4,Delta Trust,Midwest,Retail,,,inactive\n,Nameless Row,Midwest,Retail,,,active\n"
     ingest = assemble_raw_clients([(LandingFile("clients.csv", len(drop), utc("2026-01-01")), read_drop("clients.csv", drop.encode()))], None, utc("2026-01-02"))
-    clients = build_client_dim(ingest.raw_clients, reference)
+    records = client_records(ingest.raw_clients, reference)
+    resolution = resolve(records, MatchDecisions.none(), None, None, utc("2026-01-02"))
+    clients = client_dim_from_records(records, resolution.xref)
     star = build_star(clients, seed_rules, reference, issued_at=utc("2026-01-02"))
     return {
+        "client_xref": resolution.xref,
         "raw_clients": ingest.raw_clients,
         "quarantined_clients": ingest.quarantined,
         "ingest_manifest": ingest.manifest,
@@ -277,7 +306,8 @@ def test_the_real_pipeline_output_holds_every_rule_and_each_tampering_is_caught(
     assert orphan_fact_rows(t["assignments_fact"], t["client_dim"], t["territory_dim"]).empty
     assert active_clients_without_one_current_primary(t["assignments_fact"], t["client_dim"]).empty
     assert unbalanced_batches(t["ingest_manifest"], t["raw_clients"], t["quarantined_clients"]).empty
-    assert client_dim_mismatches(t["raw_clients"], t["client_dim"]).empty
+    assert records_not_in_one_client(t["raw_clients"], t["client_xref"]).empty
+    assert client_dim_mismatches(t["client_xref"], t["client_dim"]).empty
 
     fact_rows = t["assignments_fact"].copy()
     fact_rows.loc[fact_rows["client_key"] == "csv_drop:2", "territory_id"] = "NOPE_XX"
@@ -299,7 +329,7 @@ def test_the_real_pipeline_output_holds_every_rule_and_each_tampering_is_caught(
 
     # client_dim duplicating one client
     doubled = pd.concat([t["client_dim"], t["client_dim"].iloc[[0]]], ignore_index=True)
-    bad = client_dim_mismatches(t["raw_clients"], doubled)
+    bad = client_dim_mismatches(t["client_xref"], doubled)
     assert records(bad, ["client_key", "problem"]) == [{"client_key": "csv_drop:1", "problem": "more than one row in client_dim"}]
 
 
@@ -373,7 +403,7 @@ def test_a_failing_blocking_integrity_check_fails_its_step_and_stops_what_is_dow
     assert evaluation.check_name == "client_dim_conserves_clients"
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert "csv_drop:999" in evaluation.metadata["sample"].value
-    assert "in client_dim, not in raw_clients" in evaluation.metadata["sample"].value
+    assert "in client_dim, not in client_xref" in evaluation.metadata["sample"].value
     assert materialized(result) == set()
     # the blocked steps were planned but never started
     assert {e.step_key for e in result.all_events if e.is_step_start} == {"client_dim_client_dim_conserves_clients"}

@@ -9,7 +9,9 @@ import pytest
 from crm_territory.logic.rules import load_rules
 from crm_territory.logic.rules_table import rules_table
 from crm_territory.logic.star import build_star
-from crm_territory.logic.clients import build_client_dim
+from crm_territory.logic.clients import client_dim_from_records, client_records
+from crm_territory.logic.entity_resolution import resolve
+from crm_territory.logic.match_decisions import parse_decisions
 from crm_territory.logic.drops import read_drop
 from crm_territory.logic.ingest import LandingFile, assemble_raw_clients
 from crm_territory.schemas import TABLES
@@ -27,13 +29,20 @@ TRICKY = (
 
 def tables(reference):
     ingest = assemble_raw_clients([(LandingFile("t.csv", 1, utc("2026-01-01")), read_drop("t.csv", TRICKY.encode()))], None, utc("2026-01-02"))
-    clients = build_client_dim(ingest.raw_clients, reference)
+    records = client_records(ingest.raw_clients, reference)
+    # a must-link joins the two records, so client_matches and client_dim hold a merged client too
+    decisions = parse_decisions(pd.DataFrame({"record_a": ["csv_drop:1"], "record_b": ["csv_drop:2"], "decision": ["must_link"], "note": [None]}), "test")
+    resolution = resolve(records, decisions, None, None, utc("2026-01-02"))
+    clients = client_dim_from_records(records, resolution.xref)
     rules = load_rules(REPO_ROOT / "data" / "rules" / "examples" / "worked_example.yaml")  # every feature: SECONDARY rows, overlays
     star = build_star(clients, rules, reference, issued_at=utc("2026-01-02"))
     return {
         "raw_clients": ingest.raw_clients,
         "quarantined_clients": ingest.quarantined,
         "ingest_manifest": ingest.manifest,
+        "client_xref": resolution.xref,
+        "client_matches": resolution.matches,
+        "client_key_retirements": resolution.retirements,
         "client_dim": clients,
         "territory_rules": rules_table(rules),
         "territory_dim": star.territory_dim,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from crm_territory.logic.clients import client_keys
+from crm_territory.logic.clients import record_keys
+from crm_territory.logic.clustering import components
 from crm_territory.logic.ingest import API_BATCH
 
 
@@ -47,18 +49,64 @@ def unbalanced_batches(manifest: pd.DataFrame, raw_clients: pd.DataFrame, quaran
     return pd.concat([out[unbalanced], extra], ignore_index=True)
 
 
-def client_dim_mismatches(raw_clients: pd.DataFrame, client_dim: pd.DataFrame) -> pd.DataFrame:
-    """Keys in raw_clients missing from client_dim, and keys in client_dim that no raw row explains."""
-    raw_keys = pd.Index(client_keys(raw_clients["source_system"], raw_clients["client_id"]).unique())
-    dim_keys = pd.Index(client_dim["client_key"])
-    missing = raw_keys.difference(dim_keys)
-    unexplained = dim_keys.difference(raw_keys)
-    duplicated = dim_keys[dim_keys.duplicated()].unique()
+def records_not_in_one_client(raw_clients: pd.DataFrame, client_xref: pd.DataFrame) -> pd.DataFrame:
+    """Source records of raw_clients missing from client_xref or in it more than once, and xref rows no raw row explains."""
+    raw = pd.Index(record_keys(raw_clients["source_system"], raw_clients["client_id"]).unique())
+    xref = pd.Index(record_keys(client_xref["source_system"], client_xref["source_record_id"]))
     return pd.concat(
         [
-            pd.DataFrame({"client_key": missing, "problem": "in raw_clients, missing from client_dim"}),
-            pd.DataFrame({"client_key": unexplained, "problem": "in client_dim, not in raw_clients"}),
+            pd.DataFrame({"record": raw.difference(xref), "problem": "in raw_clients, in no client of client_xref"}),
+            pd.DataFrame({"record": xref[xref.duplicated()].unique(), "problem": "in more than one row of client_xref"}),
+            pd.DataFrame({"record": xref.difference(raw), "problem": "in client_xref, not in raw_clients"}),
+        ],
+        ignore_index=True,
+    )
+
+
+def client_keys_not_one_cluster(client_xref: pd.DataFrame, client_matches: pd.DataFrame, retirements: pd.DataFrame) -> pd.DataFrame:
+    """Client keys that do not name exactly one cluster, rebuilt from the merged pairs of client_matches.
+
+    A cluster is a connected group of records joined by merged pairs; each must carry one client_key,
+    and each client_key must be one such group (two groups under one key are two clients sharing a
+    key). A retired key must not be in use.
+    """
+    records = record_keys(client_xref["source_system"], client_xref["source_record_id"])
+    position = pd.Series(np.arange(len(records)), index=records.to_numpy())
+    merged = client_matches[client_matches["merged"]]
+    a, b = merged["record_a"].map(position), merged["record_b"].map(position)
+    known = a.notna() & b.notna()
+    cluster = components(len(records), a[known].to_numpy(dtype=np.int64), b[known].to_numpy(dtype=np.int64))
+    pairs = pd.DataFrame({"client_key": client_xref["client_key"].to_numpy(), "cluster": cluster}).drop_duplicates()
+    keys_per_cluster = pairs.groupby("cluster")["client_key"].transform("size")
+    clusters_per_key = pairs.groupby("client_key")["cluster"].transform("size")
+    in_use = pd.Index(client_xref["client_key"].unique()).intersection(pd.Index(retirements["retired_client_key"]))
+    return pd.concat(
+        [
+            pairs.loc[clusters_per_key > 1, ["client_key"]].drop_duplicates().assign(problem="one client_key on several clusters"),
+            pairs.loc[keys_per_cluster > 1, ["client_key"]].drop_duplicates().assign(problem="one cluster under several client_keys"),
+            pd.DataFrame({"client_key": in_use, "problem": "retired client_key still in use"}),
+            pd.DataFrame({"client_key": merged.loc[~known, "record_a"], "problem": "client_matches names a record client_xref lacks"}),
+        ],
+        ignore_index=True,
+    )
+
+
+def client_dim_mismatches(client_xref: pd.DataFrame, client_dim: pd.DataFrame) -> pd.DataFrame:
+    """Client keys of client_xref missing from client_dim, rows of client_dim no xref key explains, and wrong record counts."""
+    xref_counts = client_xref["client_key"].value_counts()
+    dim_keys = pd.Index(client_dim["client_key"])
+    missing = xref_counts.index.difference(dim_keys)
+    unexplained = dim_keys.difference(xref_counts.index)
+    duplicated = dim_keys[dim_keys.duplicated()].unique()
+    counted = client_dim.set_index("client_key")["source_record_count"]
+    counted = counted[~counted.index.duplicated()]
+    wrong = counted.index[counted.ne(xref_counts.reindex(counted.index)) & counted.index.isin(xref_counts.index)]
+    return pd.concat(
+        [
+            pd.DataFrame({"client_key": missing, "problem": "in client_xref, missing from client_dim"}),
+            pd.DataFrame({"client_key": unexplained, "problem": "in client_dim, not in client_xref"}),
             pd.DataFrame({"client_key": duplicated, "problem": "more than one row in client_dim"}),
+            pd.DataFrame({"client_key": wrong, "problem": "source_record_count differs from the records client_xref lists"}),
         ],
         ignore_index=True,
     )
