@@ -125,6 +125,8 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
     lines = [
         f"crm-territory run {result.run_id[:8]} ({result.job_def.name}): {status} in {seconds:.1f}s",
         f"  clients            {fmt(_row_count(result, 'client_dim'))} ({fmt(_meta(result, 'client_dim', 'active_clients'))} active)",
+        f"  source records     {fmt(_row_count(result, 'client_xref'))} ({fmt(_meta(result, 'client_xref', 'records_merged_into_another'))} merged into another; "
+        f"{fmt(_meta(result, 'client_xref', 'possible_pairs_for_review'))} possible matches to review in client_matches)",
         f"  territories        {fmt(_row_count(result, 'territory_dim'))} (including UNASSIGNED)",
         f"  assignments        {fmt(_row_count(result, 'assignments_fact'))} ({fmt(_meta(result, 'assignments_fact', 'current_assignments'))} current)",
         f"  quarantined rows   {fmt(_row_count(result, 'quarantined_clients'))}  -> {settings.data_dir / 'quarantine'}",

@@ -14,10 +14,12 @@ from crm_territory.defs.automation import (
 from crm_territory.defs.checks import integrity_checks, schema_checks
 from crm_territory.defs.core import advisor_dim, assignments_fact, client_dim, territory_dim
 from crm_territory.defs.ingest import crm_api_advisors, crm_api_clients, raw_clients
+from crm_territory.defs.matching import client_xref
 from crm_territory.defs.history import assignments_fact_history, client_dim_history
 from crm_territory.defs.rules import activate_rules_job, assignments_preview, territory_rules
 from crm_territory.resources.crm_api import CrmApiResource
 from crm_territory.resources.landing import LocalLandingZone
+from crm_territory.resources.match_decisions import MatchDecisionsFile
 from crm_territory.resources.reference import ReferenceFiles
 from crm_territory.resources.rules import RulesFiles
 from crm_territory.resources.storage import storage_resources
@@ -28,6 +30,7 @@ ALL_ASSETS = [
     crm_api_clients,
     crm_api_advisors,
     raw_clients,
+    client_xref,
     client_dim,
     territory_rules,
     territory_dim,
@@ -47,6 +50,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "landing": LocalLandingZone(data_dir=data_dir),
         "reference_files": ReferenceFiles(data_dir=data_dir),
         "rules_files": RulesFiles(data_dir=data_dir),
+        "match_decisions": MatchDecisionsFile(data_dir=data_dir),
         "crm_api": CrmApiResource(base_url=settings.api_url, token=dg.EnvVar("CRM_API_TOKEN")),
     }
 

@@ -22,11 +22,12 @@ SEED_SAMPLE = (
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    """A CRM_DATA_DIR holding copies of the committed landing drop and reference data."""
+    """A CRM_DATA_DIR holding copies of the committed landing drop, reference data, rules and match decisions."""
     root = tmp_path / "data"
     shutil.copytree(REPO_ROOT / "data" / "landing", root / "landing")
     shutil.copytree(REPO_ROOT / "data" / "reference", root / "reference")
     shutil.copytree(REPO_ROOT / "data" / "rules", root / "rules")
+    shutil.copytree(REPO_ROOT / "data" / "matching", root / "matching")
     return root
 
 

@@ -19,6 +19,7 @@ from dagster._core.instance.ref import InstanceRef
 from crm_territory.definitions import build_definitions
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
+from mock_api.generator import client_entities, generate_clients
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,14 @@ def test_run_with_the_mock_api_prints_a_summary_that_matches_the_tables_and_reco
     store = CsvTables(data_dir)
     clients, territories, fact = store.read("client_dim"), store.read("territory_dim"), store.read("assignments_fact")
     quarantined, manifest = store.read("quarantined_clients"), store.read("ingest_manifest")
-    assert len(clients) == API_CLIENTS + 3 - len(quarantined)  # the API's book plus the seed sample, minus what was quarantined
+    xref = store.read("client_xref")
+    assert len(xref) == API_CLIENTS + 3 - len(quarantined)  # every source record the API and the seed sample sent, minus the quarantine
+    # the mock CRM plants duplicates: one client per real organisation (the generator's truth) plus the seed's three
+    entities = client_entities(API_CLIENTS, seed=42)
+    api_ids = set(xref.loc[xref["source_system"] == "crm_api", "source_record_id"])
+    named = entities[generate_clients(API_CLIENTS, seed=42)["client_id"].isin(api_ids).to_numpy()]
+    assert named.nunique() < len(named), "the mock book should contain duplicates"
+    assert len(clients) == xref["client_key"].nunique() == named.nunique() + 3
 
     head = re.search(r"crm-territory run ([0-9a-f]{8}) \(materialize_all_job\): SUCCESS in [\d.]+s", out)
     assert head, out
@@ -112,6 +120,10 @@ def test_run_with_the_mock_api_prints_a_summary_that_matches_the_tables_and_reco
     m = re.fullmatch(r"\s+clients\s+([\d,]+) \(([\d,]+) active\)", line)
     assert m, line
     assert (number(m[1]), number(m[2])) == (len(clients), int(clients["is_active"].sum()))
+    m = re.fullmatch(r"\s+source records\s+([\d,]+) \(([\d,]+) merged into another; ([\d,]+) possible matches to review in client_matches\)", summary_line(out, "source records"))
+    assert m, summary_line(out, "source records")
+    matches = store.read("client_matches")
+    assert (number(m[1]), number(m[2]), number(m[3])) == (len(xref), len(xref) - len(clients), int((matches["decision"] == "possible").sum()))
     m = re.fullmatch(r"\s+territories\s+([\d,]+) \(including UNASSIGNED\)", summary_line(out, "territories"))
     assert m and number(m[1]) == len(territories)
     assert "UNASSIGNED" in set(territories["territory_id"])

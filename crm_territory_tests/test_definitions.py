@@ -23,6 +23,9 @@ EXPECTED_ASSETS = {
     "raw_clients",
     "quarantined_clients",
     "ingest_manifest",
+    "client_xref",
+    "client_matches",
+    "client_key_retirements",
     "client_dim",
     "territory_dim",
     "assignments_fact",
@@ -36,10 +39,14 @@ EXPECTED_ASSETS = {
 RAW_ASSETS = {"crm_api_clients", "crm_api_advisors", "raw_clients", "quarantined_clients", "ingest_manifest"}
 CORE_ASSETS = {"client_dim", "territory_rules", "territory_dim", "advisor_dim", "assignments_fact", "client_dim_history", "assignments_fact_history"}
 PREVIEW_ASSETS = {"assignments_preview"}
+MATCHING_ASSETS = {"client_xref", "client_matches", "client_key_retirements"}
 # (upstream, downstream)
 EXPECTED_EDGES = {
     ("crm_api_clients", "raw_clients"),
-    ("raw_clients", "client_dim"),
+    ("raw_clients", "client_xref"),
+    ("raw_clients", "client_matches"),
+    ("client_xref", "client_dim"),
+    ("client_key_retirements", "client_dim"),
     ("client_dim", "territory_dim"),
     ("territory_dim", "assignments_fact"),
     ("client_dim", "assignments_fact"),
@@ -52,7 +59,7 @@ EXPECTED_EDGES = {
     ("assignments_fact", "assignments_fact_history"),
     ("assignments_fact", "assignments_preview"),
 }
-EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "rules_files", "crm_api"}
+EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "rules_files", "match_decisions", "crm_api"}
 EXPECTED_JOBS = {"materialize_all_job", "drop_ingest_job", "crm_api_pull_job", "activate_rules_job"}
 ENV_VARS = ("CRM_DATA_DIR", "CRM_STORAGE", "CRM_API_URL", "CRM_API_TOKEN")
 
@@ -107,7 +114,8 @@ def test_lineage_edges(loaded_defs: dg.Definitions) -> None:
     for upstream, downstream in edges:
         parents[downstream].add(upstream)
     # The star schema reads only what the lineage says, and the API snapshot is a source.
-    assert parents["client_dim"] == {"raw_clients"}
+    assert parents["client_xref"] == {"raw_clients"}
+    assert parents["client_dim"] == {"raw_clients", "client_xref", "client_key_retirements"}
     assert parents["territory_dim"] == {"client_dim", "territory_rules"}
     assert parents["assignments_fact"] == {"client_dim", "territory_dim", "advisor_dim", "territory_rules"}
     assert parents["territory_rules"] == set()  # read from the rules file
@@ -118,7 +126,7 @@ def test_lineage_edges(loaded_defs: dg.Definitions) -> None:
 def test_every_asset_has_group_owners_kinds_and_a_grain(loaded_defs: dg.Definitions) -> None:
     problems = []
     for name, spec in sorted(_specs_by_name(loaded_defs).items()):
-        expected_group = "raw" if name in RAW_ASSETS else "preview" if name in PREVIEW_ASSETS else "core"
+        expected_group = "raw" if name in RAW_ASSETS else "preview" if name in PREVIEW_ASSETS else "matching" if name in MATCHING_ASSETS else "core"
         if spec.group_name != expected_group:
             problems.append(f"{name}: group {spec.group_name!r}, expected {expected_group!r}")
         if not spec.owners:
@@ -129,7 +137,7 @@ def test_every_asset_has_group_owners_kinds_and_a_grain(loaded_defs: dg.Definiti
         if "Grain" not in description and "grain" not in description:
             problems.append(f"{name}: description does not state the grain: {spec.description!r}")
     assert not problems, "\n".join(problems)
-    assert RAW_ASSETS | CORE_ASSETS | PREVIEW_ASSETS == EXPECTED_ASSETS
+    assert RAW_ASSETS | CORE_ASSETS | PREVIEW_ASSETS | MATCHING_ASSETS == EXPECTED_ASSETS
 
 
 def test_every_asset_has_a_blocking_schema_check(loaded_defs: dg.Definitions) -> None:

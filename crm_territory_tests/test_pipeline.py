@@ -12,7 +12,7 @@ from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory_tests.conftest import QUIET, error_text, materialized
 from crm_territory_tests.mock_api_server import run_mock_api
-from mock_api.generator import generate_clients
+from mock_api.generator import client_entities, generate_clients
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,13 @@ def test_materialize_every_asset_and_check(env):
     api_quarantine = quarantined[quarantined["source_system"] == "crm_api"]
     assert set(api_quarantine["source_record_id"]) == nameless
     assert set(api_quarantine["reason"]) == {"missing client_name"}
-    assert len(clients) == len(raw)  # one version per client here
+    # one version per record here; the planted duplicates merge: one client per real organisation (the generator's truth)
+    xref = store.read("client_xref")
+    assert len(xref) == len(raw)
+    entities = client_entities(API_CLIENTS, seed=42)[~book["client_id"].isin(nameless).to_numpy()]
+    assert entities.nunique() < len(entities), "the mock book should contain duplicates"
+    assert len(clients) == entities.nunique() + 3
+    assert clients["source_record_count"].sum() == len(xref)
     # the seed sample kept its territories next to the API's clients
     seed = fact.merge(clients, on="client_key").set_index("client_key")
     assert seed.loc["csv_drop:1", "territory_id"] == "NOR_INS"
@@ -82,7 +88,7 @@ def test_materialize_every_asset_and_check(env):
 
     # metadata: row counts and previews on every asset, client counts on territory_dim
     mats = {e.materialization.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
-    for name in ["crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manifest", "client_dim", "territory_dim", "assignments_fact"]:
+    for name in ["crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manifest", "client_xref", "client_matches", "client_dim", "territory_dim", "assignments_fact"]:
         assert "dagster/row_count" in mats[name].metadata and "preview" in mats[name].metadata, name
     assert mats["client_dim"].metadata["dagster/row_count"].value == len(clients)
     assert "current_clients" in mats["territory_dim"].metadata["clients_per_territory"].value
@@ -91,7 +97,8 @@ def test_materialize_every_asset_and_check(env):
 def test_rerunning_gives_the_same_star_schema(env):
     assert run_job(env).success
     store = CsvTables(env.data_dir)
-    first = {t: store.read(t) for t in ["client_dim", "territory_dim", "assignments_fact", "quarantined_clients"]}
+    # client_xref too, timestamps included: a re-run issues no key and sees no record for the first time
+    first = {t: store.read(t) for t in ["client_xref", "client_matches", "client_key_retirements", "client_dim", "territory_dim", "assignments_fact", "quarantined_clients"]}
     assert run_job(env).success
     for table, before in first.items():
         after = store.read(table)

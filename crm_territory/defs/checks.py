@@ -14,7 +14,9 @@ from crm_territory.defs.metadata import markdown_table
 from crm_territory.logic.integrity import (
     active_clients_without_one_current_primary,
     client_dim_mismatches,
+    client_keys_not_one_cluster,
     orphan_fact_rows,
+    records_not_in_one_client,
     unbalanced_batches,
 )
 from crm_territory.schemas import TABLES
@@ -109,16 +111,48 @@ def landing_files_accepted(ingest_manifest: pd.DataFrame) -> dg.AssetCheckResult
 
 
 @dg.asset_check(
-    asset="client_dim",
+    asset="client_xref",
     additional_ins={"raw_clients": dg.AssetIn()},
     blocking=True,
-    description="Conservation: every client in raw_clients is exactly one row of client_dim, and no row comes from nowhere.",
+    description="Every source record of raw_clients is in exactly one client of client_xref, and client_xref holds no other record.",
 )
-def client_dim_conserves_clients(client_dim: pd.DataFrame, raw_clients: pd.DataFrame) -> dg.AssetCheckResult:
+def client_xref_covers_every_record(client_xref: pd.DataFrame, raw_clients: pd.DataFrame) -> dg.AssetCheckResult:
     return _violations(
-        client_dim_mismatches(raw_clients, client_dim),
+        records_not_in_one_client(raw_clients, client_xref),
         blocking_severity=dg.AssetCheckSeverity.ERROR,
-        next_step="client_dim lost, duplicated or invented clients: a bug in crm_territory/logic/clients.py.",
+        next_step="Records were lost or duplicated by entity resolution: a bug in crm_territory/logic/entity_resolution.py; report it with these records.",
+        records=len(client_xref),
+    )
+
+
+@dg.asset_check(
+    asset="client_xref",
+    additional_ins={"client_matches": dg.AssetIn(), "client_key_retirements": dg.AssetIn()},
+    blocking=True,
+    description="Each client_key is exactly one cluster (records joined by merged pairs in client_matches), each cluster one key, and no retired key is in use.",
+)
+def client_keys_name_one_cluster_each(
+    client_xref: pd.DataFrame, client_matches: pd.DataFrame, client_key_retirements: pd.DataFrame
+) -> dg.AssetCheckResult:
+    return _violations(
+        client_keys_not_one_cluster(client_xref, client_matches, client_key_retirements),
+        blocking_severity=dg.AssetCheckSeverity.ERROR,
+        next_step="Client keys and clusters disagree: a bug in crm_territory/logic/client_keys.py or clustering.py; report it with these keys.",
+        client_keys=int(client_xref["client_key"].nunique()),
+    )
+
+
+@dg.asset_check(
+    asset="client_dim",
+    additional_ins={"client_xref": dg.AssetIn()},
+    blocking=True,
+    description="Conservation: every client_key of client_xref is exactly one row of client_dim, with as many source records as client_xref lists, and no row comes from nowhere.",
+)
+def client_dim_conserves_clients(client_dim: pd.DataFrame, client_xref: pd.DataFrame) -> dg.AssetCheckResult:
+    return _violations(
+        client_dim_mismatches(client_xref, client_dim),
+        blocking_severity=dg.AssetCheckSeverity.ERROR,
+        next_step="client_dim lost, duplicated or invented clients: a bug in crm_territory/logic/clients.py or survivorship.py.",
     )
 
 
@@ -188,6 +222,8 @@ def one_current_primary_per_active_client(assignments_fact: pd.DataFrame, client
 integrity_checks = [
     raw_rows_conserved,
     landing_files_accepted,
+    client_xref_covers_every_record,
+    client_keys_name_one_cluster_each,
     client_dim_conserves_clients,
     client_dim_unknown_region_or_segment,
     client_dim_advisor_email_present,

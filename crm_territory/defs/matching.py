@@ -1,0 +1,142 @@
+"""Entity resolution between raw_clients and client_dim: client_xref, client_matches, client_key_retirements."""
+
+
+import dagster as dg
+import pandas as pd
+
+from crm_territory.defs.ingest import OWNERS
+from crm_territory.defs.metadata import markdown_table, table_metadata
+from crm_territory.logic.clients import client_records
+from crm_territory.logic.entity_resolution import resolve
+from crm_territory.logic.match_decisions import MatchDecisionsError
+from crm_territory.resources.match_decisions import MatchDecisionsFile
+from crm_territory.resources.reference import ReferenceFiles
+from crm_territory.resources.storage import TableStore
+
+
+@dg.multi_asset(
+    outs={
+        "client_xref": dg.AssetOut(
+            group_name="matching",
+            kinds={"pandas"},
+            owners=OWNERS,
+            metadata={"layer": "core"},
+            description=(
+                "Which client each source record belongs to. Grain: one row per source record (source_system, source_record_id) "
+                "-> client_key, with how it was linked (only record, matched, human decision) and why a name could not be matched. "
+                "client_key is stable: a record joining a client never changes the client's key."
+            ),
+        ),
+        "client_matches": dg.AssetOut(
+            group_name="matching",
+            kinds={"pandas"},
+            owners=OWNERS,
+            metadata={"layer": "core"},
+            description=(
+                "Record pairs for review. Grain: one row per pair (record_a < record_b) the matcher scored as a match or a possible "
+                "match, or a human decided: the name score, each field's agreement, the total score, the decision and whether the "
+                "two records ended in one client. Confirm or reject a pair in data/matching/decisions.csv."
+            ),
+        ),
+        "client_key_retirements": dg.AssetOut(
+            group_name="matching",
+            kinds={"pandas"},
+            owners=OWNERS,
+            metadata={"layer": "core"},
+            description=(
+                "Client keys retired when two clients turned out to be one. Grain: one row per retired key, with the older key "
+                "that survived (follow the chain if that one was retired later). Kept across runs."
+            ),
+        ),
+    },
+)
+def client_xref(
+    context: dg.AssetExecutionContext,
+    raw_clients: pd.DataFrame,
+    reference_files: ReferenceFiles,
+    match_decisions: MatchDecisionsFile,
+    table_store: TableStore,
+):
+    """Entity resolution: one client per real organisation across the CRM API and the drops (see crm_territory/logic/entity_resolution.py)."""
+    now = pd.Timestamp.now(tz="UTC")
+    try:
+        decisions = match_decisions.load()
+    except MatchDecisionsError as error:
+        raise dg.Failure(
+            description=f"The match decisions file cannot be used: {error}. Nothing was published; fix the file and re-run.",
+            metadata={"file": str(match_decisions.path)},
+        ) from error
+    records = client_records(raw_clients, reference_files.load())
+    previous_xref = table_store.read_previous("client_xref")
+    if previous_xref is None:
+        previous_xref = _xref_from_client_dim(context, table_store.read_previous("client_dim"))
+    resolution = resolve(records, decisions, previous_xref, table_store.read_previous("client_key_retirements"), now, log=context.log.info)
+    stats = {k: v for k, v in resolution.stats.items() if k != "seconds_by_step"}
+    context.log.info(
+        f"entity resolution: {stats['records']:,} records -> {stats['clients']:,} clients "
+        f"({stats['records_merged_into_another']:,} merged, {stats['possible_pairs_for_review']:,} possible pairs to review)"
+    )
+    if stats["human_decisions_not_applied"]:
+        context.log.warning(
+            f"{stats['human_decisions_not_applied']} decision(s) in {match_decisions.path} name records not in the book; kept, not applied"
+        )
+
+    xref = resolution.xref
+    yield dg.Output(
+        xref,
+        output_name="client_xref",
+        metadata=table_metadata(
+            xref,
+            **stats,
+            seconds_by_step=dg.MetadataValue.json(resolution.stats["seconds_by_step"]),
+            unmatchable_by_reason=dg.MetadataValue.md(
+                markdown_table(xref["unmatchable_reason"].value_counts().rename_axis("reason").reset_index(name="records"))
+            ),
+        ),
+    )
+    matches = resolution.matches
+    yield dg.Output(
+        matches,
+        output_name="client_matches",
+        metadata=table_metadata(
+            matches,
+            by_decision=dg.MetadataValue.md(
+                markdown_table(matches.groupby(["decision", "merged"]).size().rename("pairs").reset_index())
+            ),
+            possible_pairs_to_review=dg.MetadataValue.md(
+                markdown_table(matches[matches["decision"] == "possible"].sort_values("score", ascending=False), limit=20)
+            ),
+            **(
+                {"decisions_not_applied": dg.MetadataValue.md(markdown_table(resolution.decisions_not_applied, limit=20))}
+                if resolution.decisions_not_applied is not None and len(resolution.decisions_not_applied)
+                else {}
+            ),
+        ),
+    )
+    yield dg.Output(
+        resolution.retirements,
+        output_name="client_key_retirements",
+        metadata=table_metadata(resolution.retirements, retired_this_run=stats["client_keys_retired_this_run"]),
+    )
+
+
+def _xref_from_client_dim(context: dg.AssetExecutionContext, client_dim: pd.DataFrame | None) -> pd.DataFrame | None:
+    """No client_xref yet: the previous client_dim's keys are the keys to keep (each row's source record holds its key).
+
+    This is the upgrade path from a client_dim built before entity resolution (one client per record,
+    client_key = record key); the older of two merging keys is the one whose record was updated first.
+    """
+    if client_dim is None or client_dim.empty:
+        return None
+    context.log.warning(
+        f"No client_xref stored: keeping the {len(client_dim):,} client keys of the previous client_dim (each held by its source record)"
+    )
+    return pd.DataFrame(
+        {
+            "source_system": client_dim["source_system"],
+            "source_record_id": client_dim["source_record_id"],
+            "client_key": client_dim["client_key"],
+            "client_key_issued_at": client_dim["source_modified_at"],
+            "first_seen_at": client_dim["source_modified_at"],
+        }
+    )
