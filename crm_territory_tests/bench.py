@@ -1,4 +1,4 @@
-"""``make bench``: time the drop pipeline at 10k, 100k and 1M clients against a plain-pandas floor.
+"""``make bench``: time the drop pipeline at 10k, 100k and 1M clients against a plain-pandas floor; entity resolution's accuracy and speed.
 
     python -m crm_territory_tests.bench [--sizes 10000,100000,1000000] [--repeats K]
 
@@ -14,8 +14,15 @@ subprocess so that its peak RSS is its own (the child reports ``getrusage(RUSAGE
   writes derived trivially from it (the frame, a 2-column and a 3-column projection): the I/O
   any engine must pay.
 
+Then the rules engine alone at the largest size, and entity resolution on labelled books of 100k
+and 1M records (``mock_api.generator.labelled_book``: a CRM API book with planted duplicates and a
+drop overlapping it; prepared as raw_clients in one subprocess, resolved in fresh ones): wall time
+and peak RSS of client records -> resolve -> golden client_dim, pairwise precision / recall / F1
+against the planted truth, and as the floor the naive one-client-per-exact-name matcher, timed
+and scored the same way.
+
 Reports medians over the repeats, the ratio end-to-end / floor, per-step times of the Dagster
-run, and the issue's targets (met / NOT met). Timings are printed, never asserted: a missed
+run, and the issues' targets (met / NOT met). Timings are printed, never asserted: a missed
 target does not change the exit code; only a failed run (or a failed floor) exits non-zero.
 The table is also written as markdown to ``.bench/results.md``.
 """
@@ -218,6 +225,84 @@ def child_rules(n: int) -> int:
     return 0
 
 
+def child_matching_input(n: int, out: Path) -> int:
+    """Prepare (not timed) a labelled book of n records as raw_clients, pickled with its truth."""
+    import pandas as pd
+
+    from crm_territory.logic.api_snapshot import records_to_frame
+    from crm_territory.logic.drops import read_drop
+    from crm_territory.logic.ingest import LandingFile, assemble_raw_clients
+    from mock_api.generator import labelled_book
+
+    now = pd.Timestamp("2026-11-26T00:00:00Z")
+    book = labelled_book(n, seed=SEED)
+    drop = book.drop.to_csv(index=False).encode()
+    snapshot = records_to_frame([(1, book.api.to_dict(orient="records"))], now)
+    raw = assemble_raw_clients([(LandingFile("drop.csv", len(drop), now), read_drop("drop.csv", drop))], snapshot, now).raw_clients
+    out.mkdir(parents=True, exist_ok=True)
+    raw.to_pickle(out / "raw_clients.pkl")
+    book.truth.to_pickle(out / "truth.pkl")
+    _emit({"kind": "matching_input", "success": True, "rows": len(raw)})
+    return 0
+
+
+def child_matching(folder: Path) -> int:
+    """Entity resolution on a prepared labelled book: client records -> resolve -> golden client_dim, timed; then accuracy.
+
+    Also the floor: the naive matcher a spreadsheet gives, one client per exact (lower-cased, trimmed)
+    name, timed on the same records and scored against the same truth.
+    """
+    import pandas as pd
+
+    from crm_territory.logic.clients import client_dim_from_records, client_records
+    from crm_territory.logic.entity_resolution import resolve
+    from crm_territory.logic.match_decisions import MatchDecisions
+    from crm_territory.logic.match_quality import pair_quality
+    from crm_territory.logic.reference import load_reference_data
+
+    raw = pd.read_pickle(folder / "raw_clients.pkl")
+    truth = pd.read_pickle(folder / "truth.pkl")
+    reference = load_reference_data(REPO_ROOT / "data" / "reference")
+    now = pd.Timestamp("2026-11-26T00:00:00Z")
+    started = time.perf_counter()
+    records = client_records(raw, reference)
+    resolution = resolve(records, MatchDecisions.none(), None, None, now)
+    clients = client_dim_from_records(records, resolution.xref)
+    seconds = time.perf_counter() - started
+    rss = _peak_rss_mb()
+
+    xref = resolution.xref
+    key = (xref["source_system"] + ":" + xref["source_record_id"]).to_numpy()
+    entity = pd.Series(truth["entity_id"].to_numpy(), index=(truth["source_system"] + ":" + truth["client_id"]).to_numpy())
+    quality = pair_quality(pd.Series(xref["client_key"].to_numpy(), index=key), entity.reindex(key))
+
+    t_floor = time.perf_counter()
+    exact = records["client_name"].str.strip().str.lower()
+    floor_seconds = time.perf_counter() - t_floor
+    floor = pair_quality(pd.Series(exact.to_numpy(), index=records["record_key"].to_numpy()), entity.reindex(records["record_key"].to_numpy()))
+    _emit(
+        {
+            "kind": "matching",
+            "success": True,
+            "records": len(records),
+            "clients": len(clients),
+            "seconds": seconds,
+            "steps": resolution.stats["seconds_by_step"],
+            "candidate_pairs": resolution.stats["candidate_pairs"],
+            "precision": quality.precision,
+            "recall": quality.recall,
+            "f1": quality.f1,
+            "true_pairs": quality.true_pairs,
+            "floor_seconds": floor_seconds,
+            "floor_precision": floor.precision,
+            "floor_recall": floor.recall,
+            "floor_f1": floor.f1,
+            "peak_rss_mb": rss,
+        }
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # parent
 # --------------------------------------------------------------------------------------------
@@ -391,6 +476,46 @@ def bench_rules(n: int, repeats: int) -> list[str]:
     ]
 
 
+MATCHING_SIZES = (100_000, 1_000_000)
+MATCHING_TIME_TARGETS_S = {100_000: 30.0, 1_000_000: 300.0}  # issue: entity resolution
+MATCHING_RSS_TARGET_MB = 4000.0
+MATCHING_F1_TARGET = 0.95  # at 100k records
+
+
+def bench_matching(sizes: tuple[int, ...], repeats: int) -> list[str]:
+    """Entity resolution on labelled books (about 70% CRM API, 30% a drop overlapping it): accuracy and speed."""
+    lines = [
+        "entity resolution on labelled books (mock CRM generator: ~4% duplicates inside the API book, a drop of 30% of the "
+        f"records overlapping it by 30%, realistic variations; medians of {repeats} fresh processes; input preparation not timed):"
+    ]
+    for n in sizes:
+        folder = BENCH_DIR / f"matching{n}"
+        _run_child(["matching-input", "--n", str(n), "--out-dir", str(folder)], f"matching input {n:,}")
+        runs = []
+        for i in range(repeats):
+            payload, _ = _run_child(["matching", "--out-dir", str(folder)], f"matching {n:,}")
+            runs.append(payload)
+            print(f"   matching {n:,} run {i + 1}/{repeats}: {payload['seconds']:6.2f}s, peak RSS {payload['peak_rss_mb']:,.0f} MB, F1 {payload['f1']:.4f}", flush=True)
+        median = _median([r["seconds"] for r in runs])
+        last = runs[-1]
+        rss = max(r["peak_rss_mb"] for r in runs)
+        target = MATCHING_TIME_TARGETS_S.get(n)
+        steps = {k: _median([r["steps"][k] for r in runs if k in r["steps"]]) for k in last["steps"]}
+        lines += [
+            f"  {n:,} records -> {last['clients']:,} clients: {median:.1f} s median"
+            + (f" (target < {target:.0f} s -> {'met' if median < target else 'NOT met'})" if target else "")
+            + f", peak RSS {rss:,.0f} MB (target < {MATCHING_RSS_TARGET_MB / 1000:.0f} GB -> {'met' if rss < MATCHING_RSS_TARGET_MB else 'NOT met'})",
+            f"    precision {last['precision']:.4f}, recall {last['recall']:.4f}, F1 {last['f1']:.4f} over {last['true_pairs']:,} true pairs"
+            + (f" (target F1 >= {MATCHING_F1_TARGET} -> {'met' if last['f1'] >= MATCHING_F1_TARGET else 'NOT met'})" if n == 100_000 else ""),
+            f"    floor (one client per exact lower-cased name): {last['floor_seconds']:.2f} s, precision {last['floor_precision']:.4f}, "
+            f"recall {last['floor_recall']:.4f}, F1 {last['floor_f1']:.4f}",
+            f"    {last['candidate_pairs']:,} candidate pairs compared ({last['candidate_pairs'] / max(last['records'], 1):.1f} per record; "
+            f"all pairs would be {last['records'] * (last['records'] - 1) // 2:,}); steps: "
+            + ", ".join(f"{k.split(' (')[0]} {v:.1f} s" for k, v in steps.items()),
+        ]
+    return lines
+
+
 def _table(rows: list[dict]) -> list[list[str]]:
     header = [
         "clients",
@@ -475,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_territory_tests.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=None, help="comma-separated client counts (10000,100k,1M); default 10000,100000,1000000")
     parser.add_argument("--repeats", type=int, default=None, help="runs per size (default: 3; sizes not in the default list: 1 from 500k up, else 3)")
-    parser.add_argument("--child", choices=["e2e", "floor", "rules"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["e2e", "floor", "rules", "matching-input", "matching"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--drop", type=Path, help=argparse.SUPPRESS)
@@ -488,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
         return child_floor(args.drop, args.out_dir)
     if args.child == "rules":
         return child_rules(args.n)
+    if args.child == "matching-input":
+        return child_matching_input(args.n, args.out_dir)
+    if args.child == "matching":
+        return child_matching(args.out_dir)
 
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -529,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
         print(_plain(_step_table(largest)))
     rules_lines = bench_rules(max(sizes), 3)
     print("\n" + "\n".join(rules_lines))
+    matching_lines = bench_matching(tuple(n for n in sizes if n in MATCHING_SIZES) or (max(sizes),), 3)
+    print("\n" + "\n".join(matching_lines))
     elapsed = time.perf_counter() - started
     print(f"\nbench took {elapsed / 60:.1f} min")
 
@@ -550,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     if measured:
         markdown += ["", f"Dagster steps at {largest['n']:,} clients (median seconds):", "", _markdown(_step_table(largest))]
     markdown += ["", "### Rules engine", "", *rules_lines]
+    markdown += ["", "### Entity resolution", "", *matching_lines]
     (BENCH_DIR / "results.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
     print(f"markdown written to {(BENCH_DIR / 'results.md').relative_to(REPO_ROOT)}")
 
