@@ -39,6 +39,7 @@ _ABBREVIATIONS = {
     r"\bptnrs\b\.?": "partners", r"\bmgmt\b\.?": "management", r"\bassocs?\b\.?": "associates",
     r"\badvisers\b": "advisors", r"\bgrp\b\.?": "group", r"\bhldgs\b\.?": "holdings", r"\bco\b\.?": "company",
     r"\bint'?l\b": "international", r"\bfin'?l\b": "financial",
+    r"\binvest\b\.?": "investment", r"\binv\b\.?": "investment", r"\bstrat\b\.?": "strategies", r"\bcnsl\b\.?": "counsel",
 }  # fmt: skip
 
 
@@ -196,6 +197,7 @@ def test_duplicates_share_the_entity_but_are_spelled_differently(book: pd.DataFr
     # Each variation turns up.
     assert (mine == mine.str.upper()).mean() > 0.05 and (mine == mine.str.lower()).mean() > 0.05
     assert mine.str.contains(r"\b(?:Ptnrs|Mgmt|Assoc|Advisers|Grp|Hldgs|Intl|Int'l|Finl|Fin'l)\b", case=False).any()
+    assert mine.str.contains(r"\b(?:Inv|Invest|Strat|Cnsl)\.", case=False).any()
     assert mine.str.contains(r"L\.L\.C\.|Incorporated|Limited|Corporation", case=False).any()
     assert mine.str.contains("  ").any() and mine.str.contains(r", (?:LLC|Inc|Ltd|LP|L\.)", case=False).any()
     assert (mine.str.startswith("The ") != theirs.str.startswith("The ")).any()
@@ -210,9 +212,10 @@ def test_duplicates_other_fields_vary_at_the_stated_rates(book: pd.DataFrame) ->
     dup = book["is_duplicate"].to_numpy()
     mine, theirs = book[dup].reset_index(drop=True), original[dup].reset_index(drop=True)
     canon = {s: c for c, spellings in REGION_SPELLINGS.items() for s in spellings}
-    # Same region, perhaps spelled otherwise or left blank; never another region.
+    # Mostly the same region, perhaps spelled otherwise or left blank; ~2% filed under another region.
     known = mine["region"].map(canon).notna() & theirs["region"].map(canon).notna()
-    assert (mine.loc[known, "region"].map(canon) == theirs.loc[known, "region"].map(canon)).all()
+    moved = mine.loc[known, "region"].map(canon) != theirs.loc[known, "region"].map(canon)
+    assert 0.005 < moved.mean() < 0.04
     assert 0.20 < (known & (mine["region"] != theirs["region"])).mean() < 0.40
     assert 0.02 < (mine["region"] == "").mean() < 0.09
     seg = {s: c for c, spellings in SEGMENT_SPELLINGS.items() for s in spellings}
@@ -223,13 +226,13 @@ def test_duplicates_other_fields_vary_at_the_stated_rates(book: pd.DataFrame) ->
     assert 0.22 < mine.loc[had_parent, "parent_org"].isna().mean() < 0.38
     kept = had_parent & mine["parent_org"].notna()
     assert (mine.loc[kept, "parent_org"] == theirs.loc[kept, "parent_org"]).all()
-    # The same advisor, in another case now and then, or missing.
+    # Mostly the same advisor, in another case now and then, or missing; ~5% handed to a colleague of the region.
     both = mine["advisor_email"].notna() & theirs["advisor_email"].notna()
     advisor = r"^([a-z]+\.[a-z]+)(?:@|\(at\))"
     who_mine = mine["advisor_email"].str.lower().str.extract(advisor)[0]
     who_theirs = theirs["advisor_email"].str.lower().str.extract(advisor)[0]
     known = who_mine.notna() & who_theirs.notna()
-    assert known.mean() > 0.8 and (who_mine[known] == who_theirs[known]).all()
+    assert known.mean() > 0.8 and 0.02 < (who_mine[known] != who_theirs[known]).mean() < 0.09
     assert 0.20 < (both & (mine["advisor_email"] != theirs["advisor_email"])).mean() < 0.40
     assert 0.06 < mine["advisor_email"].isna().mean() < 0.15
     assert (mine["updated_at"] != theirs["updated_at"]).all()

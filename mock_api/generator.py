@@ -290,6 +290,10 @@ _ABBREVIATIONS = {
     "Company": ("Co.", "Co"),
     "International": ("Intl", "Int'l"),
     "Financial": ("Finl", "Fin'l"),
+    # spellings a matcher's abbreviation table may not know: the benchmark must not only test what it was tuned on
+    "Investment": ("Invest.", "Inv."),
+    "Strategies": ("Strat.",),
+    "Counsel": ("Cnsl.",),
 }
 # A typo goes into a word of at least this many letters: short words are
 # rarely mistyped, and a typo in one would leave too little of it to match.
@@ -306,6 +310,10 @@ _DUP_EMAIL_RECASED = 0.30
 _DUP_STATUS_KEPT = 0.85
 _DUP_AUM_KEPT, _DUP_AUM_MISSING = 0.60, 0.10
 _DUP_BUSINESS_TYPE_KEPT = 0.80
+# Sources disagree on facts too: one record is stale after the client was handed to another advisor of
+# its region, or filed under another region (an office move, a mistake).
+_DUP_ADVISOR_REASSIGNED = 0.05
+_DUP_REGION_MOVED = 0.02
 
 # --- advisors -------------------------------------------------------------
 ADVISOR_DOMAIN = "northwind-advisors.com"
@@ -708,8 +716,9 @@ def _vary_fields(rng: np.random.Generator, original: _Rows, own: _Rows) -> _Rows
     d = len(original["region_idx"])
     u = rng.random((d, 10))
     out = dict(own)
-    # The same organisation sits in the same region: a duplicate keeps the
-    # original's region and advisor, and at most spells the region differently.
+    # The same organisation sits in the same region: a duplicate mostly keeps the
+    # original's region and advisor, and spells the region differently (a few
+    # disagree, below).
     out["region_idx"] = original["region_idx"]
     out["advisor_idx"] = original["advisor_idx"]
     respell = u[:, 0] < _DUP_REGION_RESPELLED
@@ -739,6 +748,15 @@ def _vary_fields(rng: np.random.Generator, original: _Rows, own: _Rows) -> _Rows
     out["aum"] = np.where(u[:, 8] < _DUP_AUM_KEPT, original["aum"], own["aum"])
     out["aum"][u[:, 8] > 1 - _DUP_AUM_MISSING] = None
     out["business_type"] = np.where(u[:, 9] < _DUP_BUSINESS_TYPE_KEPT, original["business_type"], own["business_type"])
+
+    extra = rng.random((d, 4))
+    moved = extra[:, 0] < _DUP_REGION_MOVED
+    out["region_idx"] = np.where(moved, (original["region_idx"] + 1 + (extra[:, 1] * (len(_REGION_SHARE) - 1)).astype(np.int64)) % len(_REGION_SHARE), out["region_idx"])
+    out["region_col"] = np.where(moved, 0, out["region_col"])  # the canonical spelling of the other region
+    out["region_unknown"] = np.where(moved, 0, out["region_unknown"]).astype(np.int8)
+    reassigned = extra[:, 2] < _DUP_ADVISOR_REASSIGNED
+    colleague = (original["advisor_idx"] % _ADVISORS_PER_REGION + 1 + (extra[:, 3] * (_ADVISORS_PER_REGION - 1)).astype(np.int64)) % _ADVISORS_PER_REGION
+    out["advisor_idx"] = np.where(reassigned, (original["advisor_idx"] // _ADVISORS_PER_REGION) * _ADVISORS_PER_REGION + colleague, out["advisor_idx"])
     return out
 
 
