@@ -170,7 +170,7 @@ class ClientMatches(_StrictModel):
     client_name_a: Series[str] = pa.Field(nullable=True)
     client_name_b: Series[str] = pa.Field(nullable=True)
     name_score: Series[float] = pa.Field(ge=0, le=100)
-    name_difference: Series[str] = pa.Field(isin=["same words", "typo", "different words", "different word count"])
+    name_difference: Series[str] = pa.Field(isin=["same words", "typo or abbreviation", "different words", "different word count", "not compared (unmatchable name)"])
     region_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
     parent_org_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
     advisor_email_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
@@ -339,6 +339,14 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
+# Required columns added after tables were first written, with the value every older row holds. A
+# reader fills them in, so a table written by an earlier version still loads (the upgrade path); on
+# Snowflake the DDL adds the column with this default (infra/snowflake/tables.sql).
+COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
+    "client_dim": {"source_record_count": 1},  # before entity resolution every client was one record
+}
+
+
 def columns_of(model: type[pa.DataFrameModel]) -> list[str]:
     """The model's columns, in order."""
     return list(model.to_schema().columns)
@@ -354,7 +362,7 @@ def model_dtypes(model: type[pa.DataFrameModel]) -> dict[str, object]:
     return {name: _pandas_dtype(col.dtype) for name, col in model.to_schema().columns.items()}
 
 
-def conform(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
+def conform(df: pd.DataFrame, model: type[pa.DataFrameModel], defaults: dict[str, object] | None = None) -> pd.DataFrame:
     """Give a frame read from a store the model's columns, order and dtypes (missing values as None/NA).
 
     For stores that do not keep pandas dtypes (a warehouse gives NUMBER back as float, column names
@@ -362,6 +370,8 @@ def conform(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
     """
     out = df.rename(columns=str.lower)
     dtypes = model_dtypes(model)
+    for column, value in (defaults or {}).items():
+        out[column] = out[column].fillna(value) if column in out.columns else value
     missing = [c for c in dtypes if c not in out.columns]
     if missing:
         raise ValueError(f"{model.__name__}: the stored table lacks column(s) {missing}")

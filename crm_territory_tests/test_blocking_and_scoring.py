@@ -23,7 +23,7 @@ from crm_territory.logic.scoring import FIELD_WEIGHTS, MATCH, MATCH_SCORE, NO_MA
 def candidates(names, max_block_size=MAX_BLOCK_SIZE):
     """Candidate pairs of raw names, through normalisation and blocking keys."""
     n = normalise_names(pd.Series(list(names), dtype=object))
-    return candidate_pairs(blocking_keys(n.name, n.first_word, n.other_words), len(n.name), max_block_size)
+    return candidate_pairs(blocking_keys(n.name), len(n.name), max_block_size)
 
 
 def pair_set(found) -> set[tuple[int, int]]:
@@ -93,7 +93,15 @@ def test_a_block_larger_than_the_limit_is_skipped_and_reported():
     names = ["Capital One Partners", "Capital Two Advisors", "Capital Three Group", "Capital Four Trust"]
     found = candidates(names, max_block_size=3)
     assert pair_set(found) == set()
-    assert found.skipped_blocks.to_dict("records") == [{"key_name": "same first word", "key": "capital", "records": 4}]
+    assert found.skipped_blocks.to_dict("records") == [{"key_name": "same first word", "key": "capital", "records": 4, "handled": "skipped"}]
+
+
+def test_a_large_block_of_one_exact_name_is_chained_not_skipped():
+    """Five records of one exact name over a limit of 3: each is paired with the next (4 pairs, not 10, not 0)."""
+    found = candidates(["Zentra Capital", "ZENTRA CAPITAL", "Zentra Capital LLC", "Zentra Capital, Inc.", "zentra capital"], max_block_size=3)
+    assert pair_set(found) == {(0, 1), (1, 2), (2, 3), (3, 4)}
+    handled = found.skipped_blocks.set_index("key_name")["handled"].to_dict()
+    assert handled["same name"] == "chained" and handled["same first word"] == "skipped"
 
 
 def test_a_block_at_the_limit_is_compared():
@@ -165,8 +173,6 @@ def features(names, region=None, parent_org=None, advisor_email=None, advisor_do
     frame = pd.DataFrame(
         {
             "name": n.name,
-            "first_word": n.first_word,
-            "other_words": n.other_words,
             "region": column(region),
             "parent_org": column(parent_org),
             "advisor_email": column(advisor_email),
@@ -212,7 +218,7 @@ def test_parents_are_compared_like_names_a_typo_still_agrees():
 def test_a_different_advisor_turns_a_typo_level_match_into_a_possible_one():
     """Names one typo apart in one region match; owned by two different advisors they only go to review."""
     same_owner = score("Veltaro Capital Partners", "Veltaor Capital Partners", region="West", advisor_email="jo@x.com", advisor_domain="x.com")
-    assert (same_owner["name_difference"], same_owner["decision"]) == ("typo", MATCH)
+    assert (same_owner["name_difference"], same_owner["decision"]) == ("typo or abbreviation", MATCH)
     other_owner = score(
         "Veltaro Capital Partners", "Veltaor Capital Partners", region="West", advisor_email=("jo@x.com", "al@x.com"), advisor_domain="x.com"
     )

@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from crm_territory.definitions import build_definitions
+from crm_territory.logic.match_quality import pair_quality
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
 from mock_api.generator import client_entities, generate_clients
@@ -107,12 +109,13 @@ def test_run_with_the_mock_api_prints_a_summary_that_matches_the_tables_and_reco
     quarantined, manifest = store.read("quarantined_clients"), store.read("ingest_manifest")
     xref = store.read("client_xref")
     assert len(xref) == API_CLIENTS + 3 - len(quarantined)  # every source record the API and the seed sample sent, minus the quarantine
-    # the mock CRM plants duplicates: one client per real organisation (the generator's truth) plus the seed's three
-    entities = client_entities(API_CLIENTS, seed=42)
-    api_ids = set(xref.loc[xref["source_system"] == "crm_api", "source_record_id"])
-    named = entities[generate_clients(API_CLIENTS, seed=42)["client_id"].isin(api_ids).to_numpy()]
-    assert named.nunique() < len(named), "the mock book should contain duplicates"
-    assert len(clients) == xref["client_key"].nunique() == named.nunique() + 3
+    # the mock CRM plants duplicates: they merge (checked against the generator's truth), the seed's three stay apart
+    truth = pd.Series(client_entities(API_CLIENTS, seed=42).to_numpy(), index=("crm_api:" + generate_clients(API_CLIENTS, seed=42)["client_id"]).to_numpy())
+    api = xref[xref["source_system"] == "crm_api"]
+    found = pair_quality(pd.Series(api["client_key"].to_numpy(), index=("crm_api:" + api["source_record_id"]).to_numpy()), truth)
+    assert found.true_pairs > 0 and found.precision >= 0.9 and found.recall >= 0.9, found
+    assert len(clients) == xref["client_key"].nunique() < len(xref)
+    assert {"csv_drop:1", "csv_drop:2", "csv_drop:3"} <= set(clients["client_key"])
 
     head = re.search(r"crm-territory run ([0-9a-f]{8}) \(materialize_all_job\): SUCCESS in [\d.]+s", out)
     assert head, out

@@ -16,7 +16,7 @@ from crm_territory.logic.clients import client_dim_from_records, client_records
 from crm_territory.logic.drops import read_drop
 from crm_territory.logic.entity_resolution import HUMAN, MATCHED, ONLY_RECORD, resolve
 from crm_territory.logic.ingest import LandingFile, assemble_raw_clients
-from crm_territory.logic.match_decisions import MatchDecisions, parse_decisions
+from crm_territory.logic.match_decisions import MatchDecisions, MatchDecisionsError, parse_decisions
 from crm_territory.logic.names import NOT_LATIN
 from crm_territory.schemas import ClientMatches, ClientXref
 from crm_territory_tests.conftest import utc
@@ -183,10 +183,10 @@ def test_rerunning_with_the_previous_xref_changes_nothing(records, first):
 def test_a_must_link_on_a_later_run_keeps_one_key_and_retires_the_other(records, first):
     later = resolve(records, decisions(("crm_api:100004", "csv_drop:D5", "must_link", "")), first.xref, first.retirements, NEXT_RUN)
     keys = key_of(later)
-    survivor = keys["crm_api:100004"]
-    assert keys["csv_drop:D5"] == survivor and survivor in {"crm_api:100004", "csv_drop:D5"}
-    retired = ({"crm_api:100004", "csv_drop:D5"} - {survivor}).pop()
-    assert later.retirements[["retired_client_key", "client_key"]].values.tolist() == [[retired, survivor]]
+    # both keys were issued on the first run: the one whose record is older survives (the CRM's, March,
+    # against the drop of November)
+    assert keys["csv_drop:D5"] == keys["crm_api:100004"] == "crm_api:100004"
+    assert later.retirements[["retired_client_key", "client_key"]].values.tolist() == [["csv_drop:D5", "crm_api:100004"]]
     # every other client keeps its key
     assert {r: k for r, k in keys.items() if r not in {"crm_api:100004", "csv_drop:D5"}} == {
         r: k for r, k in key_of(first).items() if r not in {"crm_api:100004", "csv_drop:D5"}
@@ -196,9 +196,9 @@ def test_a_must_link_on_a_later_run_keeps_one_key_and_retires_the_other(records,
 def test_a_cannot_link_on_a_later_run_splits_without_reusing_a_key(records, first):
     later = resolve(records, decisions(("crm_api:100001", "csv_drop:D1", "cannot_link", "")), first.xref, first.retirements, NEXT_RUN)
     keys = key_of(later)
-    assert keys["crm_api:100001"] != keys["csv_drop:D1"]
-    assert "crm_api:100001" in {keys["crm_api:100001"], keys["csv_drop:D1"]}  # one part keeps the key
-    new_key = ({keys["crm_api:100001"], keys["csv_drop:D1"]} - {"crm_api:100001"}).pop()
+    # one record each: the part holding the older record (the CRM's, January) keeps the key
+    assert keys["crm_api:100001"] == "crm_api:100001" and keys["csv_drop:D1"] == "csv_drop:D1"
+    new_key = keys["csv_drop:D1"]
     assert new_key not in set(first.xref["client_key"])
     issued = dict(zip(later.xref["client_key"], later.xref["client_key_issued_at"]))
     assert issued[new_key] == NEXT_RUN and issued["crm_api:100001"] == NOW
@@ -224,3 +224,68 @@ def test_one_word_written_as_two_still_merges(reference):
     drop = f"{HEADER}\nB1,Blue Water Capital,West,INST,,\n"
     out = resolve(book(reference, crm, ("b.csv", drop, "2026-11-01")), MatchDecisions.none(), None, None, NOW)
     assert key_of(out) == {"crm_api:200001": "crm_api:200001", "csv_drop:B1": "crm_api:200001"}
+
+
+def test_a_must_link_to_an_unmatchable_record_does_not_split_its_clients_duplicates(reference):
+    """The human vouches for the must-linked pair as a whole: the drop's duplicate of the CRM record stays."""
+    crm = [api("300001", "Atlas Capital Partners", "Northeast", "2026-01-05T00:00:00Z")]
+    drop = f"{HEADER}\nX1,\"ATLAS CAPITAL PARTNERS, LLC\",NE,INST,,\nX2,北京资本,NE,INST,,\n"
+    records = book(reference, crm, ("x.csv", drop, "2026-11-01"))
+    out = resolve(records, decisions(("crm_api:300001", "csv_drop:X2", "must_link", "")), None, None, NOW)
+    assert set(key_of(out).values()) == {"crm_api:300001"}
+    assert out.stats["clusters_split_by_chain_guard"] == 0
+
+
+def test_a_typo_duplicate_does_not_bridge_two_sibling_organisations(reference):
+    """Brompela ~ Broampela (a typo) and Broampela ~ Groampela (a typo) but Brompela / Groampela are
+    two organisations (two letters apart): the chain guard keeps them in separate clients."""
+    crm = [api("400001", "Brompela Wealth Group", "West", "2026-01-05T00:00:00Z"), api("400002", "Groampela Wealth Group", "West", "2026-01-06T00:00:00Z")]
+    drop = f"{HEADER}\nY1,Broampela Wealth Group,West,INST,,\n"
+    out = resolve(book(reference, crm, ("y.csv", drop, "2026-11-01")), MatchDecisions.none(), None, None, NOW)
+    keys = key_of(out)
+    assert keys["crm_api:400001"] != keys["crm_api:400002"]
+    assert out.stats["clusters_split_by_chain_guard"] == 1
+
+
+def test_contradictory_decisions_name_the_lines_and_records(records):
+    contradictory = decisions(
+        ("crm_api:100001", "csv_drop:D1", "must_link", ""),
+        ("csv_drop:D1", "csv_drop:D6", "must_link", ""),
+        ("crm_api:100001", "csv_drop:D6", "cannot_link", ""),
+    )
+    with pytest.raises(MatchDecisionsError) as error:
+        resolve(records, contradictory, None, None, NOW)
+    message = str(error.value)
+    assert "line 4: cannot_link crm_api:100001 and csv_drop:D6" in message and "must_link lines 2, 3" in message
+
+
+def test_a_newcomer_does_not_pull_a_member_away_from_its_client(reference):
+    """{a, b} were one client; c is more like b than b is like a, and unlike a (other region and parent):
+    the guard rebuilds the cluster keeping a and b together, and c goes alone."""
+    crm = [
+        api("500001", "Veltaro Capital Partners", "West", "2026-01-05T00:00:00Z", "Veltaro Holdings"),
+        api("500002", "Veltaro Capital Partners LLC", "West", "2026-01-06T00:00:00Z", None, "jo@x.com"),
+    ]
+    before = resolve(book(reference, crm), MatchDecisions.none(), None, None, NOW)
+    assert set(key_of(before).values()) == {"crm_api:500001"}
+    newcomer = api("500003", "Veltaro Capital Partners", "Northeast", "2026-02-01T00:00:00Z", "Brisken Group", "jo@x.com")
+    after = resolve(book(reference, [*crm, newcomer]), MatchDecisions.none(), before.xref, before.retirements, NEXT_RUN)
+    keys = key_of(after)
+    assert keys["crm_api:500001"] == keys["crm_api:500002"] == "crm_api:500001"
+    assert keys["crm_api:500003"] == "crm_api:500003"
+
+
+def test_a_split_off_part_keeps_the_key_rather_than_retire_it(reference):
+    """Run 1: {100002, D2} under key crm_api:100002 (100001 alone). Run 2 must-links 100002 to the older
+    100001 and cannot-links it from D2: 100002 joins 100001's client, and D2, still alone, keeps
+    crm_api:100002 instead of the key being retired and D2 given a new one."""
+    crm = [api("100001", "Northwind Trust", "West", "2026-01-01T00:00:00Z"), api("100002", "Veltaro Capital Partners", "West", "2026-02-01T00:00:00Z")]
+    drop = f"{HEADER}\nD2,VELTARO CAPITAL PARTNERS,West,INST,,\n"
+    records = book(reference, crm, ("d.csv", drop, "2026-11-01"))
+    first_run = resolve(records, MatchDecisions.none(), None, None, NOW)
+    assert key_of(first_run)["csv_drop:D2"] == "crm_api:100002"
+    moved = decisions(("crm_api:100001", "crm_api:100002", "must_link", ""), ("crm_api:100002", "csv_drop:D2", "cannot_link", ""))
+    second = resolve(records, moved, first_run.xref, first_run.retirements, NEXT_RUN)
+    keys = key_of(second)
+    assert keys["crm_api:100002"] == keys["crm_api:100001"] == "crm_api:100001"
+    assert keys["csv_drop:D2"] == "crm_api:100002" and second.retirements.empty

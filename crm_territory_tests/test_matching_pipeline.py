@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from crm_territory.definitions import build_definitions
+from crm_territory.logic.clients import build_client_dim
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory_tests.conftest import QUIET, error_text
@@ -134,3 +135,26 @@ def test_a_broken_decisions_file_stops_the_run_naming_the_line_and_publishes_not
     assert "decisions.csv" in message and "line 3" in message and "'maybe'" in message and "Nothing was published" in message
     for name, frame in before.items():
         pd.testing.assert_frame_equal(store.read(name), frame, obj=name)
+
+
+def test_upgrading_from_a_client_dim_built_before_entity_resolution(settings, reference):
+    """A data folder written by the previous version: client_dim without source_record_count, one client per
+    record (the export's Atlas a client of its own), no client_xref. The first run keeps every key, merges
+    the duplicate under the key of the older record and records the retired one."""
+    assert run(settings).success
+    store = CsvTables(settings.data_dir)
+    raw = store.read("raw_clients")
+    old = build_client_dim(raw, reference)  # one client per record, as before entity resolution
+    assert {"csv_drop:1", "csv_drop:10"} <= set(old["client_key"])
+    store.path_for("client_dim").write_text(old.drop(columns=["source_record_count"]).to_csv(index=False), encoding="utf-8")
+    for table in ["client_xref", "client_matches", "client_key_retirements"]:
+        store.path_for(table).unlink()
+    assert (store.read("client_dim")["source_record_count"] == 1).all()  # the old layout still reads
+
+    result = run(settings)
+    assert result.success and failed_checks(result) == []
+    keys = key_of(store.read("client_xref"))
+    assert keys["csv_drop:10"] == keys["csv_drop:1"] == "csv_drop:1"  # the seed sample's drop is older
+    assert store.read("client_key_retirements")[["retired_client_key", "client_key"]].values.tolist() == [["csv_drop:10", "csv_drop:1"]]
+    keeps = next(e for e in result.get_asset_check_evaluations() if e.check_name == "client_dim_keeps_previous_clients")
+    assert keeps.passed and keeps.metadata["keys_retired_by_merges"].value == 1

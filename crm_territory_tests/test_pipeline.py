@@ -8,6 +8,7 @@ import pytest
 
 from crm_territory.defs.checks import integrity_checks, schema_checks
 from crm_territory.definitions import ALL_ASSETS, build_definitions, build_resources
+from crm_territory.logic.match_quality import pair_quality
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory_tests.conftest import QUIET, error_text, materialized
@@ -47,9 +48,11 @@ def test_materialize_every_asset_and_check(env):
 
     evaluations = result.get_asset_check_evaluations()
     expected_checks = {key.name for key in build_definitions(env).get_repository_def().asset_graph.asset_check_keys}
-    # + the checks assets run on their own data: client_dim's loss, the rules' analysis, advisor capacity, history intervals
+    # + the checks assets run on their own data: client_dim's loss, the rules' analysis, advisor capacity, history
+    # intervals, entity resolution's conservation and key integrity
     own = {"client_dim_keeps_previous_clients", "territory_rules_static_analysis", "assignments_fact_advisor_capacity",
-           "client_dim_history_intervals_valid", "assignments_fact_history_intervals_valid"}  # fmt: skip
+           "client_dim_history_intervals_valid", "assignments_fact_history_intervals_valid",
+           "client_xref_covers_every_record", "client_keys_name_one_cluster_each"}  # fmt: skip
     assert len(expected_checks) == len(schema_checks) + len(integrity_checks) + len(own) and own <= expected_checks
     assert {e.check_name for e in evaluations} == expected_checks
     errors = [e.check_name for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
@@ -71,10 +74,12 @@ def test_materialize_every_asset_and_check(env):
     # one version per record here; the planted duplicates merge: one client per real organisation (the generator's truth)
     xref = store.read("client_xref")
     assert len(xref) == len(raw)
-    entities = client_entities(API_CLIENTS, seed=42)[~book["client_id"].isin(nameless).to_numpy()]
-    assert entities.nunique() < len(entities), "the mock book should contain duplicates"
-    assert len(clients) == entities.nunique() + 3
-    assert clients["source_record_count"].sum() == len(xref)
+    truth = pd.Series(client_entities(API_CLIENTS, seed=42).to_numpy(), index=("crm_api:" + book["client_id"]).to_numpy())
+    api = xref[xref["source_system"] == "crm_api"]
+    found = pair_quality(pd.Series(api["client_key"].to_numpy(), index=("crm_api:" + api["source_record_id"]).to_numpy()), truth)
+    assert found.true_pairs > 10, "the mock book should contain duplicates"
+    assert found.precision >= 0.95 and found.recall >= 0.9, found
+    assert clients["source_record_count"].sum() == len(xref) and len(clients) == xref["client_key"].nunique() < len(xref)
     # the seed sample kept its territories next to the API's clients
     seed = fact.merge(clients, on="client_key").set_index("client_key")
     assert seed.loc["csv_drop:1", "territory_id"] == "NOR_INS"

@@ -188,3 +188,32 @@ def test_apply_ddl_without_credentials_exits_2_naming_them(env, capsys):
     env.delenv("SNOWFLAKE_ACCOUNT")
     assert main(["apply-ddl"]) == 2
     assert "SNOWFLAKE_ACCOUNT" in capsys.readouterr().err
+
+
+def test_an_older_client_dim_is_upgraded_by_the_ddl_and_reads_back(env):
+    """A CORE.CLIENT_DIM created before entity resolution (no SOURCE_RECORD_COUNT, rows in it): applying the DDL adds
+    the column with the value old rows hold, and the table store reads the old rows with it."""
+    from crm_territory.resources.snowflake_storage import SnowflakeTableStore, snowflake_storage_resources
+
+    with fake_snowflake():
+        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        cursor = connection.cursor()
+        for schema in ("RAW", "CORE"):
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
+        columns = [c for c in TABLES["client_dim"].model.to_schema().columns if c != "source_record_count"]
+        types = {"is_active": "BOOLEAN", "aum_usd": "FLOAT", "source_modified_at": "TIMESTAMP_TZ"}
+        definitions = ", ".join(f"{c.upper()} {types.get(c, 'VARCHAR')}" for c in columns)
+        cursor.execute(f"CREATE TABLE CRM_TERRITORY.CORE.CLIENT_DIM ({definitions})")
+        cursor.execute(
+            "INSERT INTO CRM_TERRITORY.CORE.CLIENT_DIM (CLIENT_KEY, CLIENT_NAME, IS_ACTIVE, SOURCE_SYSTEM, SOURCE_RECORD_ID, SOURCE_MODIFIED_AT) "
+            "VALUES ('csv_drop:1', 'Atlas Capital Partners', TRUE, 'csv_drop', '1', '2026-11-01 00:00:00+00:00')"
+        )
+        apply_ddl(connection)
+        cursor.execute("SELECT CLIENT_KEY, SOURCE_RECORD_COUNT FROM CRM_TERRITORY.CORE.CLIENT_DIM")
+        assert cursor.fetchall() == [("csv_drop:1", 1)]
+        store = snowflake_storage_resources()["table_store"]
+        assert isinstance(store, SnowflakeTableStore)
+        with dg.build_resources({"table_store": store}) as resources:
+            previous = resources.table_store.read_previous("client_dim")
+        assert previous["client_key"].tolist() == ["csv_drop:1"] and previous["source_record_count"].tolist() == [1]
+        connection.close()

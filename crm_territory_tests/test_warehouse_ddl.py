@@ -54,6 +54,12 @@ def test_columns_types_and_nullability_match_the_model(table):
 
 def test_statements_create_only_if_missing_so_applying_twice_is_safe():
     statements = ddl_statements()
-    assert len(statements) == len(TABLES)  # schemas come from Terraform, not from the loader's DDL
+    creates = [s for s in statements if s.upper().startswith("CREATE")]
+    upgrades = [s for s in statements if s.upper().startswith("ALTER TABLE")]
+    assert len(creates) == len(TABLES)  # schemas come from Terraform, not from the loader's DDL
+    assert len(creates) + len(upgrades) == len(statements)
+    # an upgrade adds a column a model gained since tables were first created, with the default older rows hold
+    for statement in upgrades:
+        assert " ADD COLUMN IF NOT EXISTS " in statement.upper() and " DEFAULT " in statement.upper()
     assert all("IF NOT EXISTS" in s.upper() for s in statements)
     assert not any(s.upper().startswith(("DROP", "DELETE", "TRUNCATE", "CREATE OR REPLACE")) for s in statements)

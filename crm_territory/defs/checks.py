@@ -10,18 +10,15 @@ import pandas as pd
 import pandera.errors
 import pandera.pandas as pa
 
-from crm_territory.defs.metadata import markdown_table
+from crm_territory.defs.metadata import SAMPLE_ROWS, markdown_table, violations_result
 from crm_territory.logic.integrity import (
     active_clients_without_one_current_primary,
     client_dim_mismatches,
-    client_keys_not_one_cluster,
     orphan_fact_rows,
-    records_not_in_one_client,
     unbalanced_batches,
 )
 from crm_territory.schemas import TABLES
 
-SAMPLE_ROWS = 20
 
 
 def schema_check(table: str, model: type[pa.DataFrameModel]) -> dg.AssetChecksDefinition:
@@ -64,19 +61,6 @@ def schema_check(table: str, model: type[pa.DataFrameModel]) -> dg.AssetChecksDe
 schema_checks = [schema_check(name, spec.model) for name, spec in TABLES.items()]
 
 
-def _violations(passed_when_empty: pd.DataFrame, *, blocking_severity: dg.AssetCheckSeverity, next_step: str, **metadata) -> dg.AssetCheckResult:
-    passed = passed_when_empty.empty
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=blocking_severity,
-        metadata={
-            "violations": len(passed_when_empty),
-            **({} if passed else {"sample": dg.MetadataValue.md(markdown_table(passed_when_empty, limit=SAMPLE_ROWS)), "next_step": next_step}),
-            **metadata,
-        },
-    )
-
-
 @dg.asset_check(
     asset="raw_clients",
     additional_ins={"quarantined_clients": dg.AssetIn(), "ingest_manifest": dg.AssetIn()},
@@ -86,7 +70,7 @@ def _violations(passed_when_empty: pd.DataFrame, *, blocking_severity: dg.AssetC
 def raw_rows_conserved(raw_clients: pd.DataFrame, quarantined_clients: pd.DataFrame, ingest_manifest: pd.DataFrame) -> dg.AssetCheckResult:
     bad = unbalanced_batches(ingest_manifest, raw_clients, quarantined_clients)
     read = int(ingest_manifest["rows_read"].sum())
-    return _violations(
+    return violations_result(
         bad,
         blocking_severity=dg.AssetCheckSeverity.ERROR,
         next_step="Rows were lost or invented between the source and raw_clients: this is a bug in ingestion; report it with the batch names.",
@@ -103,42 +87,10 @@ def raw_rows_conserved(raw_clients: pd.DataFrame, quarantined_clients: pd.DataFr
 )
 def landing_files_accepted(ingest_manifest: pd.DataFrame) -> dg.AssetCheckResult:
     rejected = ingest_manifest.loc[ingest_manifest["status"] == "rejected", ["batch", "message"]]
-    return _violations(
+    return violations_result(
         rejected,
         blocking_severity=dg.AssetCheckSeverity.WARN,
         next_step="The other drops were loaded. Remove each rejected file from landing/, or replace it with a fixed version (layout, encoding) as its message says; it is re-checked on every run until then.",
-    )
-
-
-@dg.asset_check(
-    asset="client_xref",
-    additional_ins={"raw_clients": dg.AssetIn()},
-    blocking=True,
-    description="Every source record of raw_clients is in exactly one client of client_xref, and client_xref holds no other record.",
-)
-def client_xref_covers_every_record(client_xref: pd.DataFrame, raw_clients: pd.DataFrame) -> dg.AssetCheckResult:
-    return _violations(
-        records_not_in_one_client(raw_clients, client_xref),
-        blocking_severity=dg.AssetCheckSeverity.ERROR,
-        next_step="Records were lost or duplicated by entity resolution: a bug in crm_territory/logic/entity_resolution.py; report it with these records.",
-        records=len(client_xref),
-    )
-
-
-@dg.asset_check(
-    asset="client_xref",
-    additional_ins={"client_matches": dg.AssetIn(), "client_key_retirements": dg.AssetIn()},
-    blocking=True,
-    description="Each client_key is exactly one cluster (records joined by merged pairs in client_matches), each cluster one key, and no retired key is in use.",
-)
-def client_keys_name_one_cluster_each(
-    client_xref: pd.DataFrame, client_matches: pd.DataFrame, client_key_retirements: pd.DataFrame
-) -> dg.AssetCheckResult:
-    return _violations(
-        client_keys_not_one_cluster(client_xref, client_matches, client_key_retirements),
-        blocking_severity=dg.AssetCheckSeverity.ERROR,
-        next_step="Client keys and clusters disagree: a bug in crm_territory/logic/client_keys.py or clustering.py; report it with these keys.",
-        client_keys=int(client_xref["client_key"].nunique()),
     )
 
 
@@ -149,7 +101,7 @@ def client_keys_name_one_cluster_each(
     description="Conservation: every client_key of client_xref is exactly one row of client_dim, with as many source records as client_xref lists, and no row comes from nowhere.",
 )
 def client_dim_conserves_clients(client_dim: pd.DataFrame, client_xref: pd.DataFrame) -> dg.AssetCheckResult:
-    return _violations(
+    return violations_result(
         client_dim_mismatches(client_xref, client_dim),
         blocking_severity=dg.AssetCheckSeverity.ERROR,
         next_step="client_dim lost, duplicated or invented clients: a bug in crm_territory/logic/clients.py or survivorship.py.",
@@ -166,7 +118,7 @@ def client_dim_unknown_region_or_segment(client_dim: pd.DataFrame) -> dg.AssetCh
     # one row per spelling to add (or "no region"/"no segment"), however the issues combine per client
     spellings = unknown["data_issues"].str.extractall(r"(?P<issue>unknown (?:region|segment) '[^']*'|no region|no segment)")
     by_spelling = spellings["issue"].value_counts().rename_axis("issue").reset_index(name="clients")
-    return _violations(
+    return violations_result(
         by_spelling,
         blocking_severity=dg.AssetCheckSeverity.WARN,
         next_step="Add the spellings to data/reference/region_aliases.csv or segment_aliases.csv (or fix the source), then re-materialize; these clients sit in UNASSIGNED until then.",
@@ -183,7 +135,7 @@ def client_dim_advisor_email_present(client_dim: pd.DataFrame) -> dg.AssetCheckR
     missing = client_dim[client_dim["is_active"] & client_dim["primary_advisor_email"].isna()]
     issues = missing["data_issues"].str.extract(r"(?P<issue>invalid advisor e-mail|no advisor e-mail)")["issue"]
     by_issue = issues.value_counts().rename_axis("issue").reset_index(name="clients")
-    return _violations(
+    return violations_result(
         by_issue,
         blocking_severity=dg.AssetCheckSeverity.WARN,
         next_step="Correct the advisor e-mail in the source CRM or the next drop.",
@@ -198,7 +150,7 @@ def client_dim_advisor_email_present(client_dim: pd.DataFrame) -> dg.AssetCheckR
     description="Relationships: every fact row's client_key is in client_dim and its territory_id in territory_dim.",
 )
 def assignments_fact_keys_exist(assignments_fact: pd.DataFrame, client_dim: pd.DataFrame, territory_dim: pd.DataFrame) -> dg.AssetCheckResult:
-    return _violations(
+    return violations_result(
         orphan_fact_rows(assignments_fact, client_dim, territory_dim),
         blocking_severity=dg.AssetCheckSeverity.ERROR,
         next_step="Re-materialize client_dim, territory_dim and assignments_fact together; if it persists, it is a bug in the assignment logic.",
@@ -212,7 +164,7 @@ def assignments_fact_keys_exist(assignments_fact: pd.DataFrame, client_dim: pd.D
     description="Every active client has exactly one current PRIMARY assignment.",
 )
 def one_current_primary_per_active_client(assignments_fact: pd.DataFrame, client_dim: pd.DataFrame) -> dg.AssetCheckResult:
-    return _violations(
+    return violations_result(
         active_clients_without_one_current_primary(assignments_fact, client_dim),
         blocking_severity=dg.AssetCheckSeverity.ERROR,
         next_step="Re-materialize assignments_fact from the current client_dim; if it persists, it is a bug in crm_territory/logic/assignments.py.",
@@ -222,8 +174,6 @@ def one_current_primary_per_active_client(assignments_fact: pd.DataFrame, client
 integrity_checks = [
     raw_rows_conserved,
     landing_files_accepted,
-    client_xref_covers_every_record,
-    client_keys_name_one_cluster_each,
     client_dim_conserves_clients,
     client_dim_unknown_region_or_segment,
     client_dim_advisor_email_present,

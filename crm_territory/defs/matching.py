@@ -5,9 +5,11 @@ import dagster as dg
 import pandas as pd
 
 from crm_territory.defs.ingest import OWNERS
-from crm_territory.defs.metadata import markdown_table, table_metadata
+from crm_territory.defs.metadata import markdown_table, table_metadata, violations_result
+from crm_territory.logic.client_keys import xref_from_client_dim
 from crm_territory.logic.clients import client_records
 from crm_territory.logic.entity_resolution import resolve
+from crm_territory.logic.integrity import client_keys_not_one_cluster, records_not_in_one_client
 from crm_territory.logic.match_decisions import MatchDecisionsError
 from crm_territory.resources.match_decisions import MatchDecisionsFile
 from crm_territory.resources.reference import ReferenceFiles
@@ -49,6 +51,22 @@ from crm_territory.resources.storage import TableStore
             ),
         ),
     },
+    # Checked in the asset, on the tables it has in memory: re-reading a million-row raw_clients and
+    # client_xref from storage for a separate check would cost more than the check.
+    check_specs=[
+        dg.AssetCheckSpec(
+            "client_xref_covers_every_record",
+            asset="client_xref",
+            blocking=True,
+            description="Every source record of raw_clients is in exactly one client of client_xref, and client_xref holds no other record.",
+        ),
+        dg.AssetCheckSpec(
+            "client_keys_name_one_cluster_each",
+            asset="client_xref",
+            blocking=True,
+            description="Each client_key is exactly one cluster (records joined by merged pairs in client_matches), each cluster one key, and no retired key is in use.",
+        ),
+    ],
 )
 def client_xref(
     context: dg.AssetExecutionContext,
@@ -70,7 +88,13 @@ def client_xref(
     previous_xref = table_store.read_previous("client_xref")
     if previous_xref is None:
         previous_xref = _xref_from_client_dim(context, table_store.read_previous("client_dim"))
-    resolution = resolve(records, decisions, previous_xref, table_store.read_previous("client_key_retirements"), now, log=context.log.info)
+    try:
+        resolution = resolve(records, decisions, previous_xref, table_store.read_previous("client_key_retirements"), now, log=context.log.info)
+    except MatchDecisionsError as error:
+        raise dg.Failure(
+            description=f"The match decisions cannot all be honoured: {error}. Nothing was published; fix the file and re-run.",
+            metadata={"file": str(match_decisions.path)},
+        ) from error
     stats = {k: v for k, v in resolution.stats.items() if k != "seconds_by_step"}
     context.log.info(
         f"entity resolution: {stats['records']:,} records -> {stats['clients']:,} clients "
@@ -81,18 +105,12 @@ def client_xref(
             f"{stats['human_decisions_not_applied']} decision(s) in {match_decisions.path} name records not in the book; kept, not applied"
         )
 
-    xref = resolution.xref
+    # Written in this order so that a failed write never loses what the next run needs: the ledger of
+    # retired keys first, the client_xref (which the next run starts from) last.
     yield dg.Output(
-        xref,
-        output_name="client_xref",
-        metadata=table_metadata(
-            xref,
-            **stats,
-            seconds_by_step=dg.MetadataValue.json(resolution.stats["seconds_by_step"]),
-            unmatchable_by_reason=dg.MetadataValue.md(
-                markdown_table(xref["unmatchable_reason"].value_counts().rename_axis("reason").reset_index(name="records"))
-            ),
-        ),
+        resolution.retirements,
+        output_name="client_key_retirements",
+        metadata=table_metadata(resolution.retirements, retired_this_run=stats["client_keys_retired_this_run"]),
     )
     matches = resolution.matches
     yield dg.Output(
@@ -113,30 +131,42 @@ def client_xref(
             ),
         ),
     )
+    xref = resolution.xref
     yield dg.Output(
-        resolution.retirements,
-        output_name="client_key_retirements",
-        metadata=table_metadata(resolution.retirements, retired_this_run=stats["client_keys_retired_this_run"]),
+        xref,
+        output_name="client_xref",
+        metadata=table_metadata(
+            xref,
+            **stats,
+            seconds_by_step=dg.MetadataValue.json(resolution.stats["seconds_by_step"]),
+            unmatchable_by_reason=dg.MetadataValue.md(
+                markdown_table(xref["unmatchable_reason"].value_counts().rename_axis("reason").reset_index(name="records"))
+            ),
+        ),
+    )
+    yield violations_result(
+        records_not_in_one_client(raw_clients, xref),
+        blocking_severity=dg.AssetCheckSeverity.ERROR,
+        next_step="Records were lost or duplicated by entity resolution: a bug in crm_territory/logic/entity_resolution.py; report it with these records.",
+        asset_key="client_xref",
+        check_name="client_xref_covers_every_record",
+        records=len(xref),
+    )
+    yield violations_result(
+        client_keys_not_one_cluster(xref, matches, resolution.retirements),
+        blocking_severity=dg.AssetCheckSeverity.ERROR,
+        next_step="Client keys and clusters disagree: a bug in crm_territory/logic/client_keys.py or clustering.py; report it with these keys.",
+        asset_key="client_xref",
+        check_name="client_keys_name_one_cluster_each",
+        client_keys=int(xref["client_key"].nunique()),
     )
 
 
 def _xref_from_client_dim(context: dg.AssetExecutionContext, client_dim: pd.DataFrame | None) -> pd.DataFrame | None:
-    """No client_xref yet: the previous client_dim's keys are the keys to keep (each row's source record holds its key).
-
-    This is the upgrade path from a client_dim built before entity resolution (one client per record,
-    client_key = record key); the older of two merging keys is the one whose record was updated first.
-    """
+    """No client_xref stored: start from the previous client_dim's keys (the upgrade path; see xref_from_client_dim)."""
     if client_dim is None or client_dim.empty:
         return None
     context.log.warning(
         f"No client_xref stored: keeping the {len(client_dim):,} client keys of the previous client_dim (each held by its source record)"
     )
-    return pd.DataFrame(
-        {
-            "source_system": client_dim["source_system"],
-            "source_record_id": client_dim["source_record_id"],
-            "client_key": client_dim["client_key"],
-            "client_key_issued_at": client_dim["source_modified_at"],
-            "first_seen_at": client_dim["source_modified_at"],
-        }
-    )
+    return xref_from_client_dim(client_dim)

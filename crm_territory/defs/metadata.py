@@ -5,6 +5,7 @@ import dagster as dg
 import pandas as pd
 
 PREVIEW_ROWS = 10
+SAMPLE_ROWS = 20  # failing rows an integrity check shows
 
 
 def markdown_table(df: pd.DataFrame, limit: int = PREVIEW_ROWS) -> str:
@@ -23,3 +24,25 @@ def table_metadata(df: pd.DataFrame, **extra: object) -> dict[str, object]:
         "preview": dg.MetadataValue.md(markdown_table(df)),
         **extra,
     }
+
+
+def violations_result(
+    violations: pd.DataFrame, *, blocking_severity: dg.AssetCheckSeverity, next_step: str, sample_rows: int = SAMPLE_ROWS, **fields: object
+) -> dg.AssetCheckResult:
+    """An integrity check's result: passed when ``violations`` is empty, else their count, a sample and the next step.
+
+    ``fields`` may name the check (``check_name``, ``asset_key``: for checks an asset yields itself);
+    the rest is metadata.
+    """
+    naming = {k: fields.pop(k) for k in ("check_name", "asset_key") if k in fields}
+    passed = violations.empty
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=blocking_severity,
+        metadata={
+            "violations": len(violations),
+            **({} if passed else {"sample": dg.MetadataValue.md(markdown_table(violations, limit=sample_rows)), "next_step": next_step}),
+            **fields,
+        },
+        **naming,
+    )

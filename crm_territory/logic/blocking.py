@@ -14,7 +14,10 @@ hours at 100k. Instead each record gets a few keys, and only records sharing a k
   word still pairs the records, while keys stay specific: the blocks stay small as the book grows.
 
 A key shared by more than ``max_block_size`` records ("first" as a first word in some books) is too
-common to say anything: that block is skipped, and counted, rather than compared all-pairs. Pairs
+common to say anything: that block is skipped, and counted, rather than compared all-pairs. A large
+block of one *exact* name is different (a hundred records of "Zentra Capital" are likely one
+organisation): its records are chained, each paired with the next, so they can still cluster (and
+the clustering guard then checks every pair of the cluster). Pairs
 are built per block size with ``numpy.triu_indices`` over records sorted by key: no Python loop
 per block.
 """
@@ -29,7 +32,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crm_territory.logic.names import split_first_word
+
 MAX_BLOCK_SIZE = 100
+EXACT_NAME_KEYS = ("same name", "same name without spaces")  # large blocks of these are chained, not skipped
 MAX_DELETION_POSITIONS = 20  # letters of the first word that get a deletion variant (longer words: the first 20)
 MIN_TYPO_WORD = 4  # a shorter first word one letter off is another word: no deletion variants
 
@@ -39,7 +45,7 @@ class CandidatePairs:
     a: np.ndarray  # record positions, a < b
     b: np.ndarray
     blocked_by: np.ndarray  # the first blocking key that paired them (object: its name)
-    skipped_blocks: pd.DataFrame  # key_name, key, records: blocks larger than max_block_size
+    skipped_blocks: pd.DataFrame  # key_name, key, records, handled ("skipped" | "chained"): blocks larger than max_block_size
 
     def __len__(self) -> int:
         return len(self.a)
@@ -66,16 +72,16 @@ class BlockingKey:
         )
 
 
-def blocking_keys(name: pd.Series, first_word: pd.Series, other_words: pd.Series) -> dict[str, BlockingKey]:
-    """Each key name -> its blocks over the records (positions 0..n-1)."""
+def blocking_keys(name: pd.Series) -> dict[str, BlockingKey]:
+    """Each key name -> its blocks over the records (positions 0..n-1), from their normalised names (None: no keys)."""
     positions = np.arange(len(name), dtype=np.int64)
-    words = pa.array(first_word.to_numpy(dtype=object), pa.string(), from_pandas=True)
     names = pa.array(name.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    words, rest = split_first_word(name)
     return {
         "same name": BlockingKey.of(positions, names),
         "same name without spaces": BlockingKey.of(positions, pc.replace_substring(names, " ", "")),
         "same first word": BlockingKey.of(positions, words),
-        "first word one edit apart": _one_edit_key(words, pa.array(other_words.fillna("").to_numpy(dtype=object), pa.string())),
+        "first word one edit apart": _one_edit_key(words, rest.fill_null("")),
     }
 
 
@@ -102,18 +108,21 @@ def _one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:
             at_parts.append(at)
             variant_parts.append(pc.binary_join_element_wise(pc.utf8_slice_codeunits(chosen, 0, i), pc.utf8_slice_codeunits(chosen, i + 1), ""))
     at = np.concatenate(at_parts)
-    variants = pc.dictionary_encode(pa.concat_arrays(variant_parts))
+    # a chunked array is encoded against one dictionary without first copying the chunks into one array
+    variants = pc.dictionary_encode(pa.chunked_array(variant_parts, pa.string()))
+    del at_parts, variant_parts  # a million names make ~9 million variants: free them before the next step
     others = pc.dictionary_encode(rest)
     other_code = others.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     width = max(len(others.dictionary), 1)
-    variant_texts, other_texts = variants.dictionary, others.dictionary
+    variant_texts, other_texts = variants.chunks[-1].dictionary if variants.num_chunks else pa.array([], pa.string()), others.dictionary
 
     def describe(codes: np.ndarray) -> np.ndarray:
         variant = pc.take(variant_texts, pa.array(codes // width)).to_numpy(zero_copy_only=False)
         other = pc.take(other_texts, pa.array(codes % width)).to_numpy(zero_copy_only=False)
         return np.char.add(np.char.add(variant.astype(str), "|"), other.astype(str)).astype(object)
 
-    block = variants.indices.to_numpy(zero_copy_only=False).astype(np.int64) * width + other_code[at]
+    variant_code = np.concatenate([np.zeros(0, np.int64)] + [chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64) for chunk in variants.chunks])
+    block = variant_code * width + other_code[at]
     return BlockingKey(at, block, describe)
 
 
@@ -121,12 +130,13 @@ def candidate_pairs(keys: Mapping[str, BlockingKey], n: int, max_block_size: int
     """Every pair of records sharing at least one key, once, labelled by the first key (in order) that paired them."""
     codes, sources, skipped = [], [], []
     for index, (key_name, key) in enumerate(keys.items()):
-        a, b, too_large, sizes = pairs_within_blocks(key.blocks, key.records, max_block_size)
+        chain = key_name in EXACT_NAME_KEYS
+        a, b, too_large, sizes = pairs_within_blocks(key.blocks, key.records, max_block_size, chain_large=chain)
         codes.append(a * n + b)
         sources.append(np.full(len(a), index, dtype=np.int8))
         if len(too_large):
             texts = key.describe(too_large)
-            skipped.append(pd.DataFrame({"key_name": key_name, "key": texts, "records": sizes.astype("int64")}))
+            skipped.append(pd.DataFrame({"key_name": key_name, "key": texts, "records": sizes.astype("int64"), "handled": "chained" if chain else "skipped"}))
     code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
     source = np.concatenate(sources) if sources else np.zeros(0, np.int8)
     # np.unique keeps the first occurrence's index: the earliest key in the order given
@@ -135,15 +145,18 @@ def candidate_pairs(keys: Mapping[str, BlockingKey], n: int, max_block_size: int
     skipped_blocks = (
         pd.concat(skipped, ignore_index=True)
         if skipped
-        else pd.DataFrame({"key_name": pd.Series(dtype=object), "key": pd.Series(dtype=object), "records": pd.Series(dtype="int64")})
+        else pd.DataFrame({c: pd.Series(dtype="int64" if c == "records" else object) for c in ["key_name", "key", "records", "handled"]})
     )
     return CandidatePairs(a=code // max(n, 1), b=code % max(n, 1), blocked_by=names[source[first]], skipped_blocks=skipped_blocks)
 
 
-def pairs_within_blocks(blocks: np.ndarray, records: np.ndarray, max_block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def pairs_within_blocks(
+    blocks: np.ndarray, records: np.ndarray, max_block_size: int, chain_large: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (a < b) of the records sharing a block (each record at most once per block).
 
-    Returns (a, b, codes of the blocks too large to pair, their sizes). Block codes may be any int64s.
+    Returns (a, b, codes of the blocks larger than max_block_size, their sizes). Those blocks give no
+    pairs, or with ``chain_large`` each record paired with the next. Block codes may be any int64s.
     """
     blocks = np.asarray(blocks, dtype=np.int64)
     order = np.argsort(blocks, kind="stable")
@@ -158,6 +171,11 @@ def pairs_within_blocks(blocks: np.ndarray, records: np.ndarray, max_block_size:
         a_parts.append(members[(block_starts[:, None] + first[None, :]).ravel()])
         b_parts.append(members[(block_starts[:, None] + second[None, :]).ravel()])
     too_large = sizes > max_block_size
+    if chain_large and too_large.any():
+        in_large = np.repeat(too_large, sizes)
+        step = np.flatnonzero(in_large[:-1] & (ordered[1:] == ordered[:-1]))
+        a_parts.append(members[step])
+        b_parts.append(members[step + 1])
     if not a_parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), ordered[starts[too_large]], sizes[too_large]
     a, b = np.concatenate(a_parts), np.concatenate(b_parts)

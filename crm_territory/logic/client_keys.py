@@ -6,8 +6,9 @@ Rules, applied to this run's clusters against the previous client_xref:
 * Two clusters merge (a new record bridges them, a human must-links them): the *older* key (the one
   issued first) survives; the other is retired and recorded in ``client_key_retirements`` with its
   survivor, so history and old exports can be followed.
-* A cluster splits (a cannot-link decision, a corrected name): the part holding most of the key's
-  records keeps it (ties: the part holding the oldest of them); the other parts get new keys.
+* A cluster splits (a cannot-link decision, a corrected name): the key stays with a part where it is
+  the oldest key (not with records that join an older client, where it would be retired), among those
+  the part holding most of its records (ties: the oldest record); the other parts get new keys.
 * A new cluster's key is the record key (``<source_system>:<client_id>``) of its earliest record
   (oldest source_modified_at, then record key). Keys are never reused: if that text was ever issued,
   a suffix ``~2``, ``~3`` ... makes it new.
@@ -68,9 +69,15 @@ def assign_client_keys(
         claims = claims.groupby(["key", "cluster"], sort=False).agg(
             records=("issued", "size"), issued=("issued", "min"), oldest=("age", "min"), first=("rank", "min")
         ).reset_index()
-        # each old key goes to the cluster holding most of its records (ties: the one holding the oldest)
-        claims = claims.sort_values(["key", "records", "oldest", "first"], ascending=[True, False, True, True], kind="stable")
-        won = claims.drop_duplicates("key").assign(text=lambda d: keys[d["key"].to_numpy()])
+        # would the key survive in that cluster (no older key claims it)? A key goes where it survives
+        # rather than where it would be retired: a part split off keeps the key while its other records
+        # join an older client.
+        claims["text"] = keys[claims["key"].to_numpy()]
+        by_age = claims.sort_values(["cluster", "issued", "oldest", "text"], kind="stable")
+        claims["survives"] = claims.index.isin(by_age.drop_duplicates("cluster").index)
+        # then the cluster holding most of its records (ties: the one holding the oldest)
+        claims = claims.sort_values(["key", "survives", "records", "oldest", "first"], ascending=[True, False, False, True, True], kind="stable")
+        won = claims.drop_duplicates("key")
         # per cluster, the oldest key it won survives (keys issued in one run: the one whose records are
         # older, then the key's text); the others retire into it
         won = won.sort_values(["cluster", "issued", "oldest", "text"], kind="stable")
@@ -121,3 +128,21 @@ def _unused(key: str, taken: set[str]) -> str:
         candidate = f"{key}~{suffix}"
     taken.add(candidate)
     return candidate
+
+
+def xref_from_client_dim(client_dim: pd.DataFrame) -> pd.DataFrame:
+    """A previous client_xref made from a client_dim, for the first run with entity resolution.
+
+    Before entity resolution every client was one record, keyed by its record key: each row's source
+    record holds the key, issued when that record was last updated (so of two merging keys the one
+    whose record is older survives).
+    """
+    return pd.DataFrame(
+        {
+            "source_system": client_dim["source_system"],
+            "source_record_id": client_dim["source_record_id"],
+            "client_key": client_dim["client_key"],
+            "client_key_issued_at": client_dim["source_modified_at"],
+            "first_seen_at": client_dim["source_modified_at"],
+        }
+    )

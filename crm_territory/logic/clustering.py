@@ -2,10 +2,12 @@
 
 Matches link records; linked records form a cluster (connected components). Plain connected
 components chain: A~B and B~C put A and C together even when A and C look nothing alike
-("Atlas Capital" ~ "Atlas Capital Group" ~ "Atlas Group"). The guard: in every cluster of three or
-more records, *every* pair must score at least ``CLUSTER_FLOOR`` (a pair a human must-linked, directly
-or through other must-links, always passes). A cluster that fails is rebuilt greedily: its links, the
-strongest first, join two groups only if every pair across them passes and none is cannot-linked.
+("Brompela Wealth Group" ~ "Broampela Wealth Group" ~ "Groampela Wealth Group"). The guard: in every
+cluster of three or more records, *every* pair must be alike: the caller's ``pair_score`` at least
+``CLUSTER_FLOOR`` (entity resolution scores 0 for names that are not the same words or a typo apart).
+Must-linked records count as one: a group passes with another when any pair across them passes. A
+cluster that fails is rebuilt greedily: its links (those that held in the last run first, then the
+strongest) join two groups only if every pair across them passes and none is cannot-linked.
 
 Human decisions always win: must-linked records end in one cluster, cannot-linked records never
 do. Decisions that contradict each other (A must B, B must C, A cannot C) are an error, not a guess.
@@ -33,6 +35,10 @@ PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class ContradictoryDecisions(ValueError):
     """Must-link decisions join records that a cannot-link decision keeps apart."""
 
+    def __init__(self, message: str, pairs: list[tuple[int, int]]) -> None:
+        super().__init__(message, pairs)
+        self.pairs = pairs  # the contradicted cannot-link pairs, as record positions
+
 
 @dataclass(frozen=True)
 class Clusters:
@@ -55,8 +61,14 @@ def cluster_records(
     pair_score: PairScorer,
     floor: float = CLUSTER_FLOOR,
     max_verified: int = MAX_VERIFIED_CLUSTER,
+    previous: np.ndarray | None = None,
 ) -> Clusters:
-    """Cluster n records. ``links`` = (a, b, score) of the matched pairs; decisions as (a, b) record positions."""
+    """Cluster n records. ``links`` = (a, b, score) of the matched pairs; decisions as (a, b) record positions.
+
+    ``previous``: each record's cluster in the last run (any integers; -1 for a new record). When the
+    guard rebuilds a cluster, links between records that were together before go first, so a newcomer
+    does not pull a member away from the cluster it had.
+    """
     link_a, link_b, link_score = links
     must_a, must_b = must_link
     cannot_a, cannot_b = cannot_link
@@ -80,8 +92,7 @@ def cluster_records(
     suspect[group[cannot_a][group[cannot_a] == group[cannot_b]]] = True
     verified = np.flatnonzero(suspect[group])
     pa_, pb_, too_large, _ = pairs_within_blocks(group[verified], verified, max_verified)
-    passes = (pair_score(pa_, pb_) >= floor) | (must_group[pa_] == must_group[pb_])
-    passes &= ~np.isin(_pair_codes(pa_, pb_, n), cannot)
+    passes = _group_passes(pa_, pb_, pair_score(pa_, pb_) >= floor, must_group, (cannot_a, cannot_b), n)
     failed_groups = np.unique(group[pa_[~passes]])
 
     labels = group.copy()
@@ -92,7 +103,7 @@ def cluster_records(
     for g in failed_groups:
         members = members_of[g]
         e, p = edges_of[g], pairs_of[g]
-        local = _greedy(members, edge_a[e], edge_b[e], edge_score[e], pa_[p], pb_[p], passes[p], must_group)
+        local = _greedy(members, edge_a[e], edge_b[e], edge_score[e], pa_[p], pb_[p], passes[p], must_group, previous)
         labels[members] = local + next_label
         next_label += len(members)
     oversized = too_large  # block numbers are the group numbers here
@@ -106,6 +117,22 @@ def cluster_records(
     return Clusters(labels=order[inverse], split_by_guard=len(failed_groups), too_large_to_verify=len(oversized))
 
 
+def _group_passes(
+    a: np.ndarray, b: np.ndarray, alike: np.ndarray, must_group: np.ndarray, cannot: tuple[np.ndarray, np.ndarray], n: int
+) -> np.ndarray:
+    """Whether each pair may sit in one cluster, deciding for must-linked groups as a whole.
+
+    A human vouched that must-linked records are one organisation, so the guard judges groups: two
+    groups fit together when any pair across them is alike and no pair across them is cannot-linked
+    (a record renamed by a merger, or an unmatchable name, must not veto its group's duplicates).
+    """
+    group_a, group_b = must_group[a], must_group[b]
+    key = _pair_codes(group_a, group_b, n)
+    fits = pd.Series(alike).groupby(key).any()
+    blocked = _pair_codes(must_group[cannot[0]], must_group[cannot[1]], n)
+    return (group_a == group_b) | (fits.reindex(key).to_numpy() & ~np.isin(key, blocked))
+
+
 def _greedy(
     members: np.ndarray,
     edge_a: np.ndarray,
@@ -115,6 +142,7 @@ def _greedy(
     pair_b: np.ndarray,
     passes: np.ndarray,
     must_group: np.ndarray,
+    previous: np.ndarray | None,
 ) -> np.ndarray:
     """Local cluster numbers for one linked group that failed the guard (a few records: a Python loop is fine)."""
     position = pd.Series(np.arange(len(members)), index=members)
@@ -122,7 +150,10 @@ def _greedy(
     ia, ib = position[pair_a].to_numpy(), position[pair_b].to_numpy()
     ok[ia, ib] = ok[ib, ia] = passes
     parent = pd.factorize(must_group[members])[0]  # must-linked records start together
-    order = np.argsort(-edge_score, kind="stable")
+    together_before = np.zeros(len(edge_a), dtype=bool)
+    if previous is not None:
+        together_before = (previous[edge_a] == previous[edge_b]) & (previous[edge_a] >= 0)
+    order = np.lexsort((-edge_score, ~together_before))  # links that held last run first, then the strongest
     for u, v in zip(position[edge_a[order]].to_numpy(), position[edge_b[order]].to_numpy()):
         gu, gv = parent[u], parent[v]
         if gu == gv:

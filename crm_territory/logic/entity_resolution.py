@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 
 from crm_territory.logic.blocking import blocking_keys, candidate_pairs
 from crm_territory.logic.client_keys import RETIREMENT_COLUMNS, assign_client_keys
-from crm_territory.logic.clustering import cluster_records
-from crm_territory.logic.match_decisions import CANNOT_LINK, MUST_LINK, MatchDecisions
+from crm_territory.logic.clustering import ContradictoryDecisions, cluster_records, components
+from crm_territory.logic.match_decisions import CANNOT_LINK, MUST_LINK, MatchDecisions, MatchDecisionsError
 from crm_territory.logic.names import normalise_names
-from crm_territory.logic.scoring import MATCH, NO_MATCH, MatchFeatures, score_pairs
+from crm_territory.logic.scoring import MATCH, NO_MATCH, MatchFeatures, alike_score, score_pairs
 from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, columns_of, empty_frame
 
 ONLY_RECORD, MATCHED, HUMAN = "only record", "matched", "human decision"
@@ -47,8 +47,6 @@ def match_features(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "name": names.name,
-            "first_word": names.first_word,
-            "other_words": names.other_words,
             "unmatchable": names.unmatchable,
             "region": records["region"],
             "parent_org": parents.name,
@@ -60,10 +58,10 @@ def match_features(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _domain(emails: pd.Series) -> pd.Series:
-    """The part after "@" of valid (lower-cased) e-mails; missing stays missing."""
+    """The part after "@" of valid (lower-cased) e-mails; missing stays missing. One string object per domain, not per row."""
     text = pa.array(emails.to_numpy(dtype=object), pa.string(), from_pandas=True)
-    domain = pc.list_element(pc.split_pattern(pc.fill_null(text, "@"), "@", max_splits=1), 1)
-    out = domain.to_numpy(zero_copy_only=False).astype(object)
+    domain = pc.dictionary_encode(pc.list_element(pc.split_pattern(pc.fill_null(text, "@"), "@", max_splits=1), 1))
+    out = domain.dictionary.to_numpy(zero_copy_only=False).astype(object)[domain.indices.to_numpy(zero_copy_only=False)]
     out[emails.isna().to_numpy()] = None
     return pd.Series(out, index=emails.index, dtype=object)
 
@@ -77,7 +75,8 @@ def resolve(
     log: Callable[[str], None] = lambda message: None,
 ) -> Resolution:
     """Resolve ``records`` (``client_records``: one row per source record, positions 0..n-1)."""
-    records = records.reset_index(drop=True)
+    if not (isinstance(records.index, pd.RangeIndex) and records.index.start == 0 and records.index.step == 1):
+        records = records.reset_index(drop=True)
     if not records["record_key"].is_monotonic_increasing:
         records = records.sort_values("record_key", kind="stable").reset_index(drop=True)  # positions break ties in key order
     n = len(records)
@@ -92,27 +91,34 @@ def resolve(
 
     features = match_features(records)
     lap("normalise")
-    candidates = candidate_pairs(blocking_keys(features["name"], features["first_word"], features["other_words"]), n)
+    candidates = candidate_pairs(blocking_keys(features["name"]), n)
     lap(f"blocking ({len(candidates):,} candidate pairs)")
     matcher = MatchFeatures.from_frame(features)
     scored = score_pairs(matcher, candidates.a, candidates.b)
     lap("scoring")
 
+    previous = None
+    previous_clusters = None
+    if previous_xref is not None:
+        previous = previous_xref.assign(record_key=previous_xref["source_system"] + ":" + previous_xref["source_record_id"])
+        at = pd.Index(previous["record_key"]).get_indexer(records["record_key"].to_numpy(dtype=object))
+        previous_clusters = np.where(at >= 0, pd.factorize(previous["client_key"])[0][at], -1)
+
     position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
     applied, not_applied = _decisions_on(decisions, position)
     is_match = (scored["decision"] == MATCH).to_numpy()
-    clusters = cluster_records(
-        n,
-        (candidates.a[is_match], candidates.b[is_match], scored["score"].to_numpy()[is_match]),
-        _pairs(applied, MUST_LINK),
-        _pairs(applied, CANNOT_LINK),
-        lambda a, b: score_pairs(matcher, a, b)["score"].to_numpy(),
-    )
+    try:
+        clusters = cluster_records(
+            n,
+            (candidates.a[is_match], candidates.b[is_match], scored["score"].to_numpy()[is_match]),
+            _pairs(applied, MUST_LINK),
+            _pairs(applied, CANNOT_LINK),
+            lambda a, b: alike_score(score_pairs(matcher, a, b)),
+            previous=previous_clusters,
+        )
+    except ContradictoryDecisions as contradiction:
+        raise _explain(contradiction, applied, records["record_key"].to_numpy(dtype=object), decisions.source) from contradiction
     lap("clustering")
-
-    previous = None
-    if previous_xref is not None:
-        previous = previous_xref.assign(record_key=previous_xref["source_system"] + ":" + previous_xref["source_record_id"])
     retired_before = previous_retirements if previous_retirements is not None else empty_frame(ClientKeyRetirements)
     ever_issued = set(retired_before["retired_client_key"]) | set(retired_before["client_key"])
     if previous is not None:
@@ -132,7 +138,8 @@ def resolve(
         "records_merged_into_another": int(n - len(sizes)),
         "unmatchable_records": int(features["unmatchable"].notna().sum()),
         "candidate_pairs": len(candidates),
-        "blocks_skipped_as_too_common": int(len(candidates.skipped_blocks)),
+        "blocks_skipped_as_too_common": int((candidates.skipped_blocks["handled"] == "skipped").sum()),
+        "large_same_name_blocks_chained": int((candidates.skipped_blocks["handled"] == "chained").sum()),
         "matched_pairs": int(is_match.sum()),
         "possible_pairs_for_review": int((scored["decision"] == "possible").sum()),
         "clusters_split_by_chain_guard": clusters.split_by_guard,
@@ -145,8 +152,25 @@ def resolve(
     return Resolution(xref, matches, retirements, stats, not_applied)
 
 
+def _explain(contradiction: ContradictoryDecisions, applied: pd.DataFrame, record_key: np.ndarray, source: str) -> MatchDecisionsError:
+    """The contradiction in the analyst's terms: the decisions file, its lines and the records."""
+    musts = applied[applied["decision"] == MUST_LINK]
+    group = components(len(record_key), musts["a"].to_numpy(dtype=np.int64), musts["b"].to_numpy(dtype=np.int64))
+    problems = []
+    for a, b in contradiction.pairs:
+        cannot = applied[(applied["decision"] == CANNOT_LINK) & (((applied["a"] == a) & (applied["b"] == b)) | ((applied["a"] == b) & (applied["b"] == a)))]
+        chain = musts[group[musts["a"].to_numpy(dtype=np.int64)] == group[a]]
+        problems.append(
+            f"line {int(cannot['line'].iloc[0])}: cannot_link {record_key[a]} and {record_key[b]}, but must_link lines "
+            f"{', '.join(str(int(x)) for x in sorted(chain['line']))} put them in one client"
+        )
+    return MatchDecisionsError(f"{source}: contradictory decisions: " + "; ".join(problems) + "; remove one of them")
+
+
 def _decisions_on(decisions: MatchDecisions, position: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
     pairs = decisions.pairs
+    if pairs.empty:
+        return pairs.assign(a=pd.Series(dtype="int64"), b=pd.Series(dtype="int64")), pairs
     known = pairs["record_a"].isin(position.index) & pairs["record_b"].isin(position.index)
     applied = pairs[known].assign(a=lambda d: d["record_a"].map(position), b=lambda d: d["record_b"].map(position))
     return applied, pairs[~known]
@@ -180,8 +204,9 @@ def _xref(records, features, labels, keys, applied, position, previous, now) -> 
             "first_seen_at": pd.to_datetime(first_seen, utc=True),
         }
     )
-    # records arrive in record-key order; grouping by client keeps a client's records together
-    order = np.lexsort((np.arange(len(xref)), pd.factorize(xref["client_key"], sort=True)[0]))
+    # records arrive in record-key order and clusters are numbered by their first record: this keeps a
+    # client's records together, clients in the order of their first record
+    order = np.lexsort((np.arange(len(xref)), labels))
     return xref.iloc[order].reset_index(drop=True)[columns_of(ClientXref)]
 
 

@@ -85,7 +85,7 @@ def client_keys_not_one_cluster(client_xref: pd.DataFrame, client_matches: pd.Da
             pairs.loc[clusters_per_key > 1, ["client_key"]].drop_duplicates().assign(problem="one client_key on several clusters"),
             pairs.loc[keys_per_cluster > 1, ["client_key"]].drop_duplicates().assign(problem="one cluster under several client_keys"),
             pd.DataFrame({"client_key": in_use, "problem": "retired client_key still in use"}),
-            pd.DataFrame({"client_key": merged.loc[~known, "record_a"], "problem": "client_matches names a record client_xref lacks"}),
+            pd.DataFrame({"client_key": None, "record": pd.concat([merged.loc[a.isna(), "record_a"], merged.loc[b.isna(), "record_b"]]), "problem": "client_matches names a record client_xref lacks"}),
         ],
         ignore_index=True,
     )

@@ -34,6 +34,7 @@ class MatchDecisionsError(ValueError):
 @dataclass(frozen=True)
 class MatchDecisions:
     pairs: pd.DataFrame  # record_a, record_b (a < b), decision, note, line
+    source: str = "the match decisions"  # the file, for messages
 
     @classmethod
     def none(cls) -> MatchDecisions:
@@ -76,17 +77,17 @@ def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
         first = both.iloc[0]
         lines = ", ".join(str(x) for x in both.loc[(both["record_a"] == first.record_a) & (both["record_b"] == first.record_b), "line"])
         raise MatchDecisionsError(f"{source}: lines {lines} both must-link and cannot-link {first.record_a} and {first.record_b}; keep one")
-    return MatchDecisions(frame.reset_index(drop=True))
+    return MatchDecisions(frame.reset_index(drop=True), source)
 
 
 def read_decisions(path: Path) -> MatchDecisions:
     """The decisions file, or no decisions when it does not exist. Blank lines and lines starting with '#' are skipped."""
     if not path.exists():
         return MatchDecisions.none()
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's byte-order mark is fine
         numbered = [(number, line) for number, line in enumerate(handle, start=1) if line.strip() and not line.lstrip().startswith("#")]
     if not numbered:
-        raise MatchDecisionsError(f"{path}: no header line (expected {', '.join(DECISION_COLUMNS)})")
+        return MatchDecisions.none()  # an empty file: no decisions yet
     rows = list(csv.reader(line for _, line in numbered))
     header, body = rows[0], rows[1:]
     width = len(header)

@@ -62,12 +62,36 @@ TOO_SHORT = f"fewer than {MIN_NAME_CHARACTERS} letters or digits once punctuatio
 
 @dataclass(frozen=True)
 class NormalisedNames:
-    """Per input row: the normalised name and its words, or why the name cannot be matched."""
+    """Per input row: the normalised name, or why the name cannot be matched."""
 
     name: pd.Series  # "atlas capital partners"; None where unmatchable
-    first_word: pd.Series  # "atlas"; None where unmatchable
-    other_words: pd.Series  # "capital partners" ("" for a one-word name); None where unmatchable
     unmatchable: pd.Series  # the reason, None where the name can be matched
+
+    @property
+    def first_word(self) -> pd.Series:
+        """ "atlas"; None where unmatchable."""
+        first, _ = split_first_word(self.name)
+        return _series(first, self.name)
+
+    @property
+    def other_words(self) -> pd.Series:
+        """ "capital partners" ("" for a one-word name); None where unmatchable."""
+        _, rest = split_first_word(self.name)
+        return _series(rest, self.name)
+
+
+def split_first_word(names: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """The first word and the other words of normalised names, as Arrow arrays (missing stays missing)."""
+    text = pa.array(names.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    halves = pc.split_pattern(text, " ", max_splits=1)  # "" splits into [""]
+    first = pc.list_element(halves, 0) if len(text) else text
+    return first, pc.binary_join(pc.list_slice(halves, 1), " ")
+
+
+def _series(values: pa.Array, like: pd.Series) -> pd.Series:
+    out = values.to_numpy(zero_copy_only=False).astype(object)
+    out[like.isna().to_numpy()] = None
+    return pd.Series(out, index=like.index, dtype=object)
 
 
 def normalise_names(names: pd.Series) -> NormalisedNames:
@@ -95,13 +119,7 @@ def normalise_names(names: pd.Series) -> NormalisedNames:
         out[~matchable] = None
         return pd.Series(out, index=names.index, dtype=object)
 
-    halves = pc.split_pattern(name, " ", max_splits=1)  # never empty: "" splits into [""]
-    return NormalisedNames(
-        name=column(name),
-        first_word=column(pc.list_element(halves, 0) if len(halves) else name),
-        other_words=column(pc.binary_join(pc.list_slice(halves, 1), " ")),
-        unmatchable=pd.Series(reason, index=names.index, dtype=object),
-    )
+    return NormalisedNames(name=column(name), unmatchable=pd.Series(reason, index=names.index, dtype=object))
 
 
 def _fold_to_ascii(text: pa.Array) -> pa.Array:
@@ -110,6 +128,7 @@ def _fold_to_ascii(text: pa.Array) -> pa.Array:
     if pc.all(ascii_).as_py() is not False:
         return text
     others = pc.filter(text, pc.invert(ascii_))
+    others = pc.replace_substring_regex(others, "[™®℠©]", " ")  # NFKD would spell ™ as "TM" and glue it to the word
     others = pc.replace_substring_regex(pc.utf8_normalize(others, "NFKD"), r"\p{Mn}+", "")
     others = pc.utf8_lower(others)
     for letter, spelled in _LATIN_LETTERS.items():

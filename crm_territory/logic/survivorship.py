@@ -46,28 +46,34 @@ FIELD_RULES: dict[str, FieldRule] = {
 
 
 def golden_records(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per client_key: each field from its winning record; ``source_record_count`` = records in the cluster.
+    """One row per client_key, sorted by it: each field from its winning record; ``source_record_count`` = records in the cluster.
 
     ``records`` has a client_key and every column the field rules name, one row per source record.
+    Built by picking, per field, the position of the winning record and taking the column values at
+    those positions: no copy of the record frame, whatever its size.
     """
-    counts = records["client_key"].value_counts()
-    several = records["client_key"].map(counts).to_numpy() > 1
-    single, multi = records[~several], records[several]
-    parts = [single[["client_key", *_all_columns()]]]
-    if len(multi):
-        # rank on numbers, not text: client and record order as integer codes, recency as nanoseconds
-        client, clients = pd.factorize(multi["client_key"], sort=True)
+    client, clients = pd.factorize(records["client_key"], sort=True)
+    counts = np.bincount(client, minlength=len(clients))
+    # a client of one record: that record wins every field
+    first_record = np.full(len(clients), -1, dtype=np.int64)
+    first_record[client[::-1]] = np.arange(len(records))[::-1]
+    several = np.flatnonzero(counts[client] > 1)
+    out = {"client_key": np.asarray(clients, dtype=object)}
+    if len(several):
+        multi = records.iloc[several]
         record = pd.factorize(multi["record_key"], sort=True)[0]
         newest_first = -pd.DatetimeIndex(pd.to_datetime(multi["source_modified_at"], utc=True)).asi8
-        golden = pd.DataFrame({"client_key": clients.to_numpy(dtype=object)})
-        for rule in FIELD_RULES.values():
-            winners = _winners(multi, rule, client, record, newest_first)
-            for column in rule.columns:
-                golden[column] = multi[column].to_numpy()[winners]
-        parts.append(golden[["client_key", *_all_columns()]])
-    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
-    out["source_record_count"] = pd.array(out["client_key"].map(counts).to_numpy(), dtype="Int64")
-    return out.sort_values("client_key", kind="stable").reset_index(drop=True)
+    for rule in FIELD_RULES.values():
+        winner = first_record.copy()
+        if len(several):
+            picked = several[_winners(multi, rule, client[several], record, newest_first)]
+            winner[client[picked]] = picked
+        for column in rule.columns:
+            values = records[column]
+            out[column] = values.iloc[winner].reset_index(drop=True)
+    golden = pd.DataFrame(out)
+    golden["source_record_count"] = pd.array(counts, dtype="Int64")
+    return golden
 
 
 def _all_columns() -> list[str]:

@@ -26,7 +26,7 @@ from dagster_snowflake_pandas import SnowflakePandasIOManager, SnowflakePandasTy
 from dagster_snowflake_pandas import snowflake_pandas_type_handler as pandas_type_handler
 
 from crm_territory.resources.storage import TableStore
-from crm_territory.schemas import TABLES, conform
+from crm_territory.schemas import COLUMN_DEFAULTS, TABLES, conform
 from crm_territory.settings import check_snowflake_environment
 
 
@@ -94,7 +94,7 @@ class _ModelTypedPandasHandler(SnowflakePandasTypeHandler):
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
         spec = _spec_for(context.asset_key)
-        return conform(super().load_input(context, table_slice, connection), spec.model)
+        return conform(super().load_input(context, table_slice, connection), spec.model, COLUMN_DEFAULTS.get(spec.name))
 
 
 class SnowflakeTablesIOManager(SnowflakePandasIOManager):
@@ -126,7 +126,7 @@ class SnowflakeTableStore(TableStore):
             columns = [d[0] for d in cursor.description]
         if not rows:
             return None
-        return conform(pd.DataFrame(rows, columns=columns), spec.model)
+        return conform(pd.DataFrame(rows, columns=columns), spec.model, COLUMN_DEFAULTS.get(spec.name))
 
 
 def snowflake_connection_config() -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from crm_territory.schemas import TABLES, TableSpec, model_dtypes
+from crm_territory.schemas import COLUMN_DEFAULTS, TABLES, TableSpec, model_dtypes
 
 
 class TableNotFoundError(FileNotFoundError):
@@ -93,7 +93,8 @@ class CsvTables:
         """Read a table back with the model's exact dtypes.
 
         A nullable column the file lacks (a table written before the column was added) reads as
-        empty: adding a nullable column is a compatible change. A missing required column is an error.
+        empty: adding a nullable column is a compatible change; a required one added later reads as its
+        default in ``COLUMN_DEFAULTS``. Any other missing required column is an error.
         """
         spec = TABLES[table]
         path = self.path_for(table)
@@ -104,7 +105,8 @@ class CsvTables:
             header = handle.readline().decode("utf-8").strip().replace('"', "").split(",")
         columns = spec.model.to_schema().columns
         absent = [c for c in dtypes if c not in header]
-        required = [c for c in absent if not columns[c].nullable]
+        defaults = COLUMN_DEFAULTS.get(table, {})
+        required = [c for c in absent if not columns[c].nullable and c not in defaults]
         if required:
             raise ValueError(f"{path} does not match the {spec.model.__name__} layout: column(s) {required} are missing")
         read_types = {
@@ -130,7 +132,8 @@ class CsvTables:
             raise ValueError(f"{path} does not match the {spec.model.__name__} layout: {exc}") from exc
         frame = arrow_table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
         for name in absent:
-            frame[name] = pd.Series([None] * len(frame), dtype=dtypes[name]) if dtypes[name] != object else None
+            fill = defaults.get(name)
+            frame[name] = pd.Series([fill] * len(frame), dtype=dtypes[name]) if dtypes[name] != object else fill
         frame = frame[list(dtypes)]
         for name, dtype in dtypes.items():
             if isinstance(dtype, pd.DatetimeTZDtype):

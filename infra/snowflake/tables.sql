@@ -108,6 +108,8 @@ CREATE TABLE IF NOT EXISTS CORE.CLIENT_DIM (
     SOURCE_RECORD_COUNT NUMBER(38,0) NOT NULL,
     DATA_ISSUES VARCHAR
 );
+-- Upgrade: a CLIENT_DIM created before entity resolution lacks SOURCE_RECORD_COUNT; its rows were one record each.
+ALTER TABLE CORE.CLIENT_DIM ADD COLUMN IF NOT EXISTS SOURCE_RECORD_COUNT NUMBER(38,0) DEFAULT 1;
 
 -- Which client each source record belongs to. Grain: one row per source record. Key: (SOURCE_SYSTEM, SOURCE_RECORD_ID).
 CREATE TABLE IF NOT EXISTS CORE.CLIENT_XREF (
