@@ -235,7 +235,7 @@ def child_matching_input(n: int, out: Path) -> int:
     from mock_api.generator import labelled_book
 
     now = pd.Timestamp("2026-11-26T00:00:00Z")
-    book = labelled_book(n, seed=SEED)
+    book = labelled_book(n, seed=MATCHING_SEED)
     drop = book.drop.to_csv(index=False).encode()
     snapshot = records_to_frame([(1, book.api.to_dict(orient="records"))], now)
     raw = assemble_raw_clients([(LandingFile("drop.csv", len(drop), now), read_drop("drop.csv", drop))], snapshot, now).raw_clients
@@ -269,7 +269,14 @@ def child_matching(folder: Path) -> int:
     resolution = resolve(records, MatchDecisions.none(), None, None, now)
     clients = client_dim_from_records(records, resolution.xref)
     seconds = time.perf_counter() - started
-    rss = _peak_rss_mb()
+    rss = _peak_rss_mb()  # of the first run (the re-run below holds both runs' tables)
+    # the steady state: the next run, with this run's client_xref as the key registry
+    started = time.perf_counter()
+    records = client_records(raw, reference)
+    again = resolve(records, MatchDecisions.none(), resolution.xref, resolution.retirements, now + pd.Timedelta(days=1))
+    client_dim_from_records(records, again.xref)
+    rerun_seconds = time.perf_counter() - started
+    keys_kept = bool((again.xref["client_key"].to_numpy() == resolution.xref["client_key"].to_numpy()).all())
 
     xref = resolution.xref
     key = (xref["source_system"] + ":" + xref["source_record_id"]).to_numpy()
@@ -287,6 +294,8 @@ def child_matching(folder: Path) -> int:
             "records": len(records),
             "clients": len(clients),
             "seconds": seconds,
+            "rerun_seconds": rerun_seconds,
+            "keys_kept_on_rerun": keys_kept,
             "steps": resolution.stats["seconds_by_step"],
             "candidate_pairs": resolution.stats["candidate_pairs"],
             "precision": quality.precision,
@@ -477,6 +486,7 @@ def bench_rules(n: int, repeats: int) -> list[str]:
 
 
 MATCHING_SIZES = (100_000, 1_000_000)
+MATCHING_SEED = 2026  # not the seed the matcher's points were set on (42): a held-out book
 MATCHING_TIME_TARGETS_S = {100_000: 30.0, 1_000_000: 300.0}  # issue: entity resolution
 MATCHING_RSS_TARGET_MB = 4000.0
 MATCHING_F1_TARGET = 0.95  # at 100k records
@@ -485,8 +495,9 @@ MATCHING_F1_TARGET = 0.95  # at 100k records
 def bench_matching(sizes: tuple[int, ...], repeats: int) -> list[str]:
     """Entity resolution on labelled books (about 70% CRM API, 30% a drop overlapping it): accuracy and speed."""
     lines = [
-        "entity resolution on labelled books (mock CRM generator: ~4% duplicates inside the API book, a drop of 30% of the "
-        f"records overlapping it by 30%, realistic variations; medians of {repeats} fresh processes; input preparation not timed):"
+        f"entity resolution on labelled books (mock CRM generator, seed {MATCHING_SEED}, held out: the points were set on seed 42; "
+        "~4% duplicates inside the API book, a drop of 30% of the records overlapping it by 30%, realistic variations; "
+        f"medians of {repeats} fresh processes; time = client records + resolve + golden client_dim; input preparation not timed):"
     ]
     for n in sizes:
         folder = BENCH_DIR / f"matching{n}"
@@ -495,8 +506,13 @@ def bench_matching(sizes: tuple[int, ...], repeats: int) -> list[str]:
         for i in range(repeats):
             payload, _ = _run_child(["matching", "--out-dir", str(folder)], f"matching {n:,}")
             runs.append(payload)
-            print(f"   matching {n:,} run {i + 1}/{repeats}: {payload['seconds']:6.2f}s, peak RSS {payload['peak_rss_mb']:,.0f} MB, F1 {payload['f1']:.4f}", flush=True)
+            print(
+                f"   matching {n:,} run {i + 1}/{repeats}: {payload['seconds']:6.2f}s (re-run {payload['rerun_seconds']:.2f}s), "
+                f"peak RSS {payload['peak_rss_mb']:,.0f} MB, F1 {payload['f1']:.4f}",
+                flush=True,
+            )
         median = _median([r["seconds"] for r in runs])
+        rerun = _median([r["rerun_seconds"] for r in runs])
         last = runs[-1]
         rss = max(r["peak_rss_mb"] for r in runs)
         target = MATCHING_TIME_TARGETS_S.get(n)
@@ -505,6 +521,7 @@ def bench_matching(sizes: tuple[int, ...], repeats: int) -> list[str]:
             f"  {n:,} records -> {last['clients']:,} clients: {median:.1f} s median"
             + (f" (target < {target:.0f} s -> {'met' if median < target else 'NOT met'})" if target else "")
             + f", peak RSS {rss:,.0f} MB (target < {MATCHING_RSS_TARGET_MB / 1000:.0f} GB -> {'met' if rss < MATCHING_RSS_TARGET_MB else 'NOT met'})",
+            f"    re-run with that run's client_xref as the key registry: {rerun:.1f} s median; every key kept: {all(r['keys_kept_on_rerun'] for r in runs)}",
             f"    precision {last['precision']:.4f}, recall {last['recall']:.4f}, F1 {last['f1']:.4f} over {last['true_pairs']:,} true pairs"
             + (f" (target F1 >= {MATCHING_F1_TARGET} -> {'met' if last['f1'] >= MATCHING_F1_TARGET else 'NOT met'})" if n == 100_000 else ""),
             f"    floor (one client per exact lower-cased name): {last['floor_seconds']:.2f} s, precision {last['floor_precision']:.4f}, "
