@@ -58,6 +58,7 @@ def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
     frame = frame.set_axis(columns, axis=1).reindex(columns=DECISION_COLUMNS).astype(object)
     frame = frame.apply(lambda col: col.where(col.isna(), col.astype(str).str.strip())).assign(line=lines)
     frame["decision"] = frame["decision"].str.lower()
+    # The file is a few hand-written lines, and these loops run only over the lines in error: off the hot path.
     problems = []
     for column in ["record_a", "record_b"]:
         bad = frame[~frame[column].fillna("").str.match(RECORD_PATTERN)]
