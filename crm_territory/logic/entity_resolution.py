@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm_territory.logic.blocking import blocking_keys, candidate_pairs
-from crm_territory.logic.client_keys import RETIREMENT_COLUMNS, assign_client_keys
+from crm_territory.logic.client_keys import assign_client_keys
 from crm_territory.logic.clustering import ContradictoryDecisions, cluster_records, components
 from crm_territory.logic.match_decisions import CANNOT_LINK, MUST_LINK, MatchDecisions, MatchDecisionsError
 from crm_territory.logic.names import normalise_names
