@@ -6,11 +6,14 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 API_PORT ?= 8765
 
-.PHONY: install run dev test bench clean help
+.PHONY: install run dev test test-fast lint format bench clean help
 
 help:
 	@echo "make run    set up, then materialize every asset and check on the local CSV storage, print a summary"
-	@echo "make test   set up, then run the test suite"
+	@echo "make test   set up, then run the whole test suite (unit + integration with real servers)"
+	@echo "make test-fast  the unit tests only (under a minute): the loop while you work"
+	@echo "make lint   ruff (lint + format check) and pyright (basic) on the package"
+	@echo "make format ruff's fixes and formatting, in place"
 	@echo "make dev    set up, then start the mock CRM API and the Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench  time the pipeline at 10k, 100k and 1M clients (wall time, peak RSS, pandas floor)"
 	@echo "make clean  remove caches and benchmark scratch (never data/: the territory registry lives there)"
@@ -34,6 +37,18 @@ run: install $(DAGSTER_HOME)
 test: install
 	$(PY) -m pytest
 
+test-fast: install
+	$(PY) -m pytest crm_territory_tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 # The mock API in the background (its own process group, stopped on exit), the UI in the foreground.
 dev: install $(DAGSTER_HOME)
 	@set -m; \
@@ -44,7 +59,7 @@ dev: install $(DAGSTER_HOME)
 	$(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
 bench: install
-	$(PY) -m crm_territory_tests.bench
+	$(PY) -m crm_territory_tests.benchmarks.bench
 
 clean:
 	rm -rf .bench .pytest_cache

@@ -73,11 +73,14 @@ def mock_api_process(token: str, clients: int | None = None) -> Iterator[str]:
         print("mock CRM API stopped")
 
 
-# The local instance (make run, make dev): one run at a time, since every job rewrites the same tables
+# The local instance (make run, make dev): one run at a time writes the tables (every table-writing asset is in
+# the pool crm_tables, limit 1, held at the queue: see infra/dagster.yaml), since every job rewrites the same tables
 # and territory_dim is read-modify-write; a burst of drops queues instead of racing. Telemetry off.
 LOCAL_INSTANCE_YAML = """\
-run_queue:
-  max_concurrent_runs: 1
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: run
 telemetry:
   enabled: false
 """
@@ -104,6 +107,15 @@ def _row_count(result: dg.ExecuteInProcessResult, asset: str) -> object:
     return _meta(result, asset, "dagster/row_count")
 
 
+def _rejected_files(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The files the landing_files_accepted check names (its sample lists batch and reason)."""
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == "landing_files_accepted" and not evaluation.passed and "sample" in evaluation.metadata:
+            rows = str(evaluation.metadata["sample"].value).splitlines()[2:]  # markdown: header, rule, rows
+            return [row.split("|")[1].strip() for row in rows if row.startswith("|")]
+    return []
+
+
 def _root_cause(error) -> str:
     """The innermost error message: what went wrong, not the framework's wrapper around it."""
     while error.cause is not None:
@@ -118,6 +130,9 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
     warned = [e for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.WARN]
     failed = [e for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
     status = "SUCCESS" if result.success and not failed else "FAILED"
+    if status == "SUCCESS" and warned:
+        status += f" with {len(warned)} warning{'s' if len(warned) > 1 else ''}"  # a rejected file must not look all green
+    rejected = _rejected_files(result)
 
     def fmt(n: object) -> str:
         return "-" if n is None else f"{int(n):,}"
@@ -129,8 +144,9 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
         f"{fmt(_meta(result, 'client_xref', 'possible_pairs_for_review'))} possible matches to review in client_matches)",
         f"  territories        {fmt(_row_count(result, 'territory_dim'))} (including UNASSIGNED)",
         f"  assignments        {fmt(_row_count(result, 'assignments_fact'))} ({fmt(_meta(result, 'assignments_fact', 'current_assignments'))} current)",
-        f"  quarantined rows   {fmt(_row_count(result, 'quarantined_clients'))}  -> {settings.data_dir / 'quarantine'}",
-        f"  rejected files     {fmt(_meta(result, 'ingest_manifest', 'files_rejected'))}",
+        f"  quarantined rows   {fmt(_row_count(result, 'quarantined_clients'))} ({fmt(_meta(result, 'quarantined_clients', 'rows_new_this_run'))} new this run)"
+        f"  -> {settings.data_dir / 'quarantine'}",
+        f"  rejected files     {fmt(_meta(result, 'ingest_manifest', 'files_rejected'))}" + (f" ({', '.join(rejected)})" if rejected else ""),
         f"  checks             {len(passed)} passed, {len(warned)} warned, {len(failed)} failed",
     ]
     for e in warned:
@@ -186,7 +202,7 @@ def activate_rules(version: str) -> int:
 
 
 def apply_warehouse_ddl(ddl_path: Path | None = None) -> int:
-    from crm_territory.resources.snowflake_storage import connect_from_environment
+    from crm_territory.storage.snowflake import connect_from_environment
     from crm_territory.settings import SettingsError
     from crm_territory.storage.warehouse_ddl import DDL_PATH, apply_ddl
 

@@ -8,6 +8,7 @@ The CSV reader's dtypes (``crm_territory.storage``) and the blocking asset check
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -262,7 +263,7 @@ class ClientDimHistory(_StrictModel):
     source_record_id: Series[str]
     source_modified_at: Series[UtcTimestamp]
     data_issues: Series[str] = pa.Field(nullable=True)
-    # SCD Type 2 bookkeeping (crm_territory.logic.history)
+    # SCD Type 2 bookkeeping (crm_territory.logic.history.scd2)
     valid_from: Series[UtcTimestamp]
     valid_to: Series[UtcTimestamp] = pa.Field(nullable=True)  # empty while the version is open
     is_current: Series[bool]
@@ -281,7 +282,7 @@ class AssignmentsFactHistory(_StrictModel):
     segment_rule: Series[str] = pa.Field(nullable=True)
     advisor_reason: Series[str] = pa.Field(nullable=True)
     rules_version: Series[str]
-    # SCD Type 2 bookkeeping (crm_territory.logic.history)
+    # SCD Type 2 bookkeeping (crm_territory.logic.history.scd2)
     valid_from: Series[UtcTimestamp]
     valid_to: Series[UtcTimestamp] = pa.Field(nullable=True)  # empty while the version is open
     is_current: Series[bool]
@@ -301,42 +302,125 @@ class AssignmentsPreview(_StrictModel):
     candidate_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
 
 
+OWNERS = ("team:revops-data",)
+
+
 @dataclass(frozen=True)
 class TableSpec:
-    """Where a table lives and which model describes it."""
+    """Everything the engine knows about one table, in one place: the asset, its storage and its UI come from here.
+
+    The model gives the columns (names, types, descriptions, rules); the rest says where the table
+    lives and how Dagster shows it. ``crm_territory.wiring.assets`` turns a spec into the asset's
+    decorator arguments, so a new table is one model, one spec and one function.
+    """
 
     name: str
-    layer: str  # raw | core | quarantine: the folder under CRM_DATA_DIR
     model: type[pa.DataFrameModel]
+    group: str  # the Dagster asset group: the domain (sources, matching, placement, rules, history)
+    layer: str  # raw | core | quarantine: the folder under CRM_DATA_DIR
+    grain: str  # what one row is
     warehouse_schema: str  # RAW | CORE: the schema in Snowflake (the seed's layers)
     warehouse_table: str  # the table in that schema
+    kinds: frozenset[str] = frozenset({"pandas"})
+    # Bump when the asset's output changes for the same input (Dagster then flags it and what is below as stale).
+    code_version: str = "1"
 
     @property
     def warehouse_name(self) -> str:
         return f"{self.warehouse_schema}.{self.warehouse_table}"
 
+    @property
+    def description(self) -> str:
+        """The model's docstring (what the table is) and its grain."""
+        what = inspect.getdoc(self.model) or self.name
+        return f"{what}\n\nGrain: {self.grain}"
+
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in [
-        TableSpec("crm_api_clients", "raw", CrmApiClients, "RAW", "CRM_API_CLIENTS"),
-        TableSpec("crm_api_advisors", "raw", CrmApiAdvisors, "RAW", "CRM_API_ADVISORS"),
-        TableSpec("raw_clients", "raw", RawClients, "RAW", "CLIENTS"),  # the seed's RAW.CLIENTS
-        TableSpec("ingest_manifest", "raw", IngestManifest, "RAW", "INGEST_MANIFEST"),
-        TableSpec("quarantined_clients", "quarantine", QuarantinedClients, "RAW", "QUARANTINED_CLIENTS"),
-        TableSpec("territory_rules", "core", TerritoryRules, "CORE", "TERRITORY_RULES"),
-        TableSpec("client_xref", "core", ClientXref, "CORE", "CLIENT_XREF"),
-        TableSpec("client_matches", "core", ClientMatches, "CORE", "CLIENT_MATCHES"),
-        TableSpec("client_key_retirements", "core", ClientKeyRetirements, "CORE", "CLIENT_KEY_RETIREMENTS"),
-        TableSpec("client_dim", "core", ClientDim, "CORE", "CLIENT_DIM"),
-        TableSpec("territory_dim", "core", TerritoryDim, "CORE", "TERRITORY_DIM"),
-        TableSpec("advisor_dim", "core", AdvisorDim, "CORE", "ADVISOR_DIM"),
-        TableSpec("assignments_fact", "core", AssignmentsFact, "CORE", "ASSIGNMENTS_FACT"),
-        TableSpec("client_dim_history", "core", ClientDimHistory, "CORE", "CLIENT_DIM_HISTORY"),
-        TableSpec("assignments_fact_history", "core", AssignmentsFactHistory, "CORE", "ASSIGNMENTS_FACT_HISTORY"),
-        TableSpec("assignments_preview", "core", AssignmentsPreview, "CORE", "ASSIGNMENTS_PREVIEW"),
+        TableSpec(
+            "crm_api_clients", CrmApiClients, "sources", "raw",
+            "one row per CRM client_id (records without an id kept as sent).",
+            "RAW", "CRM_API_CLIENTS", frozenset({"api", "pandas"}),
+        ),
+        TableSpec(
+            "crm_api_advisors", CrmApiAdvisors, "sources", "raw",
+            "one row per advisor record sent by the CRM API's /advisors.",
+            "RAW", "CRM_API_ADVISORS", frozenset({"api", "pandas"}),
+        ),
+        TableSpec(
+            "raw_clients", RawClients, "sources", "raw",
+            "one row per source row (source_system, source_file or page, source_row); a client updated by several drops has several rows.",
+            "RAW", "CLIENTS", frozenset({"pandas", "csv"}),
+        ),  # the seed's RAW.CLIENTS
+        TableSpec(
+            "ingest_manifest", IngestManifest, "sources", "raw",
+            "one row per source batch of the run (each landing file, the CRM API snapshot).",
+            "RAW", "INGEST_MANIFEST",
+        ),
+        TableSpec(
+            "quarantined_clients", QuarantinedClients, "sources", "quarantine",
+            "one row per quarantined source row.",
+            "RAW", "QUARANTINED_CLIENTS",
+        ),
+        TableSpec(
+            "territory_rules", TerritoryRules, "rules", "core",
+            "one row per rule of the rules file (tier, territory rule, override, exclusion, secondary, overlay).",
+            "CORE", "TERRITORY_RULES", frozenset({"yaml", "pandas"}),
+        ),
+        TableSpec(
+            "client_xref", ClientXref, "matching", "core",
+            "one row per source record (source_system, source_record_id).",
+            "CORE", "CLIENT_XREF",
+        ),
+        TableSpec(
+            "client_matches", ClientMatches, "matching", "core",
+            "one row per record pair (record_a < record_b) the matcher scored as a match or a possible match, or a human decided.",
+            "CORE", "CLIENT_MATCHES",
+        ),
+        TableSpec(
+            "client_key_retirements", ClientKeyRetirements, "matching", "core",
+            "one row per retired client key (kept across runs).",
+            "CORE", "CLIENT_KEY_RETIREMENTS",
+        ),
+        TableSpec(
+            "client_dim", ClientDim, "matching", "core",
+            "one row per client (client_key): a real organisation, however many source records it has.",
+            "CORE", "CLIENT_DIM",
+        ),
+        TableSpec(
+            "territory_dim", TerritoryDim, "placement", "core",
+            "one row per territory ever issued (territory_id), plus UNASSIGNED.",
+            "CORE", "TERRITORY_DIM",
+        ),
+        TableSpec(
+            "advisor_dim", AdvisorDim, "placement", "core",
+            "one row per advisor e-mail.",
+            "CORE", "ADVISOR_DIM",
+        ),
+        TableSpec(
+            "assignments_fact", AssignmentsFact, "placement", "core",
+            "one row per (client_key, territory_id, assignment_type).",
+            "CORE", "ASSIGNMENTS_FACT",
+        ),
+        TableSpec(
+            "client_dim_history", ClientDimHistory, "history", "core",
+            "one row per (client_key, valid_from): a version of a client.",
+            "CORE", "CLIENT_DIM_HISTORY",
+        ),
+        TableSpec(
+            "assignments_fact_history", AssignmentsFactHistory, "history", "core",
+            "one row per (client_key, territory_id, assignment_type, valid_from): a version of an assignment.",
+            "CORE", "ASSIGNMENTS_FACT_HISTORY",
+        ),
+        TableSpec(
+            "assignments_preview", AssignmentsPreview, "rules", "core",
+            "one row per client whose territory or advisor would change if the candidate rules were activated.",
+            "CORE", "ASSIGNMENTS_PREVIEW",
+        ),
     ]
-}
+}  # fmt: skip
 
 
 # Required columns added after tables were first written, with the value every older row holds. A

@@ -11,6 +11,9 @@ CRM_API_TOKEN  the CRM API's bearer token; read by the resource at run time, nev
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +68,23 @@ def check_snowflake_environment() -> None:
             + ", ".join(missing)
             + ". See README, 'Run on Snowflake'."
         )
+
+
+# The settings the definitions being loaded use: set by ``definitions.build_definitions`` around the
+# load, so that ``defs/resources.py`` builds its resources from them (and not from a second read of
+# the environment that could disagree with the first).
+_loading: ContextVar[Settings | None] = ContextVar("crm_territory_settings", default=None)
+
+
+@contextmanager
+def using_settings(settings: Settings) -> Iterator[Settings]:
+    token = _loading.set(settings)
+    try:
+        yield settings
+    finally:
+        _loading.reset(token)
+
+
+def load_settings() -> Settings:
+    """The settings of the definitions being loaded (``using_settings``), else the environment's."""
+    return _loading.get() or Settings.from_env()

@@ -1,1 +1,1 @@
-"""Plain functions over DataFrames: the engine's rules, testable without Dagster."""
+"""Plain functions over DataFrames, grouped by domain: the engine, testable without Dagster (nothing here imports it)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crm_territory.logic.clients import record_keys
-from crm_territory.logic.clustering import components
-from crm_territory.logic.ingest import API_BATCH
+from crm_territory.logic.matching.client_dim import record_keys
+from crm_territory.logic.matching.clustering import components
+from crm_territory.logic.ingest.raw_clients import API_BATCH
 
 
 def orphan_fact_rows(assignments_fact: pd.DataFrame, client_dim: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.DataFrame:

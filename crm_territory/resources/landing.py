@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from crm_territory.logic.ingest import LandingFile
+from crm_territory.logic.ingest.raw_clients import LandingFile
 
 
 def _is_candidate(name: str) -> bool:

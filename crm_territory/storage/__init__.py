@@ -1,1 +1,1 @@
-"""Table storage back-ends, independent of Dagster (the IO managers wrap them)."""
+"""Table storage: CSV files under the data folder or Snowflake tables, behind the same two resource keys."""

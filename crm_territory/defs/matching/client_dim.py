@@ -1,0 +1,95 @@
+"""The golden client dimension: one row per client, from the records client_xref says are one."""
+
+import dagster as dg
+import pandas as pd
+
+from crm_territory.logic.matching.client_dim import build_client_dim
+from crm_territory.resources.reference_files import ReferenceFiles
+from crm_territory.storage.table_store import TableStore
+from crm_territory.wiring.assets import table_asset
+from crm_territory.wiring.automation import FOLLOW_UPSTREAM
+from crm_territory.wiring.metadata import table_metadata
+
+
+class ClientDimConfig(dg.Config):
+    accept_client_loss: bool = False
+    """Publish even if more than half of the previous clients are gone (a deliberate clean-up of the landing zone)."""
+
+
+LOSS_LIMIT = 0.5  # share of the previous clients whose disappearance stops client_dim
+
+
+@table_asset(
+    "client_dim",
+    automation_condition=FOLLOW_UPSTREAM,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "client_dim_keeps_previous_clients",
+            asset="client_dim",
+            description="Clients present in the previous client_dim and gone now (their drop was removed, or the CRM stopped sending them); keys retired by a merge are not gone. WARN.",
+        )
+    ],
+)
+def client_dim(
+    context: dg.AssetExecutionContext,
+    config: ClientDimConfig,
+    raw_clients: pd.DataFrame,
+    client_xref: pd.DataFrame,
+    client_key_retirements: pd.DataFrame,
+    reference_files: ReferenceFiles,
+    table_store: TableStore,
+):
+    """client_xref says which source records are one client; each field of the row comes from the
+    record the survivorship rules pick (a usable value first, then the CRM over drops, then the most
+    recent; see crm_territory/logic/matching/survivorship.py). ``source_record_count`` says how many records
+    were merged. Region and segment are canonicalised through the alias tables in ``reference/``
+    (unknown spellings stay visible in ``data_issues``); the advisor e-mail is lower-cased and
+    validated; is_active comes from the source's status (a client never given one is active).
+
+    Guard: if more than half of the previous clients would disappear (an empty or unmounted landing
+    zone, the wrong CRM_DATA_DIR), the asset fails before publishing; run config
+    ``accept_client_loss: true`` publishes anyway. Keys retired by a merge do not count as lost.
+    """
+    dim = build_client_dim(raw_clients, reference_files.load(), client_xref)
+    merged = int((dim["source_record_count"] > 1).sum())
+    context.log.info(f"client_dim: {len(dim):,} clients from {len(client_xref):,} source records ({merged:,} clients merge several)")
+
+    previous = table_store.read_previous("client_dim")
+    gone = pd.Index([]) if previous is None else pd.Index(previous["client_key"]).difference(pd.Index(dim["client_key"]))
+    retired = gone.intersection(pd.Index(client_key_retirements["retired_client_key"]))
+    gone = gone.difference(retired)
+    if previous is not None and len(previous) and len(gone) > LOSS_LIMIT * len(previous) and not config.accept_client_loss:
+        raise dg.Failure(
+            description=(
+                f"client_dim would lose {len(gone):,} of its {len(previous):,} clients ({len(gone) / len(previous):.0%}). "
+                "Is the landing zone empty or unmounted, or CRM_DATA_DIR wrong? Nothing was published. "
+                "If the loss is intended, re-run with run config ops.client_dim.config.accept_client_loss: true."
+            ),
+            metadata={"clients_before": len(previous), "clients_now": len(dim), "sample_gone": ", ".join(gone[:20])},
+        )
+
+    unknown = int((dim["region"].isna() | dim["segment"].isna()).sum())
+    yield dg.Output(
+        dim,
+        metadata=table_metadata(
+            dim,
+            preview=dim[["client_key", "client_name", "region", "segment", "is_active", "data_issues"]],
+            active_clients=int(dim["is_active"].sum()),
+            clients_with_unknown_region_or_segment=unknown,
+            clients_without_valid_advisor_email=int(dim["primary_advisor_email"].isna().sum()),
+            clients_gone_since_previous=len(gone),
+            clients_merged_since_previous=len(retired),
+            clients_with_several_source_records=merged,
+        ),
+    )
+    yield dg.AssetCheckResult(
+        check_name="client_dim_keeps_previous_clients",
+        passed=len(gone) == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "clients_gone": len(gone),
+            "clients_before": 0 if previous is None else len(previous),
+            "keys_retired_by_merges": len(retired),
+            **({"sample_gone": ", ".join(gone[:20]), "next_step": "If a drop was removed by mistake, put it back in landing/ and re-run."} if len(gone) else {}),
+        },
+    )

@@ -1,0 +1,162 @@
+"""Entity resolution between raw_clients and client_dim: client_xref, client_matches, client_key_retirements."""
+
+
+import dagster as dg
+import pandas as pd
+
+from crm_territory.wiring.assets import TABLES_POOL, table_out
+from crm_territory.wiring.automation import FOLLOW_UPSTREAM
+from crm_territory.wiring.checks import violations_result
+from crm_territory.wiring.metadata import markdown_table, table_metadata
+from crm_territory.logic.matching.client_keys import xref_from_client_dim
+from crm_territory.logic.matching.client_dim import client_records
+from crm_territory.logic.matching.resolve import resolve
+from crm_territory.logic.integrity import client_keys_not_one_cluster, records_not_in_one_client
+from crm_territory.logic.matching.decisions import MatchDecisionsError
+from crm_territory.resources.match_decisions_file import MatchDecisionsFile
+from crm_territory.resources.reference_files import ReferenceFiles
+from crm_territory.storage.table_store import TableStore
+
+
+@dg.multi_asset(
+    outs={
+        "client_xref": table_out(
+            "client_xref",
+            "-> client_key, with how it was linked (only record, matched, human decision) and why a name could not be matched. "
+            "client_key is stable: a record joining a client never changes the client's key.",
+            automation_condition=FOLLOW_UPSTREAM,
+        ),
+        "client_matches": table_out(
+            "client_matches",
+            "The name score, each field's agreement, the total score, the decision and whether the two records ended in one "
+            "client. Confirm or reject a pair in data/matching/decisions.csv.",
+            automation_condition=FOLLOW_UPSTREAM,
+        ),
+        "client_key_retirements": table_out(
+            "client_key_retirements",
+            "The older key that survived is named (follow the chain if that one was retired later).",
+            automation_condition=FOLLOW_UPSTREAM,
+        ),
+    },
+    pool=TABLES_POOL,
+    # Checked in the asset, on the tables it has in memory: re-reading a million-row raw_clients and
+    # client_xref from storage for a separate check would cost more than the check.
+    check_specs=[
+        dg.AssetCheckSpec(
+            "client_xref_covers_every_record",
+            asset="client_xref",
+            blocking=True,
+            description="Every source record of raw_clients is in exactly one client of client_xref, and client_xref holds no other record.",
+        ),
+        dg.AssetCheckSpec(
+            "client_keys_name_one_cluster_each",
+            asset="client_xref",
+            blocking=True,
+            description="Each client_key is exactly one cluster (records joined by merged pairs in client_matches), each cluster one key, and no retired key is in use.",
+        ),
+    ],
+)
+def client_xref(
+    context: dg.AssetExecutionContext,
+    raw_clients: pd.DataFrame,
+    reference_files: ReferenceFiles,
+    match_decisions: MatchDecisionsFile,
+    table_store: TableStore,
+):
+    """Entity resolution: one client per real organisation across the CRM API and the drops (see crm_territory/logic/matching/resolve.py)."""
+    now = pd.Timestamp.now(tz="UTC")
+    try:
+        decisions = match_decisions.load()
+    except MatchDecisionsError as error:
+        raise dg.Failure(
+            description=f"The match decisions file cannot be used: {error}. Nothing was published; fix the file and re-run.",
+            metadata={"file": str(match_decisions.path)},
+        ) from error
+    records = client_records(raw_clients, reference_files.load())
+    previous_xref = table_store.read_previous("client_xref")
+    if previous_xref is None:
+        previous_xref = _xref_from_client_dim(context, table_store.read_previous("client_dim"))
+    try:
+        resolution = resolve(records, decisions, previous_xref, table_store.read_previous("client_key_retirements"), now, log=context.log.info)
+    except MatchDecisionsError as error:
+        raise dg.Failure(
+            description=f"The match decisions cannot all be honoured: {error}. Nothing was published; fix the file and re-run.",
+            metadata={"file": str(match_decisions.path)},
+        ) from error
+    stats = {k: v for k, v in resolution.stats.items() if k != "seconds_by_step"}
+    context.log.info(
+        f"entity resolution: {stats['records']:,} records -> {stats['clients']:,} clients "
+        f"({stats['records_merged_into_another']:,} merged, {stats['possible_pairs_for_review']:,} possible pairs to review)"
+    )
+    if stats["human_decisions_not_applied"]:
+        context.log.warning(
+            f"{stats['human_decisions_not_applied']} decision(s) in {match_decisions.path} name records not in the book; kept, not applied"
+        )
+
+    # Written in this order so that a failed write never loses what the next run needs: the ledger of
+    # retired keys first, the client_xref (which the next run starts from) last.
+    yield dg.Output(
+        resolution.retirements,
+        output_name="client_key_retirements",
+        metadata=table_metadata(resolution.retirements, retired_this_run=stats["client_keys_retired_this_run"]),
+    )
+    matches = resolution.matches
+    yield dg.Output(
+        matches,
+        output_name="client_matches",
+        metadata=table_metadata(
+            matches,
+            by_decision=dg.MetadataValue.md(
+                markdown_table(matches.groupby(["decision", "merged"]).size().rename("pairs").reset_index())
+            ),
+            possible_pairs_to_review=dg.MetadataValue.md(
+                markdown_table(matches[matches["decision"] == "possible"].sort_values("score", ascending=False), limit=20)
+            ),
+            **(
+                {"decisions_not_applied": dg.MetadataValue.md(markdown_table(resolution.decisions_not_applied, limit=20))}
+                if resolution.decisions_not_applied is not None and len(resolution.decisions_not_applied)
+                else {}
+            ),
+        ),
+    )
+    xref = resolution.xref
+    yield dg.Output(
+        xref,
+        output_name="client_xref",
+        metadata=table_metadata(
+            xref,
+            **stats,
+            seconds_by_step=dg.MetadataValue.json(resolution.stats["seconds_by_step"]),
+            unmatchable_by_reason=dg.MetadataValue.md(
+                markdown_table(xref["unmatchable_reason"].value_counts().rename_axis("reason").reset_index(name="records"))
+            ),
+        ),
+    )
+    yield violations_result(
+        records_not_in_one_client(raw_clients, xref),
+        counted="records_not_in_one_client",
+        blocking_severity=dg.AssetCheckSeverity.ERROR,
+        next_step="Records were lost or duplicated by entity resolution: a bug in crm_territory/logic/matching/resolve.py; report it with these records.",
+        asset_key="client_xref",
+        check_name="client_xref_covers_every_record",
+        records=len(xref),
+    )
+    yield violations_result(
+        client_keys_not_one_cluster(xref, matches, resolution.retirements),
+        counted="client_keys_not_one_cluster",
+        blocking_severity=dg.AssetCheckSeverity.ERROR,
+        next_step="Client keys and clusters disagree: a bug in crm_territory/logic/matching/client_keys.py or clustering.py; report it with these keys.",
+        asset_key="client_xref",
+        check_name="client_keys_name_one_cluster_each",
+        client_keys=int(xref["client_key"].nunique()),
+    )
+
+
+def _xref_from_client_dim(context: dg.AssetExecutionContext, client_dim: pd.DataFrame | None) -> pd.DataFrame | None:
+    """No client_xref stored: start from the previous client_dim's keys (the upgrade path; see xref_from_client_dim)."""
+    if client_dim is None or client_dim.empty:
+        return None
+    context.log.warning(
+        f"No client_xref stored: keeping the {len(client_dim):,} client keys of the previous client_dim (each held by its source record)"
+    )
+    return xref_from_client_dim(client_dim)

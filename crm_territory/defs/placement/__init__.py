@@ -1,0 +1,1 @@
+"""Placement: territory_dim, advisor_dim and assignments_fact, with their integrity checks."""

@@ -1,0 +1,58 @@
+"""The drop sensor, and the automation sensor that evaluates every asset's automation condition.
+
+The drop sensor asks for one run per tick, however many files arrived in it: a burst of drops is
+one run (raw_clients re-reads the whole landing zone anyway). Each file version (name, size, mtime)
+is taken once: the cursor remembers the version of every file present, and the run key is the set
+of new versions, so the same burst is never run twice even if a tick is evaluated again.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from crm_territory.resources.landing import LandingZone
+
+MAX_TAGGED_FILES = 20  # file names listed in a run's tags (the run's log lists all of them)
+
+
+@dg.sensor(
+    name="crm_drop_sensor",
+    job_name="drop_ingest_job",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches the landing zone; one run per tick for every new or changed file in it.",
+)
+def crm_drop_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult | dg.SkipReason:
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    files = landing.list_files()
+    new = [f for f in files if seen.get(f.name) != f.version]
+    if not new:
+        newest = max(files, key=lambda f: f.modified_at).name if files else None
+        return dg.SkipReason(
+            f"Saw {len(files)} file(s) in {landing.describe()}, none new or changed" + (f" (newest: {newest})" if newest else "")
+        )
+    versions = sorted(f.version for f in new)
+    names = [f.name for f in sorted(new, key=lambda f: f.name)]
+    context.log.info(f"{len(new)} new or changed drop(s), one run: {', '.join(names)}")
+    request = dg.RunRequest(
+        run_key="drops:" + hashlib.sha256("\n".join(versions).encode()).hexdigest()[:16],
+        tags={
+            "crm/drop_files": ", ".join(names[:MAX_TAGGED_FILES]) + (f" (+{len(names) - MAX_TAGGED_FILES} more)" if len(names) > MAX_TAGGED_FILES else ""),
+            "crm/drop_count": str(len(new)),
+            "crm/drop_bytes": str(sum(f.size for f in new)),
+        },
+    )
+    cursor = {f.name: f.version for f in files}
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps(cursor, sort_keys=True))
+
+
+# Evaluates the automation conditions of crm_territory.wiring.automation: the daily pull at 06:00 UTC
+# and everything downstream of an updated table. Running by default, like the drop sensor.
+crm_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "crm_automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="The daily CRM API pull at 06:00 UTC and everything downstream of a table that changed.",
+)

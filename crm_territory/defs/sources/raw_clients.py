@@ -1,0 +1,109 @@
+"""The landing drops and the CRM API snapshot into ``raw_clients``, with quarantine and the per-batch manifest."""
+
+import dagster as dg
+import pandas as pd
+
+from crm_territory.logic.ingest.drops import read_drop
+from crm_territory.logic.ingest.quarantine import new_quarantined_rows
+from crm_territory.logic.ingest.raw_clients import assemble_raw_clients
+from crm_territory.resources.landing import LandingZone
+from crm_territory.storage.table_store import TableStore, missing_ok_input
+from crm_territory.wiring.assets import TABLES_POOL, table_out
+from crm_territory.wiring.automation import FOLLOW_UPSTREAM
+from crm_territory.wiring.metadata import count_by, markdown_table, table_metadata
+
+
+@dg.multi_asset(
+    outs={
+        "raw_clients": table_out("raw_clients", automation_condition=FOLLOW_UPSTREAM),
+        "quarantined_clients": table_out(
+            "quarantined_clients",
+            "Rows with no id, no name, malformed or an unknown status, with their source, original values and the reason.",
+            automation_condition=FOLLOW_UPSTREAM,
+        ),
+        "ingest_manifest": table_out(
+            "ingest_manifest", "Rows read, loaded and quarantined per batch, or why a file was rejected.", automation_condition=FOLLOW_UPSTREAM
+        ),
+    },
+    ins={"crm_api_clients": missing_ok_input()},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "quarantined_clients_none_new",
+            asset="quarantined_clients",
+            description="Rows this run quarantined that the previous run had not (WARN, by source and reason, with a sample).",
+        )
+    ],
+    pool=TABLES_POOL,
+)
+def raw_clients(context: dg.AssetExecutionContext, landing: LandingZone, table_store: TableStore, crm_api_clients: pd.DataFrame | None):
+    """Union of the CSV drops and the CRM API snapshot, judged row by row (vectorised) into loaded and quarantined."""
+    ingested_at = pd.Timestamp.now(tz="UTC")
+    files = landing.list_files()
+    context.log.info(f"Landing zone {landing.describe()}: {len(files)} file(s)")
+    drops = []
+    for landing_file in files:
+        read = read_drop(landing_file.name, landing.read_bytes(landing_file.name))
+        if read.error:
+            context.log.warning(f"Rejected drop {read.error}")
+        else:
+            context.log.info(f"Read drop {landing_file.name}: {read.rows_read:,} rows ({len(read.malformed):,} malformed)")
+        for warning in read.warnings:
+            context.log.warning(warning)
+        drops.append((landing_file, read))
+
+    if crm_api_clients is None:
+        context.log.warning("No CRM API snapshot yet: materialize crm_api_clients to include the CRM API's clients")
+
+    result = assemble_raw_clients(drops, crm_api_clients, ingested_at)
+    rows_read = int(result.manifest["rows_read"].sum())
+    context.log.info(
+        f"raw_clients: {rows_read:,} rows read = {len(result.raw_clients):,} loaded + {len(result.quarantined):,} quarantined; "
+        f"{len(result.rejected_batches)} file(s) rejected"
+    )
+    yield dg.Output(
+        result.raw_clients,
+        output_name="raw_clients",
+        metadata=table_metadata(
+            result.raw_clients,
+            preview=result.raw_clients[["client_id", "client_name", "region", "segment", "source_system", "source_file", "source_row"]],
+            rows_read=rows_read,
+            batches=dg.MetadataValue.md(markdown_table(result.manifest.drop(columns=["ingested_at"]), limit=50)),
+        ),
+    )
+    quarantined = result.quarantined
+    new = new_quarantined_rows(quarantined, table_store.read_previous("quarantined_clients"))
+    by_reason = count_by(quarantined, ["source_system", "source_file", "reason"])
+    yield dg.Output(
+        quarantined,
+        output_name="quarantined_clients",
+        metadata=table_metadata(
+            quarantined,
+            preview=quarantined[["source_system", "source_file", "source_row", "source_page", "source_record_id", "reason"]],
+            rows_new_this_run=len(new),
+            by_source_and_reason=dg.MetadataValue.md(markdown_table(by_reason, limit=50)),
+        ),
+    )
+    yield dg.Output(
+        result.manifest,
+        output_name="ingest_manifest",
+        metadata=table_metadata(result.manifest, files_rejected=len(result.rejected_batches)),
+    )
+    yield dg.AssetCheckResult(
+        check_name="quarantined_clients_none_new",
+        asset_key="quarantined_clients",
+        passed=new.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows_quarantined_this_run": len(new),
+            "rows_in_quarantine": len(quarantined),
+            **(
+                {
+                    "new_by_source_and_reason": dg.MetadataValue.md(markdown_table(count_by(new, ["source_system", "source_file", "reason"]), limit=50)),
+                    "sample": dg.MetadataValue.md(markdown_table(new[["source_system", "source_file", "source_row", "source_record_id", "reason"]], limit=20)),
+                    "next_step": "Fix these rows in the source CRM or send a corrected drop; the rest of the batch was loaded.",
+                }
+                if len(new)
+                else {}
+            ),
+        },
+    )

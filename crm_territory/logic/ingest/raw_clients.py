@@ -1,0 +1,213 @@
+"""From source batches to ``raw_clients``: the union of every usable row, with provenance.
+
+Inputs are the CSV drops (already read by ``crm_territory.logic.ingest.drops``) and the CRM API
+snapshot. Output is three tables: the usable rows, the quarantined rows, and a manifest with one
+row per batch saying what was read, loaded, quarantined or rejected. For every batch,
+rows_read == rows_loaded + rows_quarantined: nothing is lost on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crm_territory.logic.ingest.drops import SOURCE_COLUMNS, DropRead
+from crm_territory.logic.ingest.quarantine import judge_rows, original_values, parse_timestamps
+from crm_territory.schemas import (
+    IngestManifest,
+    QuarantinedClients,
+    RawClients,
+    columns_of,
+    conform,
+    empty_frame,
+)
+
+API_BATCH = "crm_api:/clients"
+API_SOURCE_COLUMNS = SOURCE_COLUMNS + ["updated_at"]
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """A file in the landing zone, identified by name, size and modification time."""
+
+    name: str
+    size: int
+    modified_at: pd.Timestamp  # UTC
+
+    @property
+    def modified_second(self) -> pd.Timestamp:
+        """The modification time to the second: what drop order uses. Sub-second mtimes differ between
+        file systems and copies, and are lost in storage; ties are broken by name, deterministically."""
+        return self.modified_at.floor("s")
+
+    @property
+    def version(self) -> str:
+        """Name, size and mtime: a new value means a new or changed file (the sensor's run key)."""
+        return f"{self.name}:{self.size}:{self.modified_at.value}"
+
+
+@dataclass
+class IngestResult:
+    raw_clients: pd.DataFrame
+    quarantined: pd.DataFrame
+    manifest: pd.DataFrame
+
+    @property
+    def rejected_batches(self) -> pd.DataFrame:
+        return self.manifest[self.manifest["status"] == "rejected"]
+
+
+def drop_order(files: list[LandingFile]) -> list[LandingFile]:
+    """Drops apply oldest first: by modification time (to the second), then by name. Later drops win per client."""
+    return sorted(files, key=lambda f: (f.modified_second, f.name))
+
+
+def _const(value, n: int) -> np.ndarray:
+    return np.full(n, value, dtype=object)
+
+
+def _split(
+    rows: pd.DataFrame,
+    *,
+    source_system: str,
+    require_updated_at: bool,
+    source_columns: list[str],
+    ingested_at: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Judge rows (source columns + provenance) and return (usable raw rows, quarantine rows)."""
+    reasons = judge_rows(rows, require_updated_at=require_updated_at)
+    bad = reasons.notna()
+    good_rows = rows[~bad]
+    bad_rows = rows[bad]
+
+    raw = pd.DataFrame(
+        {
+            "client_id": good_rows["client_id"],
+            "client_name": good_rows["client_name"],
+            "region": good_rows["region"],
+            "segment": good_rows["segment"],
+            "parent_org": good_rows["parent_org"],
+            "advisor_email": good_rows["advisor_email"],
+            "status": good_rows["status"].str.lower(),
+            "aum_usd": good_rows["aum_usd"],
+            "business_type": good_rows["business_type"],
+            "source_system": _const(source_system, len(good_rows)),
+            "source_record_id": good_rows["client_id"],
+            "source_file": good_rows["source_file"],
+            "source_row": good_rows["source_row"],
+            "source_page": good_rows["source_page"],
+            "source_modified_at": good_rows["source_modified_at"],
+            "ingested_at": ingested_at,
+        }
+    )
+    quarantined = pd.DataFrame(
+        {
+            "source_system": _const(source_system, len(bad_rows)),
+            "source_file": bad_rows["source_file"],
+            "source_row": bad_rows["source_row"],
+            "source_page": bad_rows["source_page"],
+            "source_record_id": bad_rows["client_id"],
+            "reason": reasons[bad],
+            "original_values": original_values(bad_rows, source_columns),
+            "ingested_at": ingested_at,
+        }
+    )
+    return raw, quarantined
+
+
+def assemble_raw_clients(
+    drops: list[tuple[LandingFile, DropRead]],
+    api_snapshot: pd.DataFrame | None,
+    ingested_at: pd.Timestamp,
+) -> IngestResult:
+    raw_parts: list[pd.DataFrame] = []
+    quarantine_parts: list[pd.DataFrame] = []
+    manifest_rows: list[dict] = []
+
+    accepted: list[pd.DataFrame] = []
+    reads = dict((f.name, read) for f, read in drops)
+    for landing_file in drop_order([f for f, _ in drops]):
+        read = reads[landing_file.name]
+        entry = {
+            "source_system": "csv_drop",
+            "batch": landing_file.name,
+            "size_bytes": landing_file.size,
+            "modified_at": landing_file.modified_second,
+            "ingested_at": ingested_at,
+        }
+        if read.error:
+            manifest_rows.append({**entry, "status": "rejected", "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "message": read.error})
+            continue
+        rows = read.rows.copy()
+        rows["source_file"] = landing_file.name
+        rows["source_page"] = pd.array([pd.NA] * len(rows), dtype="Int64")
+        rows["source_modified_at"] = landing_file.modified_second
+        accepted.append(rows)
+        if len(read.malformed):
+            malformed = read.malformed
+            quarantine_parts.append(
+                pd.DataFrame(
+                    {
+                        "source_system": _const("csv_drop", len(malformed)),
+                        "source_file": landing_file.name,
+                        "source_row": malformed["source_row"],
+                        "source_page": pd.array([pd.NA] * len(malformed), dtype="Int64"),
+                        "source_record_id": None,
+                        "reason": malformed["reason"],
+                        "original_values": original_values(malformed.rename(columns={"text": "raw_text"}), ["raw_text"]),
+                        "ingested_at": ingested_at,
+                    }
+                )
+            )
+        manifest_rows.append({**entry, "status": "loaded", "rows_read": read.rows_read, "message": "; ".join(read.warnings) or None})
+
+    if accepted:
+        drop_rows = pd.concat(accepted, ignore_index=True)
+        raw, quarantined = _split(
+            drop_rows, source_system="csv_drop", require_updated_at=False, source_columns=SOURCE_COLUMNS, ingested_at=ingested_at
+        )
+        raw_parts.append(raw)
+        quarantine_parts.append(quarantined)
+
+    if api_snapshot is not None:
+        api_rows = api_snapshot.copy()
+        for col in SOURCE_COLUMNS + ["updated_at"]:
+            stripped = api_rows[col].str.strip()
+            api_rows[col] = stripped.where(stripped != "", None)
+        api_rows["source_file"] = None
+        api_rows["source_row"] = pd.array([pd.NA] * len(api_rows), dtype="Int64")
+        api_rows["source_modified_at"] = parse_timestamps(api_rows["updated_at"])
+        raw, quarantined = _split(
+            api_rows, source_system="crm_api", require_updated_at=True, source_columns=API_SOURCE_COLUMNS, ingested_at=ingested_at
+        )
+        raw_parts.append(raw)
+        quarantine_parts.append(quarantined)
+        manifest_rows.append(
+            {
+                "source_system": "crm_api",
+                "batch": API_BATCH,
+                "size_bytes": None,
+                # like a file's mtime: when the newest record in the batch changed at the source
+                "modified_at": raw["source_modified_at"].max() if len(raw) else None,
+                "status": "loaded",
+                "rows_read": len(api_snapshot),
+                "message": None,
+                "ingested_at": ingested_at,
+            }
+        )
+
+    raw_clients = conform(pd.concat(raw_parts, ignore_index=True), RawClients) if raw_parts else empty_frame(RawClients)
+    quarantined = (
+        conform(pd.concat(quarantine_parts, ignore_index=True), QuarantinedClients) if quarantine_parts else empty_frame(QuarantinedClients)
+    )
+    quarantined = quarantined.sort_values(["source_system", "source_file", "source_page", "source_row"], kind="stable").reset_index(drop=True)
+
+    manifest = pd.DataFrame(manifest_rows, columns=[c for c in columns_of(IngestManifest) if c not in ("rows_loaded", "rows_quarantined")])
+    batch_of_raw = raw_clients["source_file"].fillna(API_BATCH)
+    batch_of_quarantined = quarantined["source_file"].fillna(API_BATCH)
+    manifest["rows_loaded"] = manifest["batch"].map(batch_of_raw.value_counts()).fillna(0)
+    manifest["rows_quarantined"] = manifest["batch"].map(batch_of_quarantined.value_counts()).fillna(0)
+    manifest = conform(manifest, IngestManifest)
+    return IngestResult(raw_clients=raw_clients, quarantined=quarantined, manifest=manifest)

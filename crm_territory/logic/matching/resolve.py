@@ -1,0 +1,241 @@
+"""Entity resolution: which source records are one organisation, and under which stable client_key.
+
+    records --normalise names--> blocking keys --candidate pairs--> scores --matches + human decisions-->
+    clusters (chain guard) --previous client_xref--> stable client_keys
+
+Each step is its own module (names, blocking, scoring, clustering, match_decisions, client_keys);
+this one runs them in order and writes what they decided in the shapes of ``client_xref`` (one row
+per record: its client_key and how it got there), ``client_matches`` (the scored pairs worth a
+look: matches, possible matches, human decisions) and ``client_key_retirements``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crm_territory.logic.matching.blocking import blocking_keys, candidate_pairs
+from crm_territory.logic.matching.client_keys import assign_client_keys
+from crm_territory.logic.matching.clustering import ContradictoryDecisions, cluster_records, components
+from crm_territory.logic.matching.decisions import CANNOT_LINK, MUST_LINK, MatchDecisions, MatchDecisionsError
+from crm_territory.logic.matching.names import normalise_names
+from crm_territory.logic.matching.scoring import MATCH, NO_MATCH, MatchFeatures, alike_score, score_pairs
+from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, columns_of, empty_frame
+
+ONLY_RECORD, MATCHED, HUMAN = "only record", "matched", "human decision"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    xref: pd.DataFrame  # ClientXref
+    matches: pd.DataFrame  # ClientMatches
+    retirements: pd.DataFrame  # ClientKeyRetirements: every key ever retired, this run's included
+    stats: dict[str, object] = field(default_factory=dict)
+    decisions_not_applied: pd.DataFrame | None = None  # decisions naming records not in the book
+
+
+def match_features(records: pd.DataFrame) -> pd.DataFrame:
+    """What matching compares, per record: normalised name and words, region, parent, advisor domain."""
+    names = normalise_names(records["client_name"])
+    parents = normalise_names(records["parent_org"])
+    return pd.DataFrame(
+        {
+            "name": names.name,
+            "unmatchable": names.unmatchable,
+            "region": records["region"],
+            "parent_org": parents.name,
+            "advisor_email": records["primary_advisor_email"],
+            "advisor_domain": _domain(records["primary_advisor_email"]),
+        },
+        index=records.index,
+    )
+
+
+def _domain(emails: pd.Series) -> pd.Series:
+    """The part after "@" of valid (lower-cased) e-mails; missing stays missing. One string object per domain, not per row."""
+    text = pa.array(emails.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    domain = pc.dictionary_encode(pc.list_element(pc.split_pattern(pc.fill_null(text, "@"), "@", max_splits=1), 1))
+    out = domain.dictionary.to_numpy(zero_copy_only=False).astype(object)[domain.indices.to_numpy(zero_copy_only=False)]
+    out[emails.isna().to_numpy()] = None
+    return pd.Series(out, index=emails.index, dtype=object)
+
+
+def resolve(
+    records: pd.DataFrame,
+    decisions: MatchDecisions,
+    previous_xref: pd.DataFrame | None,
+    previous_retirements: pd.DataFrame | None,
+    now: pd.Timestamp,
+    log: Callable[[str], None] = lambda message: None,
+) -> Resolution:
+    """Resolve ``records`` (``client_records``: one row per source record, positions 0..n-1)."""
+    if not (isinstance(records.index, pd.RangeIndex) and records.index.start == 0 and records.index.step == 1):
+        records = records.reset_index(drop=True)
+    if not records["record_key"].is_monotonic_increasing:
+        records = records.sort_values("record_key", kind="stable").reset_index(drop=True)  # positions break ties in key order
+    n = len(records)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        timings[step] = round(time.perf_counter() - clock, 2)
+        log(f"entity resolution: {step} done in {timings[step]:.1f} s")
+        clock = time.perf_counter()
+
+    features = match_features(records)
+    lap("normalise")
+    candidates = candidate_pairs(blocking_keys(features["name"]), n)
+    lap(f"blocking ({len(candidates):,} candidate pairs)")
+    matcher = MatchFeatures.from_frame(features)
+    scored = score_pairs(matcher, candidates.a, candidates.b)
+    lap("scoring")
+
+    previous = None
+    previous_clusters = None
+    if previous_xref is not None:
+        previous = previous_xref.assign(record_key=previous_xref["source_system"] + ":" + previous_xref["source_record_id"])
+        at = pd.Index(previous["record_key"]).get_indexer(records["record_key"].to_numpy(dtype=object))
+        previous_clusters = np.where(at >= 0, pd.factorize(previous["client_key"])[0][at], -1)
+
+    position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
+    applied, not_applied = _decisions_on(decisions, position)
+    is_match = (scored["decision"] == MATCH).to_numpy()
+    try:
+        clusters = cluster_records(
+            n,
+            (candidates.a[is_match], candidates.b[is_match], scored["score"].to_numpy()[is_match]),
+            _pairs(applied, MUST_LINK),
+            _pairs(applied, CANNOT_LINK),
+            lambda a, b: alike_score(score_pairs(matcher, a, b)),
+            previous=previous_clusters,
+        )
+    except ContradictoryDecisions as contradiction:
+        raise _explain(contradiction, applied, records["record_key"].to_numpy(dtype=object), decisions.source) from contradiction
+    lap("clustering")
+    retired_before = previous_retirements if previous_retirements is not None else empty_frame(ClientKeyRetirements)
+    ever_issued = set(retired_before["retired_client_key"]) | set(retired_before["client_key"])
+    if previous is not None:
+        ever_issued |= set(previous["client_key"])
+    keys = assign_client_keys(records["record_key"], clusters.labels, records["source_modified_at"], previous, ever_issued, now)
+    lap("stable keys")
+
+    xref = _xref(records, features, clusters.labels, keys, applied, position, previous, now)
+    matches = _matches(records, candidates, scored, applied, matcher, position, clusters.labels, keys.client_key)
+    retirements = pd.concat([retired_before, keys.retirements], ignore_index=True)[columns_of(ClientKeyRetirements)]
+    retirements["retired_at"] = pd.to_datetime(retirements["retired_at"], utc=True).astype("datetime64[ns, UTC]")
+    sizes = np.bincount(clusters.labels) if n else np.zeros(0, np.int64)
+    stats = {
+        "records": n,
+        "clients": int(len(sizes)),
+        "clients_with_several_records": int((sizes > 1).sum()),
+        "records_merged_into_another": int(n - len(sizes)),
+        "unmatchable_records": int(features["unmatchable"].notna().sum()),
+        "candidate_pairs": len(candidates),
+        "blocks_skipped_as_too_common": int((candidates.skipped_blocks["handled"] == "skipped").sum()),
+        "large_same_name_blocks_chained": int((candidates.skipped_blocks["handled"] == "chained").sum()),
+        "matched_pairs": int(is_match.sum()),
+        "possible_pairs_for_review": int((scored["decision"] == "possible").sum()),
+        "clusters_split_by_chain_guard": clusters.split_by_guard,
+        "linked_groups_too_large_to_verify": clusters.too_large_to_verify,
+        "human_decisions_applied": int(len(applied)),
+        "human_decisions_not_applied": int(len(not_applied)),
+        "client_keys_retired_this_run": int(len(keys.retirements)),
+        "seconds_by_step": timings,
+    }
+    return Resolution(xref, matches, retirements, stats, not_applied)
+
+
+def _explain(contradiction: ContradictoryDecisions, applied: pd.DataFrame, record_key: np.ndarray, source: str) -> MatchDecisionsError:
+    """The contradiction in the analyst's terms: the decisions file, its lines and the records."""
+    musts = applied[applied["decision"] == MUST_LINK]
+    group = components(len(record_key), musts["a"].to_numpy(dtype=np.int64), musts["b"].to_numpy(dtype=np.int64))
+    problems = []
+    for a, b in contradiction.pairs:
+        cannot = applied[(applied["decision"] == CANNOT_LINK) & (((applied["a"] == a) & (applied["b"] == b)) | ((applied["a"] == b) & (applied["b"] == a)))]
+        chain = musts[group[musts["a"].to_numpy(dtype=np.int64)] == group[a]]
+        problems.append(
+            f"line {int(cannot['line'].iloc[0])}: cannot_link {record_key[a]} and {record_key[b]}, but must_link lines "
+            f"{', '.join(str(int(x)) for x in sorted(chain['line']))} put them in one client"
+        )
+    return MatchDecisionsError(f"{source}: contradictory decisions: " + "; ".join(problems) + "; remove one of them")
+
+
+def _decisions_on(decisions: MatchDecisions, position: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    pairs = decisions.pairs
+    if pairs.empty:
+        return pairs.assign(a=pd.Series(dtype="int64"), b=pd.Series(dtype="int64")), pairs
+    known = pairs["record_a"].isin(position.index) & pairs["record_b"].isin(position.index)
+    applied = pairs[known].assign(a=lambda d: d["record_a"].map(position), b=lambda d: d["record_b"].map(position))
+    return applied, pairs[~known]
+
+
+def _pairs(applied: pd.DataFrame, decision: str) -> tuple[np.ndarray, np.ndarray]:
+    chosen = applied[applied["decision"] == decision]
+    return chosen["a"].to_numpy(dtype=np.int64), chosen["b"].to_numpy(dtype=np.int64)
+
+
+def _xref(records, features, labels, keys, applied, position, previous, now) -> pd.DataFrame:
+    sizes = np.bincount(labels)[labels]
+    human = np.zeros(len(records), dtype=bool)
+    linked = applied[applied["decision"] == MUST_LINK]
+    human[linked["a"].to_numpy(dtype=np.int64)] = True
+    human[linked["b"].to_numpy(dtype=np.int64)] = True
+    first_seen = np.full(len(records), pd.Timestamp(now).value, dtype=np.int64)
+    if previous is not None and len(previous):
+        at = pd.Index(previous["record_key"]).get_indexer(records["record_key"].to_numpy(dtype=object))
+        seen = pd.DatetimeIndex(pd.to_datetime(previous["first_seen_at"], utc=True)).asi8
+        first_seen[at >= 0] = seen[at[at >= 0]]
+    xref = pd.DataFrame(
+        {
+            "source_system": records["source_system"],
+            "source_record_id": records["source_record_id"],
+            "client_key": keys.client_key,
+            "records_in_client": pd.array(sizes, dtype="Int64"),
+            "linked_by": np.where(sizes == 1, ONLY_RECORD, np.where(human, HUMAN, MATCHED)).astype(object),
+            "unmatchable_reason": features["unmatchable"],
+            "client_key_issued_at": keys.client_key_issued_at,
+            "first_seen_at": pd.to_datetime(first_seen, utc=True),
+        }
+    )
+    # records arrive in record-key order and clusters are numbered by their first record: this keeps a
+    # client's records together, clients in the order of their first record
+    order = np.lexsort((np.arange(len(xref)), labels))
+    return xref.iloc[order].reset_index(drop=True)[columns_of(ClientXref)]
+
+
+def _matches(records, candidates, scored, applied, matcher, position, labels, client_key) -> pd.DataFrame:
+    worth_a_look = (scored["decision"] != NO_MATCH).to_numpy()
+    a, b = candidates.a[worth_a_look], candidates.b[worth_a_look]
+    pairs = scored[worth_a_look].assign(blocked_by=candidates.blocked_by[worth_a_look], decided_by="matcher")
+    if len(applied):
+        ha, hb = applied["a"].to_numpy(dtype=np.int64), applied["b"].to_numpy(dtype=np.int64)
+        low, high = np.minimum(ha, hb), np.maximum(ha, hb)
+        human = score_pairs(matcher, low, high).assign(decision=applied["decision"].to_numpy(), blocked_by=None, decided_by="human")
+        # a human decision replaces the matcher's row for the same pair
+        replaced = np.isin(a * len(records) + b, low * len(records) + high)
+        a, b = np.concatenate([a[~replaced], low]), np.concatenate([b[~replaced], high])
+        pairs = pd.concat([pairs[~replaced], human], ignore_index=True)
+    if not len(a):
+        return empty_frame(ClientMatches)
+    name = records["client_name"].to_numpy(dtype=object)
+    record_key = records["record_key"].to_numpy(dtype=object)
+    out = pd.DataFrame(
+        {
+            "record_a": record_key[a],
+            "record_b": record_key[b],
+            "client_name_a": name[a],
+            "client_name_b": name[b],
+            **{c: pairs[c].to_numpy() for c in ["name_score", "name_difference", "region_agreement", "parent_org_agreement", "advisor_email_agreement", "advisor_domain_agreement", "score", "decision", "decided_by", "blocked_by"]},
+            "merged": labels[a] == labels[b],
+            "client_key_a": client_key[a],
+            "client_key_b": client_key[b],
+        }
+    )
+    return out.sort_values(["record_a", "record_b"], kind="stable").reset_index(drop=True)[columns_of(ClientMatches)]

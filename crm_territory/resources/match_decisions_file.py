@@ -1,0 +1,19 @@
+"""The human match decisions kept in the repo: ``<data_dir>/matching/decisions.csv``."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from crm_territory.logic.matching.decisions import MatchDecisions, read_decisions
+
+
+class MatchDecisionsFile(dg.ConfigurableResource):
+    data_dir: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.data_dir) / "matching" / "decisions.csv"
+
+    def load(self) -> MatchDecisions:
+        return read_decisions(self.path)

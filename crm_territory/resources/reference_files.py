@@ -1,0 +1,15 @@
+"""The reference data (alias tables, owner roles) kept in the repo under ``<data_dir>/reference``."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from crm_territory.logic.reference.reference_data import ReferenceData, load_reference_data
+
+
+class ReferenceFiles(dg.ConfigurableResource):
+    data_dir: str
+
+    def load(self) -> ReferenceData:
+        return load_reference_data(Path(self.data_dir) / "reference")

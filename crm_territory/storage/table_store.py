@@ -1,0 +1,45 @@
+"""The two storage resources every back-end serves under the same keys.
+
+``io_manager`` stores each asset's DataFrame and loads it for the assets downstream: that is how a
+table moves along the lineage graph. ``table_store`` reads the *previous* version of a table, which
+assets that carry state across runs need (the territory registry, the incremental API snapshot, the
+key registry of entity resolution, the histories): an unpartitioned asset cannot take itself as an
+input, so this is the one mechanism for "what did the last run publish?".
+
+An input declared with ``missing_ok_input()`` reads as ``None`` while its table was never written
+(the drop job runs before anyone pulled the CRM API); any other missing input is an error.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import dagster as dg
+import pandas as pd
+
+from crm_territory.schemas import TABLES, TableSpec
+
+MISSING_OK = "crm/missing_ok"
+
+
+def missing_ok_input() -> dg.AssetIn:
+    """An input that reads as None while its table was never written (instead of failing the step)."""
+    return dg.AssetIn(metadata={MISSING_OK: True})
+
+
+def input_missing_ok(context: dg.InputContext) -> bool:
+    return bool((context.definition_metadata or {}).get(MISSING_OK))
+
+
+def spec_for(asset_key: dg.AssetKey) -> TableSpec:
+    name = asset_key.path[-1]
+    if name not in TABLES:
+        raise KeyError(f"no table spec for asset {asset_key.to_user_string()}; add it to crm_territory.schemas.TABLES")
+    return TABLES[name]
+
+
+class TableStore(dg.ConfigurableResource, ABC):
+    """Reads the last stored version of a table (None if it was never written)."""
+
+    @abstractmethod
+    def read_previous(self, table: str) -> pd.DataFrame | None: ...

@@ -1,0 +1,79 @@
+"""Check factories: one turns each Pandera model into a blocking schema check; one shapes every integrity check's result.
+
+A failing blocking check (severity ERROR) stops the downstream assets of the run. Every failing
+check's metadata says how many of what failed (named for what is counted: rows, batches, spellings),
+a sample of them, and what to do next.
+"""
+
+import dagster as dg
+import pandas as pd
+import pandera.errors
+
+from crm_territory.schemas import TableSpec
+from crm_territory.wiring.metadata import SAMPLE_ROWS, markdown_table
+
+def schema_check(spec: TableSpec) -> dg.AssetChecksDefinition:
+    """A blocking check validating the table against its Pandera model lazily (every failure, not the first)."""
+    table, model = spec.name, spec.model
+
+    @dg.asset_check(
+        asset=table,
+        name=f"{table}_matches_schema",
+        blocking=True,
+        description=f"Every row of {table} satisfies the {model.__name__} Pandera model (types, nulls, uniqueness, allowed values, patterns).",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, asset_value: pd.DataFrame) -> dg.AssetCheckResult:
+        try:
+            model.validate(asset_value, lazy=True)
+        except pandera.errors.SchemaErrors as errors:
+            cases = errors.failure_cases.copy()
+            key = asset_value.columns[0]  # each model's first column names the row (client_key, territory_id, ...)
+            rows = pd.to_numeric(cases["index"], errors="coerce")
+            known = rows.notna() & rows.isin(asset_value.index)
+            cases[key] = None
+            cases.loc[known, key] = asset_value.loc[rows[known].astype(int), key].to_numpy()
+            summary = cases.groupby(["column", "check"], dropna=False).size().rename("failures").reset_index()
+            context.log.error(f"{table}: {len(cases):,} schema failure(s); see the check's metadata")
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "failing_values": len(cases),
+                    "failing_values_by_rule": dg.MetadataValue.md(markdown_table(summary, limit=50)),
+                    "failure_cases_sample": dg.MetadataValue.md(markdown_table(cases[[key, "column", "check", "failure_case"]], limit=SAMPLE_ROWS)),
+                    "next_step": f"Fix the rule that produced these rows, or the model {model.__name__} in crm_territory/schemas.py if it is wrong; then re-materialize {table}.",
+                },
+            )
+        return dg.AssetCheckResult(passed=True, metadata={"rows_validated": len(asset_value), "failing_values": 0})
+
+    # the asset is loaded through the IO manager under the parameter name asset_value
+    return _check
+
+def violations_result(
+    violations: pd.DataFrame,
+    *,
+    counted: str,
+    blocking_severity: dg.AssetCheckSeverity,
+    next_step: str,
+    sample_rows: int = SAMPLE_ROWS,
+    **fields: object,
+) -> dg.AssetCheckResult:
+    """An integrity check's result: passed when ``violations`` is empty, else their count, a sample and the next step.
+
+    ``counted`` names what one row of ``violations`` is (``rows_unbalanced``, ``files_rejected``,
+    ``spellings_to_add``): the count is shown under that name, never as a bare "violations".
+    ``fields`` may name the check (``check_name``, ``asset_key``: for checks an asset yields itself);
+    the rest is metadata.
+    """
+    naming = {k: fields.pop(k) for k in ("check_name", "asset_key") if k in fields}
+    passed = violations.empty
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=blocking_severity,
+        metadata={
+            counted: len(violations),
+            **({} if passed else {"sample": dg.MetadataValue.md(markdown_table(violations, limit=sample_rows)), "next_step": next_step}),
+            **fields,
+        },
+        **naming,
+    )

@@ -1,0 +1,219 @@
+"""CRM_STORAGE=snowflake: the same assets through the real connector and dagster-snowflake, on fakesnow."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+import snowflake.connector
+
+from crm_territory.definitions import build_definitions
+from crm_territory.schemas import TABLES, conform
+from crm_territory.settings import Settings, SettingsError
+from crm_territory.storage.csv_tables import CsvTables
+from crm_territory.storage.warehouse_ddl import apply_ddl
+from crm_territory_tests.support import QUIET, error_text, materialized
+from crm_territory_tests.support.snowflake_fake import FAKE_ENV, fake_snowflake
+
+pytestmark = pytest.mark.integration
+
+# columns stamped with the time of the run: equal only up to when each run happened
+RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at", "valid_from", "valid_to", "client_key_issued_at", "first_seen_at", "retired_at"}
+
+
+MOCK_API_BOOK = {"clients": 400, "seed": 5}
+
+
+@pytest.fixture
+def env(monkeypatch, pipeline_env):
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+@pytest.fixture
+def warehouse(env):
+    with fake_snowflake():
+        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        for schema in ("RAW", "CORE"):  # what Terraform creates (infra/terraform/database.tf)
+            connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
+        apply_ddl(connection)
+        yield connection
+        connection.close()
+
+
+def run_all(storage: str, monkeypatch) -> dg.ExecuteInProcessResult:
+    monkeypatch.setenv("CRM_STORAGE", storage)
+    defs = build_definitions(Settings.from_env())
+    return defs.resolve_job_def("materialize_all_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
+    )
+
+
+def read_table(connection, table: str) -> pd.DataFrame:
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT * FROM CRM_TERRITORY.{TABLES[table].warehouse_name}")
+    frame = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    return conform(frame, TABLES[table].model)
+
+
+def comparable(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Drop run-time stamps, sort by every remaining column: row order is not a table property."""
+    out = frame.drop(columns=[c for c in frame.columns if c in RUN_TIME_COLUMNS])
+    return out.sort_values(list(out.columns), na_position="first", kind="stable").reset_index(drop=True)
+
+
+def test_ddl_creates_every_table_of_the_models(warehouse):
+    cursor = warehouse.cursor()
+    for spec in TABLES.values():
+        cursor.execute(f"DESCRIBE TABLE CRM_TERRITORY.{spec.warehouse_name}")
+        columns = [row[0].lower() for row in cursor.fetchall()]
+        assert columns == list(spec.model.to_schema().columns), spec.warehouse_name
+    apply_ddl(warehouse)  # idempotent: applying again changes nothing and does not fail
+
+
+def test_snowflake_run_writes_the_same_tables_as_the_csv_run(warehouse, env, data_dir):
+    snowflake_run = run_all("snowflake", env)
+    assert snowflake_run.success
+    failed = [e.check_name for e in snowflake_run.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    assert failed == []
+    all_checks = build_definitions(Settings.from_env()).get_repository_def().asset_graph.asset_check_keys
+    assert {e.check_name for e in snowflake_run.get_asset_check_evaluations()} == {k.name for k in all_checks}
+
+    csv_run = run_all("local", env)
+    assert csv_run.success
+    csv = CsvTables(data_dir)
+    for table in TABLES:
+        from_snowflake = read_table(warehouse, table)
+        # no candidate rules: no preview; one run: no key retired yet
+        assert len(from_snowflake) > 0 or table in ("quarantined_clients", "assignments_preview", "client_key_retirements"), table
+        pd.testing.assert_frame_equal(comparable(from_snowflake, table), comparable(csv.read(table), table), obj=table)
+
+
+def test_rerunning_on_snowflake_gives_the_same_tables_and_no_duplicates(warehouse, env):
+    assert run_all("snowflake", env).success
+    first = {t: read_table(warehouse, t) for t in TABLES}
+    assert run_all("snowflake", env).success
+    for table, before in first.items():
+        after = read_table(warehouse, table)
+        assert len(after) == len(before), table
+        pd.testing.assert_frame_equal(comparable(after, table), comparable(before, table), obj=table)
+    territories = read_table(warehouse, "territory_dim")
+    assert territories["territory_id"].is_unique
+
+
+def test_a_write_that_fails_leaves_the_previous_rows(warehouse, env):
+    import snowflake.connector.pandas_tools as pandas_tools
+
+    assert run_all("snowflake", env).success
+    before = read_table(warehouse, "assignments_fact")
+    load = pandas_tools.write_pandas  # fakesnow's, patched in by the fixture
+
+    def fail_for_the_fact(conn, df, table_name, **kwargs):
+        if table_name.startswith("ASSIGNMENTS_FACT"):
+            raise RuntimeError("connection reset while loading")
+        return load(conn, df, table_name, **kwargs)
+
+    env.setattr(pandas_tools, "write_pandas", fail_for_the_fact)
+    result = run_all("snowflake", env)
+    assert not result.success
+    assert next(e for e in result.all_events if e.is_step_failure).step_key == "assignments_fact"
+    after = read_table(warehouse, "assignments_fact")
+    assert len(after) == len(before) > 0
+    pd.testing.assert_frame_equal(comparable(after, "assignments_fact"), comparable(before, "assignments_fact"))
+    tables = {row[1] for row in warehouse.cursor().execute("SHOW TABLES IN SCHEMA CRM_TERRITORY.CORE").fetchall()}
+    assert not any(name.endswith("__STAGING") for name in tables)  # no staging table left behind
+
+
+def test_a_write_to_a_table_the_ddl_did_not_create_fails_naming_the_fix(warehouse, env):
+    warehouse.cursor().execute("DROP TABLE CRM_TERRITORY.CORE.TERRITORY_DIM")
+    result = run_all("snowflake", env)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "territory_dim"
+    assert "CRM_TERRITORY.CORE.TERRITORY_DIM does not exist" in error_text(failure) and "apply-ddl" in error_text(failure)
+
+
+def test_territory_ids_are_read_back_from_snowflake_and_kept(warehouse, env):
+    assert run_all("snowflake", env).success
+    cursor = warehouse.cursor()
+    # a territory issued earlier with a suffix must survive the next run unchanged
+    cursor.execute("UPDATE CRM_TERRITORY.CORE.TERRITORY_DIM SET TERRITORY_ID = 'WES_RET_7' WHERE TERRITORY_ID = 'WES_RET'")
+    assert run_all("snowflake", env).success
+    territories = read_table(warehouse, "territory_dim").set_index("territory_id")
+    assert territories.loc["WES_RET_7", "region"] == "West" and "WES_RET" not in territories.index
+    fact = read_table(warehouse, "assignments_fact")
+    assert "WES_RET_7" in set(fact["territory_id"])
+
+
+def test_a_missing_credential_fails_at_definitions_load_naming_the_variable(env):
+    env.setenv("CRM_STORAGE", "snowflake")
+    env.delenv("SNOWFLAKE_PASSWORD")
+    env.delenv("SNOWFLAKE_WAREHOUSE")
+    with pytest.raises(SettingsError, match="SNOWFLAKE_WAREHOUSE, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"):
+        Settings.from_env()
+
+
+def test_a_wrong_password_fails_the_run_with_the_connectors_error_and_writes_nothing(env):
+    from crm_territory_tests.support.snowflake_fake import refusing_login_endpoint
+
+    env.setenv("SNOWFLAKE_PASSWORD", "wrong-password-123")
+    with refusing_login_endpoint() as endpoint:
+        for name, value in endpoint.items():
+            env.setenv(name, value)
+        result = run_all("snowflake", env)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    # the first steps that touch the warehouse (reading the snapshot, storing the roster) fail, with the connector's words
+    assert {f.step_key for f in failures} <= {"crm_api_clients", "crm_api_advisors", "territory_rules"} and failures
+    for failure in failures:
+        text = error_text(failure)
+        assert "Incorrect username or password was specified" in text
+        assert "wrong-password-123" not in text
+    assert materialized(result) == set()
+
+
+def test_apply_ddl_command_creates_the_tables_from_the_environment(env):
+    from crm_territory.cli import main
+
+    with fake_snowflake():
+        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        for schema in ("RAW", "CORE"):
+            connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
+        assert main(["apply-ddl"]) == 0
+        tables = {row[1] for schema in ("RAW", "CORE") for row in connection.cursor().execute(f"SHOW TABLES IN SCHEMA CRM_TERRITORY.{schema}").fetchall()}
+    assert tables == {spec.warehouse_table for spec in TABLES.values()}
+
+
+def test_apply_ddl_without_credentials_exits_2_naming_them(env, capsys):
+    from crm_territory.cli import main
+
+    env.delenv("SNOWFLAKE_ACCOUNT")
+    assert main(["apply-ddl"]) == 2
+    assert "SNOWFLAKE_ACCOUNT" in capsys.readouterr().err
+
+
+def test_an_older_client_dim_is_upgraded_by_the_ddl_and_reads_back(env):
+    """A CORE.CLIENT_DIM created before entity resolution (no SOURCE_RECORD_COUNT, rows in it): applying the DDL adds
+    the column with the value old rows hold, and the table store reads the old rows with it."""
+    from crm_territory.storage.snowflake import SnowflakeTableStore, snowflake_storage_resources
+
+    with fake_snowflake():
+        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        cursor = connection.cursor()
+        for schema in ("RAW", "CORE"):
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
+        columns = [c for c in TABLES["client_dim"].model.to_schema().columns if c != "source_record_count"]
+        types = {"is_active": "BOOLEAN", "aum_usd": "FLOAT", "source_modified_at": "TIMESTAMP_TZ"}
+        definitions = ", ".join(f"{c.upper()} {types.get(c, 'VARCHAR')}" for c in columns)
+        cursor.execute(f"CREATE TABLE CRM_TERRITORY.CORE.CLIENT_DIM ({definitions})")
+        cursor.execute(
+            "INSERT INTO CRM_TERRITORY.CORE.CLIENT_DIM (CLIENT_KEY, CLIENT_NAME, IS_ACTIVE, SOURCE_SYSTEM, SOURCE_RECORD_ID, SOURCE_MODIFIED_AT) "
+            "VALUES ('csv_drop:1', 'Atlas Capital Partners', TRUE, 'csv_drop', '1', '2026-11-01 00:00:00+00:00')"
+        )
+        apply_ddl(connection)
+        cursor.execute("SELECT CLIENT_KEY, SOURCE_RECORD_COUNT FROM CRM_TERRITORY.CORE.CLIENT_DIM")
+        assert cursor.fetchall() == [("csv_drop:1", 1)]
+        store = snowflake_storage_resources()["table_store"]
+        assert isinstance(store, SnowflakeTableStore)
+        with dg.build_resources({"table_store": store}) as resources:
+            previous = resources.table_store.read_previous("client_dim")
+        assert previous["client_key"].tolist() == ["csv_drop:1"] and previous["source_record_count"].tolist() == [1]
+        connection.close()

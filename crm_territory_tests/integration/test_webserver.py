@@ -1,0 +1,436 @@
+"""End to end through the real Dagster webserver: launch ``materialize_all_job`` over GraphQL.
+
+A real mock CRM API (``run_mock_api``) serves a small book; ``dagster-webserver`` loads the code
+location from ``workspace.yaml`` exactly as a developer would, with a throw-away DAGSTER_HOME whose
+run coordinator launches runs immediately (no daemon). The test launches the job through the
+GraphQL API, waits for it to finish, then checks the run's asset check evaluations and the CSV
+tables written under the tmp data folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from crm_territory_tests.support.mock_api_server import TEST_TOKEN, auth_headers, run_mock_api
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+N_API_CLIENTS = 300
+# A seed whose 300-client book holds a few nameless records, so the quarantine is exercised.
+API_SEED = 2
+JOB_NAME = "materialize_all_job"
+LOCATION_NAME = "crm_territory"  # workspace.yaml's location_name
+RUN_COORDINATOR_MODULE = "dagster._core.run_coordinator"
+RUN_COORDINATOR_CLASS = "DefaultRunCoordinator"
+STARTUP_TIMEOUT_S = 90
+RUN_TIMEOUT_S = 240
+TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+CORE_TABLES = ("client_dim", "territory_dim", "assignments_fact")
+ASSETS = ("crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manifest", *CORE_TABLES)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, chars: int = 6000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "<no log>"
+    return text[-chars:]
+
+
+def _write_dagster_home(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "dagster.yaml").write_text(
+        "run_coordinator:\n"
+        f"  module: {RUN_COORDINATOR_MODULE}\n"
+        f"  class: {RUN_COORDINATOR_CLASS}\n"
+        "telemetry:\n"
+        "  enabled: false\n"
+    )
+    return path
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the webserver's process group (webserver, code server, any run worker) that this test started."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        pgid = proc.pid  # the leader is gone; with start_new_session its pid is the group id
+    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            # the leader exited; make sure no child of the group is left behind
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        break
+
+
+class Dagster:
+    """A minimal GraphQL client for the webserver, whose failures carry the server log."""
+
+    def __init__(self, base_url: str, log_path: Path) -> None:
+        self.base_url = base_url
+        self.log_path = log_path
+        self.http = httpx.Client(base_url=base_url, timeout=30.0)
+
+    def fail(self, message: str) -> None:
+        pytest.fail(f"{message}\n--- webserver log (tail) ---\n{_log_tail(self.log_path)}", pytrace=False)
+
+    def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self.http.post("/graphql", json={"query": query, "variables": variables or {}})
+        if response.status_code != 200:
+            self.fail(f"GraphQL answered HTTP {response.status_code}: {response.text[:2000]}")
+        body = response.json()
+        if body.get("errors"):
+            self.fail(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+
+def _start_webserver(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start dagster-webserver on a free loopback port; return it once /server_info answers."""
+    exe = Path(sys.executable).parent / "dagster-webserver"
+    assert exe.exists(), f"dagster-webserver is not installed next to {sys.executable}"
+    for attempt in range(3):
+        port = _free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [str(exe), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO_ROOT / "workspace.yaml")],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            with httpx.Client(timeout=2.0) as client:
+                while time.monotonic() < deadline and proc.poll() is None:
+                    try:
+                        if client.get(f"{base_url}/server_info").status_code == 200:
+                            return proc, base_url
+                    except httpx.TransportError:
+                        pass  # not listening yet
+                    time.sleep(0.25)
+        except BaseException:
+            _stop_group(proc)
+            raise
+        _stop_group(proc)
+        # Another process may take the port between _free_port() and the bind: worth a retry.
+        if "address already in use" in _log_tail(log_path).lower() and attempt < 2:
+            continue
+        break
+    pytest.fail(
+        f"dagster-webserver did not answer /server_info on {base_url} within {STARTUP_TIMEOUT_S}s "
+        f"(exit code {proc.returncode}).\n--- webserver log (tail) ---\n{_log_tail(log_path)}",
+        pytrace=False,
+    )
+
+
+WORKSPACE_QUERY = """
+query {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on RepositoryLocation { name repositories { name jobs { name } } }
+          ... on PythonError { message stack }
+        }
+      }
+    }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+LAUNCH_RUN_MUTATION = """
+mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
+
+RUN_STATUS_QUERY = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status jobName }
+    ... on Error { message }
+  }
+}
+"""
+
+RUN_CHECKS_QUERY = """
+query RunChecks($runId: ID!, $afterCursor: String) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run {
+      assetChecks { name assetKey { path } }
+      eventConnection(afterCursor: $afterCursor, limit: 1000) {
+        cursor
+        hasMore
+        events {
+          __typename
+          ... on MessageEvent { message }
+          ... on StepEvent { stepKey }
+          ... on AssetCheckEvaluationEvent {
+            evaluation { checkName success severity assetKey { path } }
+          }
+        }
+      }
+    }
+    ... on Error { message }
+  }
+}
+"""
+
+CHECK_EXECUTIONS_QUERY = """
+query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 10) {
+    runId
+    status
+    evaluation { success severity }
+  }
+}
+"""
+
+
+def _repository_selector(dagster: Dagster) -> dict[str, str]:
+    """Wait until the code location is loaded; return the selector of the repository holding the job."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    entries: list[dict[str, Any]] = []
+    while True:
+        workspace = dagster.query(WORKSPACE_QUERY)["workspaceOrError"]
+        if workspace["__typename"] != "Workspace":
+            dagster.fail(f"workspaceOrError: {workspace}")
+        entries = workspace["locationEntries"]
+        loaded = [e for e in entries if e["loadStatus"] == "LOADED"]
+        if entries and len(loaded) == len(entries):
+            break
+        if time.monotonic() > deadline:
+            dagster.fail(f"the workspace did not finish loading within {STARTUP_TIMEOUT_S}s: {entries}")
+        time.sleep(0.5)
+
+    for entry in entries:
+        location = entry["locationOrLoadError"]
+        if location is None or location["__typename"] != "RepositoryLocation":
+            dagster.fail(f"code location {entry['name']} failed to load: {location}")
+    selectors = [
+        {"repositoryLocationName": entry["locationOrLoadError"]["name"], "repositoryName": repo["name"]}
+        for entry in entries
+        for repo in entry["locationOrLoadError"]["repositories"]
+        if JOB_NAME in {job["name"] for job in repo["jobs"]}
+    ]
+    if len(selectors) != 1:
+        dagster.fail(f"expected exactly one repository with {JOB_NAME}, found {selectors} in {entries}")
+    assert selectors[0]["repositoryLocationName"] == LOCATION_NAME
+    return selectors[0]
+
+
+def _launch(dagster: Dagster, selector: dict[str, str]) -> str:
+    params = {"selector": {**selector, "jobName": JOB_NAME}, "runConfigData": {}}
+    result = dagster.query(LAUNCH_RUN_MUTATION, {"executionParams": params})["launchRun"]
+    if result["__typename"] != "LaunchRunSuccess":
+        dagster.fail(f"launchRun did not launch {JOB_NAME}: {result}")
+    return result["run"]["runId"]
+
+
+def _wait_for_run(dagster: Dagster, run_id: str) -> str:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        run = dagster.query(RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]
+        if run["__typename"] != "Run":
+            dagster.fail(f"runOrError({run_id}): {run}")
+        if run["status"] in TERMINAL_STATUSES:
+            return run["status"]
+        if time.monotonic() > deadline:
+            dagster.fail(f"run {run_id} still {run['status']} after {RUN_TIMEOUT_S}s")
+        time.sleep(1.0)
+
+
+def _run_events_and_checks(dagster: Dagster, run_id: str) -> tuple[list[dict], set[tuple[str, str]]]:
+    """Every event of the run (paged), and the (asset, check) pairs the run was planned to execute."""
+    events: list[dict] = []
+    cursor = None
+    planned: set[tuple[str, str]] = set()
+    for _ in range(100):
+        run = dagster.query(RUN_CHECKS_QUERY, {"runId": run_id, "afterCursor": cursor})["runOrError"]
+        if run["__typename"] != "Run":
+            dagster.fail(f"runOrError({run_id}): {run}")
+        planned = {("/".join(c["assetKey"]["path"]), c["name"]) for c in run["assetChecks"] or []}
+        connection = run["eventConnection"]
+        events.extend(connection["events"])
+        cursor = connection["cursor"]
+        if not connection["hasMore"]:
+            return events, planned
+    dagster.fail(f"the event log of run {run_id} did not end after 100 pages")
+    raise AssertionError("unreachable")
+
+
+def _failure_summary(events: list[dict]) -> str:
+    lines = [
+        f"{e['__typename']} {e.get('stepKey') or ''}: {(e.get('message') or '')[:500]}"
+        for e in events
+        if "Failure" in e["__typename"] or "Error" in e["__typename"]
+    ]
+    return "\n".join(lines) or "<no failure events>"
+
+
+def _api_records(base_url: str) -> list[dict[str, Any]]:
+    """Every record the mock API serves, read over HTTP (the test's own view of the source)."""
+    records: list[dict[str, Any]] = []
+    with httpx.Client(base_url=base_url, headers=auth_headers(TEST_TOKEN), timeout=10.0) as client:
+        page: int | None = 1
+        while page is not None:
+            body = client.get("/clients", params={"page": page, "page_size": 1000}).raise_for_status().json()
+            records.extend(body["data"])
+            page = body["next_page"]
+    return records
+
+
+def _read_text_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def test_materialize_all_job_through_the_webserver(tmp_path: Path) -> None:
+    # The run coordinator named in dagster.yaml must exist in the installed dagster.
+    coordinator = getattr(importlib.import_module(RUN_COORDINATOR_MODULE), RUN_COORDINATOR_CLASS)
+    assert callable(coordinator)
+
+    data_dir = tmp_path / "data"
+    for sub in ("landing", "reference", "rules"):
+        shutil.copytree(REPO_ROOT / "data" / sub, data_dir / sub)
+    dagster_home = _write_dagster_home(tmp_path / "dagster_home")
+    log_path = tmp_path / "webserver.log"
+
+    with run_mock_api(clients=N_API_CLIENTS, seed=API_SEED) as api_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DAGSTER_"))}
+        env.update(
+            DAGSTER_HOME=str(dagster_home),
+            CRM_DATA_DIR=str(data_dir),
+            CRM_API_URL=api_url,
+            CRM_API_TOKEN=TEST_TOKEN,
+            PYTHONUNBUFFERED="1",
+        )
+        proc, base_url = _start_webserver(env, log_path)
+        dagster = Dagster(base_url, log_path)
+        try:
+            selector = _repository_selector(dagster)
+            run_id = _launch(dagster, selector)
+            status = _wait_for_run(dagster, run_id)
+            events, planned_checks = _run_events_and_checks(dagster, run_id)
+            if status != "SUCCESS":
+                dagster.fail(f"run {run_id} ended {status}:\n{_failure_summary(events)}")
+
+            # --- asset checks: all planned ones executed, none blocking failed
+            evaluations = [e["evaluation"] for e in events if e["__typename"] == "AssetCheckEvaluationEvent"]
+            assert evaluations, "the run recorded no asset check evaluation"
+            evaluated = {("/".join(ev["assetKey"]["path"]), ev["checkName"]): ev for ev in evaluations}
+            assert planned_checks, "the run planned no asset checks"
+            not_executed = planned_checks - set(evaluated)
+            assert not not_executed, f"checks planned but not evaluated: {sorted(not_executed)}"
+            blocking_failures = [ev for ev in evaluations if not ev["success"] and ev["severity"] == "ERROR"]
+            assert not blocking_failures, f"blocking checks failed: {blocking_failures}"
+            schema_check = evaluated.get(("assignments_fact", "assignments_fact_matches_schema"))
+            assert schema_check is not None and schema_check["success"], schema_check
+            # every asset's schema check ran and passed
+            schema_checks = {asset: evaluated.get((asset, f"{asset}_matches_schema")) for asset in ASSETS}
+            assert all(ev is not None and ev["success"] for ev in schema_checks.values()), schema_checks
+
+            # the same result through the asset check's execution history
+            executions = dagster.query(
+                CHECK_EXECUTIONS_QUERY,
+                {"assetKey": {"path": ["assignments_fact"]}, "checkName": "assignments_fact_matches_schema"},
+            )["assetCheckExecutions"]
+            ours = [ex for ex in executions if ex["runId"] == run_id]
+            assert len(ours) == 1, executions
+            assert ours[0]["status"] == "SUCCEEDED" and ours[0]["evaluation"]["success"], ours
+
+            api_records = _api_records(api_url)
+        finally:
+            dagster.http.close()
+            _stop_group(proc)
+
+    # --- the tables the run wrote under the tmp data folder
+    for table in CORE_TABLES:
+        assert (data_dir / "core" / f"{table}.csv").is_file(), f"core/{table}.csv was not written"
+    quarantine_path = data_dir / "quarantine" / "quarantined_clients.csv"
+    assert quarantine_path.is_file(), "quarantine/quarantined_clients.csv was not written"
+
+    api_ids = {record["client_id"] for record in api_records}
+    assert len(api_records) == len(api_ids) == N_API_CLIENTS
+    nameless_ids = {r["client_id"] for r in api_records if not (r["client_name"] or "").strip()}
+    assert nameless_ids, f"precondition: the book of seed {API_SEED} should hold nameless records to quarantine"
+    drop_ids: set[str] = set()
+    for drop in sorted((data_dir / "landing").glob("*.csv")):
+        drop_ids.update(_read_text_table(drop)["client_id"].dropna())
+    assert drop_ids, "the sample drop holds no client"
+
+    quarantined = _read_text_table(quarantine_path)
+    quarantined_api = quarantined[quarantined["source_system"] == "crm_api"]
+    quarantined_drop = quarantined[quarantined["source_system"] == "csv_drop"]
+    assert quarantined_api["source_record_id"].notna().all(), "every mock API record has an id"
+    assert set(quarantined_api["source_record_id"]) <= api_ids
+    # a record without a name cannot be used: it must be in the quarantine, not in client_dim
+    assert nameless_ids <= set(quarantined_api["source_record_id"]), quarantined_api
+
+    # every usable source record is in client_xref, under one client; the planted duplicates merge
+    expected_records = {f"crm_api:{i}" for i in api_ids - set(quarantined_api["source_record_id"])}
+    expected_records |= {f"csv_drop:{i}" for i in drop_ids - set(quarantined_drop["source_record_id"].dropna())}
+    xref = _read_text_table(data_dir / "core" / "client_xref.csv")
+    assert set(xref["source_system"] + ":" + xref["source_record_id"]) == expected_records and len(xref) == len(expected_records)
+    client_dim = _read_text_table(data_dir / "core" / "client_dim.csv")
+    expected_keys = set(xref["client_key"])
+    assert set(client_dim["client_key"]) == expected_keys and len(client_dim) == len(expected_keys)
+    assert expected_keys <= expected_records  # on a first run each client is named after one of its records
+    assert len(expected_keys) < len(expected_records), "the mock book's planted duplicates should merge"
+
+    territory_dim = _read_text_table(data_dir / "core" / "territory_dim.csv")
+    assignments = _read_text_table(data_dir / "core" / "assignments_fact.csv")
+    assert len(territory_dim) > 0
+    assert set(assignments["client_key"]) == expected_keys
+    assert set(assignments["territory_id"]) <= set(territory_dim["territory_id"])
