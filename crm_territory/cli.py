@@ -38,7 +38,7 @@ def mock_api_process(token: str, clients: int | None = None) -> Iterator[str]:
     env = {**os.environ, "CRM_API_TOKEN": token}
     if clients is not None:
         env["MOCK_CRM_CLIENTS"] = str(clients)
-    log = tempfile.NamedTemporaryFile(prefix="mock_api.", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="mock_api.", suffix=".log", delete=False)  # noqa: SIM115 (the child writes it for its whole life; removed in finally)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO_ROOT,
@@ -52,7 +52,9 @@ def mock_api_process(token: str, clients: int | None = None) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"the mock CRM API exited early (code {proc.returncode}): {Path(log.name).read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"the mock CRM API exited early (code {proc.returncode}): {Path(log.name).read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{base_url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=1).status_code == 200:
                     break
@@ -146,7 +148,8 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
         f"  assignments        {fmt(_row_count(result, 'assignments_fact'))} ({fmt(_meta(result, 'assignments_fact', 'current_assignments'))} current)",
         f"  quarantined rows   {fmt(_row_count(result, 'quarantined_clients'))} ({fmt(_meta(result, 'quarantined_clients', 'rows_new_this_run'))} new this run)"
         f"  -> {settings.data_dir / 'quarantine'}",
-        f"  rejected files     {fmt(_meta(result, 'ingest_manifest', 'files_rejected'))}" + (f" ({', '.join(rejected)})" if rejected else ""),
+        f"  rejected files     {fmt(_meta(result, 'ingest_manifest', 'files_rejected'))}"
+        + (f" ({', '.join(rejected)})" if rejected else ""),
         f"  checks             {len(passed)} passed, {len(warned)} warned, {len(failed)} failed",
     ]
     for e in warned:
@@ -190,7 +193,10 @@ def activate_rules(version: str) -> int:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"ops": {"activate_candidate_rules": {"config": {"version": version}}}, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={
+                "ops": {"activate_candidate_rules": {"config": {"version": version}}},
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            },
         )
     if not result.success:
         failure = next(e for e in result.all_events if e.is_step_failure)
@@ -202,8 +208,8 @@ def activate_rules(version: str) -> int:
 
 
 def apply_warehouse_ddl(ddl_path: Path | None = None) -> int:
-    from crm_territory.storage.snowflake import connect_from_environment
     from crm_territory.settings import SettingsError
+    from crm_territory.storage.snowflake import connect_from_environment
     from crm_territory.storage.warehouse_ddl import DDL_PATH, apply_ddl
 
     path = ddl_path or DDL_PATH
@@ -228,8 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--mock-api-clients", type=int, default=None, help="book size of the started mock API")
     activate_parser = sub.add_parser("activate-rules", help="make the previewed candidate rules the active rules")
     activate_parser.add_argument("--version", required=True, help="the candidate version shown by assignments_preview")
-    ddl_parser = sub.add_parser("apply-ddl", help="create the RAW and CORE tables in Snowflake (infra/snowflake/tables.sql); idempotent")
-    ddl_parser.add_argument("--ddl", type=Path, default=None, help="the DDL file (default: infra/snowflake/tables.sql of this checkout)")
+    ddl_parser = sub.add_parser(
+        "apply-ddl", help="create the RAW and CORE tables in Snowflake (infra/snowflake/tables.sql); idempotent"
+    )
+    ddl_parser.add_argument(
+        "--ddl", type=Path, default=None, help="the DDL file (default: infra/snowflake/tables.sql of this checkout)"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "apply-ddl":

@@ -38,7 +38,7 @@ class Settings:
     api_url: str
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         storage = os.environ.get("CRM_STORAGE", "local").strip().lower() or "local"
         if storage not in STORAGE_BACKENDS:
             raise SettingsError(f"CRM_STORAGE={storage!r} is not supported; choose one of {', '.join(STORAGE_BACKENDS)}")

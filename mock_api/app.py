@@ -21,7 +21,7 @@ import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import numpy as np
@@ -47,7 +47,7 @@ DEFAULT_PAGE_SIZE = 500
 #: response's ``page_size`` tells the client what it actually got.
 MAX_PAGE_SIZE = 1000
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -74,8 +74,7 @@ class MockApiSettings:
     def __post_init__(self) -> None:
         if not self.token or not self.token.strip():
             raise MockApiConfigError(
-                "CRM_API_TOKEN is not set: export CRM_API_TOKEN=<token> "
-                "(clients must send it as 'Authorization: Bearer <token>')"
+                "CRM_API_TOKEN is not set: export CRM_API_TOKEN=<token> (clients must send it as 'Authorization: Bearer <token>')"
             )
         if self.clients < 0:
             raise MockApiConfigError(f"MOCK_CRM_CLIENTS must be >= 0, got {self.clients}")
@@ -212,8 +211,8 @@ def parse_instant(raw: str) -> datetime:
     """Parse an ISO-8601 instant ("Z" or offset); a naive value is taken as UTC."""
     value = datetime.fromisoformat(raw.strip())
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 # --- fault injection --------------------------------------------------------
@@ -310,8 +309,7 @@ def create_app(settings: MockApiSettings | None = None) -> FastAPI:
         updated_since: Annotated[
             str | None,
             Query(
-                description="ISO-8601 instant ('Z' or offset, naive = UTC); "
-                "keeps records with updated_at >= this instant.",
+                description="ISO-8601 instant ('Z' or offset, naive = UTC); keeps records with updated_at >= this instant.",
                 examples=["2026-06-01T00:00:00Z"],
             ),
         ] = None,

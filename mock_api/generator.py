@@ -121,9 +121,7 @@ UNKNOWN_REGIONS: tuple[str, ...] = ("Pacific Rim", "")
 _UNKNOWN_REGION_RATE = 0.005
 
 #: canonical region -> every spelling the generator may emit for it.
-REGION_SPELLINGS: dict[str, tuple[str, ...]] = {
-    canon: tuple(s for s, _ in variants) for canon, variants in _REGION_TABLE.items()
-}
+REGION_SPELLINGS: dict[str, tuple[str, ...]] = {canon: tuple(s for s, _ in variants) for canon, variants in _REGION_TABLE.items()}
 
 # --- segments -------------------------------------------------------------
 _SEGMENT_TABLE: dict[str, tuple[tuple[str, float], ...]] = {
@@ -330,17 +328,15 @@ _ADVISORS_PER_REGION = 10
 
 def _advisor_roster() -> tuple[tuple[str, str], ...]:
     """60 fixed (first, last) pairs: the firm's roster does not depend on the seed."""
-    pairs = [(f, l) for f in _ADVISOR_FIRST for l in _ADVISOR_LAST]
-    picked = np.random.default_rng(20261101).choice(
-        len(pairs), size=_ADVISORS_PER_REGION * len(_REGION_TABLE), replace=False
-    )
+    pairs = [(first, last) for first in _ADVISOR_FIRST for last in _ADVISOR_LAST]
+    picked = np.random.default_rng(20261101).choice(len(pairs), size=_ADVISORS_PER_REGION * len(_REGION_TABLE), replace=False)
     return tuple(pairs[i] for i in sorted(picked))
 
 
 _ADVISORS = _advisor_roster()
 #: The 60 well-formed, lower-case advisor addresses; advisor ``k`` covers
 #: canonical region ``k // 10`` (in ``REGION_SPELLINGS`` order).
-ADVISOR_EMAILS: tuple[str, ...] = tuple(f"{f}.{l}@{ADVISOR_DOMAIN}" for f, l in _ADVISORS)
+ADVISOR_EMAILS: tuple[str, ...] = tuple(f"{first}.{last}@{ADVISOR_DOMAIN}" for first, last in _ADVISORS)
 
 # Forms an advisor's address is typed in, with their share of the rows that
 # have an address: ~30% mixed/upper case, ~2% invalid.
@@ -751,12 +747,20 @@ def _vary_fields(rng: np.random.Generator, original: _Rows, own: _Rows) -> _Rows
 
     extra = rng.random((d, 4))
     moved = extra[:, 0] < _DUP_REGION_MOVED
-    out["region_idx"] = np.where(moved, (original["region_idx"] + 1 + (extra[:, 1] * (len(_REGION_SHARE) - 1)).astype(np.int64)) % len(_REGION_SHARE), out["region_idx"])
+    out["region_idx"] = np.where(
+        moved,
+        (original["region_idx"] + 1 + (extra[:, 1] * (len(_REGION_SHARE) - 1)).astype(np.int64)) % len(_REGION_SHARE),
+        out["region_idx"],
+    )
     out["region_col"] = np.where(moved, 0, out["region_col"])  # the canonical spelling of the other region
     out["region_unknown"] = np.where(moved, 0, out["region_unknown"]).astype(np.int8)
     reassigned = extra[:, 2] < _DUP_ADVISOR_REASSIGNED
-    colleague = (original["advisor_idx"] % _ADVISORS_PER_REGION + 1 + (extra[:, 3] * (_ADVISORS_PER_REGION - 1)).astype(np.int64)) % _ADVISORS_PER_REGION
-    out["advisor_idx"] = np.where(reassigned, (original["advisor_idx"] // _ADVISORS_PER_REGION) * _ADVISORS_PER_REGION + colleague, out["advisor_idx"])
+    colleague = (
+        original["advisor_idx"] % _ADVISORS_PER_REGION + 1 + (extra[:, 3] * (_ADVISORS_PER_REGION - 1)).astype(np.int64)
+    ) % _ADVISORS_PER_REGION
+    out["advisor_idx"] = np.where(
+        reassigned, (original["advisor_idx"] // _ADVISORS_PER_REGION) * _ADVISORS_PER_REGION + colleague, out["advisor_idx"]
+    )
     return out
 
 
@@ -792,6 +796,7 @@ def _render(rows: _Rows, names: np.ndarray, parents: np.ndarray) -> dict[str, np
         "aum_usd": rows["aum"],
         "business_type": rows["business_type"],
     }
+
 
 def _strip_accents(values: np.ndarray) -> np.ndarray:
     decomposed = pd.Series(values, dtype=object).str.normalize("NFKD")
@@ -1096,9 +1101,7 @@ def labelled_book(n_records: int = 10_000, seed: int = 42) -> LabelledBook:
     drop = generate_drop(n_records - n_api, seed, api_clients=n_api, overlap=_LABELLED_OVERLAP)
     truth = pd.concat(
         [
-            pd.DataFrame(
-                {"source_system": "crm_api", "client_id": api["client_id"], "entity_id": client_entities(n_api, seed)}
-            ),
+            pd.DataFrame({"source_system": "crm_api", "client_id": api["client_id"], "entity_id": client_entities(n_api, seed)}),
             pd.DataFrame({"source_system": "csv_drop", "client_id": drop["client_id"], "entity_id": drop["entity_id"]}),
         ],
         ignore_index=True,

@@ -13,7 +13,9 @@ drop_ingest_job = dg.define_asset_job(
 )
 crm_api_pull_job = dg.define_asset_job(
     name="crm_api_pull_job",
-    selection=(dg.AssetSelection.assets("crm_api_clients", "crm_api_advisors").downstream() | _RULES).required_multi_asset_neighbors()
+    selection=(
+        dg.AssetSelection.assets("crm_api_clients", "crm_api_advisors").downstream() | _RULES
+    ).required_multi_asset_neighbors()
     - _PREVIEW,
     description="Pull the CRM API incrementally and rebuild everything below it, with its checks (what the daily automation runs).",
 )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crm_territory.logic.ingest.raw_clients import API_BATCH
 from crm_territory.logic.matching.client_dim import record_keys
 from crm_territory.logic.matching.clustering import components
-from crm_territory.logic.ingest.raw_clients import API_BATCH
 
 
 def orphan_fact_rows(assignments_fact: pd.DataFrame, client_dim: pd.DataFrame, territory_dim: pd.DataFrame) -> pd.DataFrame:
@@ -63,7 +63,9 @@ def records_not_in_one_client(raw_clients: pd.DataFrame, client_xref: pd.DataFra
     )
 
 
-def client_keys_not_one_cluster(client_xref: pd.DataFrame, client_matches: pd.DataFrame, retirements: pd.DataFrame) -> pd.DataFrame:
+def client_keys_not_one_cluster(
+    client_xref: pd.DataFrame, client_matches: pd.DataFrame, retirements: pd.DataFrame
+) -> pd.DataFrame:
     """Client keys that do not name exactly one cluster, rebuilt from the merged pairs of client_matches.
 
     A cluster is a connected group of records joined by merged pairs; each must carry one client_key,
@@ -82,10 +84,20 @@ def client_keys_not_one_cluster(client_xref: pd.DataFrame, client_matches: pd.Da
     in_use = pd.Index(client_xref["client_key"].unique()).intersection(pd.Index(retirements["retired_client_key"]))
     return pd.concat(
         [
-            pairs.loc[clusters_per_key > 1, ["client_key"]].drop_duplicates().assign(problem="one client_key on several clusters"),
-            pairs.loc[keys_per_cluster > 1, ["client_key"]].drop_duplicates().assign(problem="one cluster under several client_keys"),
+            pairs.loc[clusters_per_key > 1, ["client_key"]]
+            .drop_duplicates()
+            .assign(problem="one client_key on several clusters"),
+            pairs.loc[keys_per_cluster > 1, ["client_key"]]
+            .drop_duplicates()
+            .assign(problem="one cluster under several client_keys"),
             pd.DataFrame({"client_key": in_use, "problem": "retired client_key still in use"}),
-            pd.DataFrame({"client_key": None, "record": pd.concat([merged.loc[a.isna(), "record_a"], merged.loc[b.isna(), "record_b"]]), "problem": "client_matches names a record client_xref lacks"}),
+            pd.DataFrame(
+                {
+                    "client_key": None,
+                    "record": pd.concat([merged.loc[a.isna(), "record_a"], merged.loc[b.isna(), "record_b"]]),
+                    "problem": "client_matches names a record client_xref lacks",
+                }
+            ),
         ],
         ignore_index=True,
     )

@@ -4,7 +4,6 @@ A page that still fails after the retries raises ``CrmApiError`` naming the page
 what to do next; nothing is returned, so a failed pull never becomes a partial load.
 """
 
-
 import time
 from collections.abc import Callable
 
@@ -93,14 +92,18 @@ class CrmApiResource(dg.ConfigurableResource):
             unkeyed = sum(1 for _, records in pages for r in records if r.get("client_id") is None)
             if announced is None or len(ids) + unkeyed >= announced:
                 return pages
-            log(f"CRM API: page 1 announced {announced} records but the pages held {len(ids) + unkeyed} distinct ones "
-                f"(the book changed during the pull); pulling again ({attempt}/2)")
+            log(
+                f"CRM API: page 1 announced {announced} records but the pages held {len(ids) + unkeyed} distinct ones "
+                f"(the book changed during the pull); pulling again ({attempt}/2)"
+            )
         raise CrmApiError(
             f"CRM API at {self.base_url}: the book kept changing during the pull ({announced} records announced, "
             f"{len(ids) + unkeyed} received). Nothing was loaded; re-run when the CRM is quieter."
         )
 
-    def _fetch_pages(self, updated_since: pd.Timestamp | None, log: Callable[[str], None]) -> tuple[list[tuple[int, list[dict]]], int | None]:
+    def _fetch_pages(
+        self, updated_since: pd.Timestamp | None, log: Callable[[str], None]
+    ) -> tuple[list[tuple[int, list[dict]]], int | None]:
         params: dict = {"page_size": self.page_size}
         if updated_since is not None:
             params["updated_since"] = updated_since.isoformat()

@@ -4,7 +4,6 @@ The drop sensor and ``raw_clients`` only use ``list_files`` and ``read_bytes``, 
 bucket can replace the local folder by subclassing, without touching either.
 """
 
-
 from abc import ABC, abstractmethod
 from pathlib import Path
 

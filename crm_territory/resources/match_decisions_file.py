@@ -1,6 +1,5 @@
 """The human match decisions kept in the repo: ``<data_dir>/matching/decisions.csv``."""
 
-
 from pathlib import Path
 
 import dagster as dg

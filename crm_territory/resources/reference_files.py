@@ -1,6 +1,5 @@
 """The reference data (alias tables, owner roles) kept in the repo under ``<data_dir>/reference``."""
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -50,7 +50,9 @@ class RulesFiles(dg.ConfigurableResource):
 
     def load_active(self) -> Rules:
         if not self.active_path.is_file():
-            raise RulesError(str(self.active_path), [("(document)", "the rules file is missing; restore it (data/rules/territory_rules.yaml)")])
+            raise RulesError(
+                str(self.active_path), [("(document)", "the rules file is missing; restore it (data/rules/territory_rules.yaml)")]
+            )
         return load_rules(self.active_path)
 
     def load_candidate(self) -> Rules | None:
@@ -63,6 +65,7 @@ class RulesFiles(dg.ConfigurableResource):
         racing with activation is either refused or not taken. Returns (previous active version,
         where it was archived). The swap is a rename in one folder.
         """
+
         def refuse(reason: str):
             return RulesError(str(self.candidate_path), [("(document)", reason)])
 

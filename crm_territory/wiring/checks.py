@@ -12,6 +12,7 @@ import pandera.errors
 from crm_territory.schemas import TableSpec
 from crm_territory.wiring.metadata import SAMPLE_ROWS, markdown_table
 
+
 def schema_check(spec: TableSpec) -> dg.AssetChecksDefinition:
     """A blocking check validating the table against its Pandera model lazily (every failure, not the first)."""
     table, model = spec.name, spec.model
@@ -40,7 +41,9 @@ def schema_check(spec: TableSpec) -> dg.AssetChecksDefinition:
                 metadata={
                     "failing_values": len(cases),
                     "failing_values_by_rule": dg.MetadataValue.md(markdown_table(summary, limit=50)),
-                    "failure_cases_sample": dg.MetadataValue.md(markdown_table(cases[[key, "column", "check", "failure_case"]], limit=SAMPLE_ROWS)),
+                    "failure_cases_sample": dg.MetadataValue.md(
+                        markdown_table(cases[[key, "column", "check", "failure_case"]], limit=SAMPLE_ROWS)
+                    ),
                     "next_step": f"Fix the rule that produced these rows, or the model {model.__name__} in crm_territory/schemas.py if it is wrong; then re-materialize {table}.",
                 },
             )
@@ -48,6 +51,7 @@ def schema_check(spec: TableSpec) -> dg.AssetChecksDefinition:
 
     # the asset is loaded through the IO manager under the parameter name asset_value
     return _check
+
 
 def violations_result(
     violations: pd.DataFrame,
@@ -72,7 +76,11 @@ def violations_result(
         severity=blocking_severity,
         metadata={
             counted: len(violations),
-            **({} if passed else {"sample": dg.MetadataValue.md(markdown_table(violations, limit=sample_rows)), "next_step": next_step}),
+            **(
+                {}
+                if passed
+                else {"sample": dg.MetadataValue.md(markdown_table(violations, limit=sample_rows)), "next_step": next_step}
+            ),
             **fields,
         },
         **naming,

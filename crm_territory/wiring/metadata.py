@@ -46,4 +46,10 @@ def count_by(df: pd.DataFrame, columns: list[str], counted: str = "rows") -> pd.
     """Rows per combination of ``columns``, largest first: the tables checks and assets show."""
     if df.empty:
         return pd.DataFrame(columns=[*columns, counted])
-    return df.groupby(columns, dropna=False).size().rename(counted).reset_index().sort_values(counted, ascending=False, kind="stable")
+    return (
+        df.groupby(columns, dropna=False)
+        .size()
+        .rename(counted)
+        .reset_index()
+        .sort_values(counted, ascending=False, kind="stable")
+    )

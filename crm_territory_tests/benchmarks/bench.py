@@ -165,7 +165,16 @@ def child_floor(drop: Path, out_dir: Path) -> int:
     frame[["client_id", "client_name"]].to_csv(out_dir / "two_columns.csv", index=False)
     frame[["client_id", "region", "segment"]].to_csv(out_dir / "three_columns.csv", index=False)
     seconds = time.perf_counter() - started
-    _emit({"kind": "floor", "success": True, "rows": len(frame), "seconds": seconds, "import_seconds": import_s, "peak_rss_mb": _peak_rss_mb()})
+    _emit(
+        {
+            "kind": "floor",
+            "success": True,
+            "rows": len(frame),
+            "seconds": seconds,
+            "import_seconds": import_s,
+            "peak_rss_mb": _peak_rss_mb(),
+        }
+    )
     return 0
 
 
@@ -238,7 +247,9 @@ def child_matching_input(n: int, out: Path) -> int:
     book = labelled_book(n, seed=MATCHING_SEED)
     drop = book.drop.to_csv(index=False).encode()
     snapshot = records_to_frame([(1, book.api.to_dict(orient="records"))], now)
-    raw = assemble_raw_clients([(LandingFile("drop.csv", len(drop), now), read_drop("drop.csv", drop))], snapshot, now).raw_clients
+    raw = assemble_raw_clients(
+        [(LandingFile("drop.csv", len(drop), now), read_drop("drop.csv", drop))], snapshot, now
+    ).raw_clients
     out.mkdir(parents=True, exist_ok=True)
     raw.to_pickle(out / "raw_clients.pkl")
     book.truth.to_pickle(out / "truth.pkl")
@@ -286,7 +297,9 @@ def child_matching(folder: Path) -> int:
     t_floor = time.perf_counter()
     exact = records["client_name"].str.strip().str.lower()
     floor_seconds = time.perf_counter() - t_floor
-    floor = pair_quality(pd.Series(exact.to_numpy(), index=records["record_key"].to_numpy()), entity.reindex(records["record_key"].to_numpy()))
+    floor = pair_quality(
+        pd.Series(exact.to_numpy(), index=records["record_key"].to_numpy()), entity.reindex(records["record_key"].to_numpy())
+    )
     _emit(
         {
             "kind": "matching",
@@ -419,9 +432,22 @@ def bench_size(n: int, repeats: int) -> dict:
     print(f"\n== {n:,} clients: preparing .bench/n{n}/data (generation not timed) ...", flush=True)
     t0 = time.perf_counter()
     data_dir, drop = _prepare(n)
-    print(f"   drop written: {drop.relative_to(REPO_ROOT)} ({drop.stat().st_size / 1e6:,.1f} MB) in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"   drop written: {drop.relative_to(REPO_ROOT)} ({drop.stat().st_size / 1e6:,.1f} MB) in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
 
-    row: dict = {"n": n, "repeats": repeats, "e2e": [], "e2e_process": [], "e2e_rss": [], "floor": [], "floor_rss": [], "steps": [], "error": None}
+    row: dict = {
+        "n": n,
+        "repeats": repeats,
+        "e2e": [],
+        "e2e_process": [],
+        "e2e_rss": [],
+        "floor": [],
+        "floor_rss": [],
+        "steps": [],
+        "error": None,
+    }
     try:
         for i in range(1, repeats + 1):
             _reset_outputs(data_dir)
@@ -452,7 +478,10 @@ def bench_size(n: int, repeats: int) -> dict:
             result, _ = _run_child(["floor", "--drop", str(drop), "--out-dir", str(floor_out)], f"floor, {n:,} clients, run {i}")
             row["floor"].append(result["seconds"])
             row["floor_rss"].append(result["peak_rss_mb"])
-            print(f"   pandas floor run {i}/{repeats}: {result['seconds']:7.2f}s, peak RSS {result['peak_rss_mb']:,.0f} MB", flush=True)
+            print(
+                f"   pandas floor run {i}/{repeats}: {result['seconds']:7.2f}s, peak RSS {result['peak_rss_mb']:,.0f} MB",
+                flush=True,
+            )
     except (RunFailed, subprocess.TimeoutExpired) as exc:
         row["error"] = str(exc)
         print(f"   FAILED: {exc}", file=sys.stderr, flush=True)
@@ -468,8 +497,10 @@ def bench_rules(n: int, repeats: int) -> list[str]:
     for i in range(repeats):
         payload, _ = _run_child(["rules", "--n", str(n)], f"rules {n:,}")
         runs.append(payload)
-        print(f"   rules engine run {i + 1}/{repeats}: {payload['seconds']:6.2f}s (rules {payload['rules_seconds']:.2f}s, "
-              f"capacity {payload['capacity_seconds']:.2f}s), peak RSS {payload['peak_rss_mb']:,.0f} MB")
+        print(
+            f"   rules engine run {i + 1}/{repeats}: {payload['seconds']:6.2f}s (rules {payload['rules_seconds']:.2f}s, "
+            f"capacity {payload['capacity_seconds']:.2f}s), peak RSS {payload['peak_rss_mb']:,.0f} MB"
+        )
     median = _median([r["seconds"] for r in runs])
     last = runs[-1]
     verdict = "met" if median < RULES_TARGET_S else "NOT met"
@@ -523,7 +554,11 @@ def bench_matching(sizes: tuple[int, ...], repeats: int) -> list[str]:
             + f", peak RSS {rss:,.0f} MB (target < {MATCHING_RSS_TARGET_MB / 1000:.0f} GB -> {'met' if rss < MATCHING_RSS_TARGET_MB else 'NOT met'})",
             f"    re-run with that run's client_xref as the key registry: {rerun:.1f} s median; every key kept: {all(r['keys_kept_on_rerun'] for r in runs)}",
             f"    precision {last['precision']:.4f}, recall {last['recall']:.4f}, F1 {last['f1']:.4f} over {last['true_pairs']:,} true pairs"
-            + (f" (target F1 >= {MATCHING_F1_TARGET} -> {'met' if last['f1'] >= MATCHING_F1_TARGET else 'NOT met'})" if n == 100_000 else ""),
+            + (
+                f" (target F1 >= {MATCHING_F1_TARGET} -> {'met' if last['f1'] >= MATCHING_F1_TARGET else 'NOT met'})"
+                if n == 100_000
+                else ""
+            ),
             f"    floor (one client per exact lower-cased name): {last['floor_seconds']:.2f} s, precision {last['floor_precision']:.4f}, "
             f"recall {last['floor_recall']:.4f}, F1 {last['floor_f1']:.4f}",
             f"    {last['candidate_pairs']:,} candidate pairs compared ({last['candidate_pairs'] / max(last['records'], 1):.1f} per record; "
@@ -615,8 +650,15 @@ def _step_table(row: dict) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_territory_tests.benchmarks.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=None, help="comma-separated client counts (10000,100k,1M); default 10000,100000,1000000")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per size (default: 3; sizes not in the default list: 1 from 500k up, else 3)")
+    parser.add_argument(
+        "--sizes", default=None, help="comma-separated client counts (10000,100k,1M); default 10000,100000,1000000"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="runs per size (default: 3; sizes not in the default list: 1 from 500k up, else 3)",
+    )
     parser.add_argument("--child", choices=["e2e", "floor", "rules", "matching-input", "matching"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -646,7 +688,11 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count()
     caveat = f"{cores} cores (os.cpu_count()); noisy shared machine; medians of the runs shown per size (K = {', '.join(f'{n:,}: {k}' for n, k in plan)})."
     print("crm-territory bench")
-    print(f"  plan: " + ", ".join(f"{n:,} clients x {k} run(s)" for n, k in plan) + " (each run in a fresh subprocess; generation not timed)")
+    print(
+        "  plan: "
+        + ", ".join(f"{n:,} clients x {k} run(s)" for n, k in plan)
+        + " (each run in a fresh subprocess; generation not timed)"
+    )
     print(f"  python {platform.python_version()} ({sys.executable}), dagster {dagster.__version__}, pandas {pandas.__version__}")
     print(f"  machine: {caveat}")
     print(f"  scratch: {BENCH_DIR}")
@@ -688,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {caveat} Python {platform.python_version()}, Dagster {dagster.__version__}, pandas {pandas.__version__}.",
         "",
         "End to end = `build_definitions` + `drop_ingest_job.execute_in_process` (assets, CSV IO manager, checks), "
-        "excluding interpreter start-up and imports. Floor = `pd.read_csv(dtype=str, engine=\"pyarrow\")` of the same drop "
+        'excluding interpreter start-up and imports. Floor = `pd.read_csv(dtype=str, engine="pyarrow")` of the same drop '
         "plus three `to_csv` writes. Peak RSS is each run's own process (`ru_maxrss`, max over runs), MB = 10^6 bytes.",
         "",
         "Targets:",

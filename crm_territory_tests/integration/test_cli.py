@@ -33,7 +33,8 @@ def cli_env(data_dir: Path, dagster_home: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("CRM_API_TOKEN", "CRM_API_URL", "CRM_STORAGE", "DAGSTER_HOME") and not k.startswith(("MOCK_CRM_", "SNOWFLAKE_"))
+        if k not in ("CRM_API_TOKEN", "CRM_API_URL", "CRM_STORAGE", "DAGSTER_HOME")
+        and not k.startswith(("MOCK_CRM_", "SNOWFLAKE_"))
     }
     env.update(
         CRM_DATA_DIR=str(data_dir),
@@ -108,25 +109,39 @@ def test_run_with_the_mock_api_prints_a_summary_that_matches_the_tables_and_reco
     clients, territories, fact = store.read("client_dim"), store.read("territory_dim"), store.read("assignments_fact")
     quarantined, manifest = store.read("quarantined_clients"), store.read("ingest_manifest")
     xref = store.read("client_xref")
-    assert len(xref) == API_CLIENTS + 3 - len(quarantined)  # every source record the API and the seed sample sent, minus the quarantine
+    assert len(xref) == API_CLIENTS + 3 - len(
+        quarantined
+    )  # every source record the API and the seed sample sent, minus the quarantine
     # the mock CRM plants duplicates: they merge (checked against the generator's truth), the seed's three stay apart
-    truth = pd.Series(client_entities(API_CLIENTS, seed=42).to_numpy(), index=("crm_api:" + generate_clients(API_CLIENTS, seed=42)["client_id"]).to_numpy())
+    truth = pd.Series(
+        client_entities(API_CLIENTS, seed=42).to_numpy(),
+        index=("crm_api:" + generate_clients(API_CLIENTS, seed=42)["client_id"]).to_numpy(),
+    )
     api = xref[xref["source_system"] == "crm_api"]
     found = pair_quality(pd.Series(api["client_key"].to_numpy(), index=("crm_api:" + api["source_record_id"]).to_numpy()), truth)
     assert found.true_pairs > 0 and found.precision >= 0.9 and found.recall >= 0.9, found
     assert len(clients) == xref["client_key"].nunique() < len(xref)
     assert {"csv_drop:1", "csv_drop:2", "csv_drop:3"} <= set(clients["client_key"])
 
-    head = re.search(r"crm-territory run ([0-9a-f]{8}) \(materialize_all_job\): SUCCESS(?: with (\d+) warnings?)? in [\d.]+s", out)
+    head = re.search(
+        r"crm-territory run ([0-9a-f]{8}) \(materialize_all_job\): SUCCESS(?: with (\d+) warnings?)? in [\d.]+s", out
+    )
     assert head, out
     line = summary_line(out, "clients")
     m = re.fullmatch(r"\s+clients\s+([\d,]+) \(([\d,]+) active\)", line)
     assert m, line
     assert (number(m[1]), number(m[2])) == (len(clients), int(clients["is_active"].sum()))
-    m = re.fullmatch(r"\s+source records\s+([\d,]+) \(([\d,]+) merged into another; ([\d,]+) possible matches to review in client_matches\)", summary_line(out, "source records"))
+    m = re.fullmatch(
+        r"\s+source records\s+([\d,]+) \(([\d,]+) merged into another; ([\d,]+) possible matches to review in client_matches\)",
+        summary_line(out, "source records"),
+    )
     assert m, summary_line(out, "source records")
     matches = store.read("client_matches")
-    assert (number(m[1]), number(m[2]), number(m[3])) == (len(xref), len(xref) - len(clients), int((matches["decision"] == "possible").sum()))
+    assert (number(m[1]), number(m[2]), number(m[3])) == (
+        len(xref),
+        len(xref) - len(clients),
+        int((matches["decision"] == "possible").sum()),
+    )
     m = re.fullmatch(r"\s+territories\s+([\d,]+) \(including UNASSIGNED\)", summary_line(out, "territories"))
     assert m and number(m[1]) == len(territories)
     assert "UNASSIGNED" in set(territories["territory_id"])

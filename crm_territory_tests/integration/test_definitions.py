@@ -99,11 +99,7 @@ def _specs_by_name(defs: dg.Definitions) -> dict[str, dg.AssetSpec]:
 
 
 def _edges(defs: dg.Definitions) -> set[tuple[str, str]]:
-    return {
-        (dep.asset_key.to_user_string(), name)
-        for name, spec in _specs_by_name(defs).items()
-        for dep in spec.deps
-    }
+    return {(dep.asset_key.to_user_string(), name) for name, spec in _specs_by_name(defs).items() for dep in spec.deps}
 
 
 def test_defs_declares_the_expected_assets(loaded_defs: dg.Definitions) -> None:
@@ -168,7 +164,9 @@ def test_every_asset_has_a_blocking_schema_check(loaded_defs: dg.Definitions) ->
     without = sorted(name for name in EXPECTED_ASSETS if not blocking[name])
     assert not without, f"assets without a blocking check: {without}"
     no_schema_check = sorted(name for name in EXPECTED_ASSETS if f"{name}_matches_schema" not in blocking[name])
-    assert not no_schema_check, f"assets without a blocking <asset>_matches_schema check: {no_schema_check}; blocking checks: {blocking}"
+    assert not no_schema_check, (
+        f"assets without a blocking <asset>_matches_schema check: {no_schema_check}; blocking checks: {blocking}"
+    )
 
 
 def test_jobs_sensors_and_automation(loaded_defs: dg.Definitions) -> None:
@@ -299,7 +297,13 @@ def test_dg_list_defs_lists_every_asset_check_job_and_sensor(tmp_path: Path, dat
 def test_an_asset_scaffolded_with_dg_appears_without_editing_anything_else(tmp_path: Path, data_dir: Path) -> None:
     """The defs folder is autoloaded: `dg scaffold defs dagster.asset` in a copy of the project is all it takes."""
     copy = tmp_path / "project"
-    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in tracked:
         if name.startswith(("crm_territory/", "pyproject.toml", "workspace.yaml")):
             (copy / name).parent.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,13 @@ DAGSTER_YAML = REPO_ROOT / "infra" / "dagster.yaml"
 HELM_VALUES = REPO_ROOT / "infra" / "helm" / "values.yaml"
 
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
-PG_FIELDS = {"hostname": "DAGSTER_PG_HOST", "port": "DAGSTER_PG_PORT", "username": "DAGSTER_PG_USERNAME",
-             "password": "DAGSTER_PG_PASSWORD", "db_name": "DAGSTER_PG_DB"}
+PG_FIELDS = {
+    "hostname": "DAGSTER_PG_HOST",
+    "port": "DAGSTER_PG_PORT",
+    "username": "DAGSTER_PG_USERNAME",
+    "password": "DAGSTER_PG_PASSWORD",
+    "db_name": "DAGSTER_PG_DB",
+}
 # Keys whose value would be a credential if it were written literally.
 SECRET_KEY = re.compile(r"password|passphrase|token|private_?key|api_?key|secret_?key", re.IGNORECASE)
 # Variables that must reach the code only from a Kubernetes secret.
@@ -177,7 +182,11 @@ def test_helm_and_single_host_instance_apply_the_same_queue_limits():
     helm = load_yaml(HELM_VALUES)["concurrency"]
     assert helm["runs"]["maxConcurrentRuns"] == load_yaml(DAGSTER_YAML)["concurrency"]["runs"]["max_concurrent_runs"]
     pools = helm["pools"]
-    assert (pools["defaultLimit"], pools["granularity"]) == (1, "run") == tuple(load_yaml(DAGSTER_YAML)["concurrency"]["pools"].values())
+    assert (
+        (pools["defaultLimit"], pools["granularity"])
+        == (1, "run")
+        == tuple(load_yaml(DAGSTER_YAML)["concurrency"]["pools"].values())
+    )
 
 
 def test_helm_and_single_host_instance_name_the_installed_postgres_driver():
@@ -258,7 +267,9 @@ def test_instance_on_real_postgres_records_run_materializations_and_checks(tmp_p
             for key, record in latest.items():
                 assert record.run_id == run_id, key
                 expected = (
-                    AssetCheckExecutionRecordStatus.SUCCEEDED if evaluations[key].passed else AssetCheckExecutionRecordStatus.FAILED
+                    AssetCheckExecutionRecordStatus.SUCCEEDED
+                    if evaluations[key].passed
+                    else AssetCheckExecutionRecordStatus.FAILED
                 )
                 assert record.status == expected, key
                 assert record.evaluation.passed == evaluations[key].passed, key

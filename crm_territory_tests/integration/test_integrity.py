@@ -217,7 +217,9 @@ def raw_rows(keys: list[tuple[str, str]]) -> pd.DataFrame:
 
 def xref_rows(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     """client_xref rows: (source_system, source_record_id, client_key)."""
-    return pd.DataFrame({"source_system": [r[0] for r in rows], "source_record_id": [r[1] for r in rows], "client_key": [r[2] for r in rows]})
+    return pd.DataFrame(
+        {"source_system": [r[0] for r in rows], "source_record_id": [r[1] for r in rows], "client_key": [r[2] for r in rows]}
+    )
 
 
 def dim_rows(rows: list[tuple[str, int]]) -> pd.DataFrame:
@@ -227,14 +229,29 @@ def dim_rows(rows: list[tuple[str, int]]) -> pd.DataFrame:
 
 def test_records_not_in_one_client_name_missing_duplicated_and_unexplained_records():
     raw = raw_rows([("csv_drop", "1"), ("csv_drop", "1"), ("csv_drop", "2"), ("crm_api", "1"), ("crm_api", "7")])
-    xref = xref_rows([("csv_drop", "1", "csv_drop:1"), ("crm_api", "1", "csv_drop:1"), ("crm_api", "7", "crm_api:7"), ("crm_api", "7", "crm_api:7"), ("crm_api", "9", "crm_api:9")])
+    xref = xref_rows(
+        [
+            ("csv_drop", "1", "csv_drop:1"),
+            ("crm_api", "1", "csv_drop:1"),
+            ("crm_api", "7", "crm_api:7"),
+            ("crm_api", "7", "crm_api:7"),
+            ("crm_api", "9", "crm_api:9"),
+        ]
+    )
     bad = records_not_in_one_client(raw, xref)
     assert records(bad, ["record", "problem"]) == [
         {"record": "csv_drop:2", "problem": "in raw_clients, in no client of client_xref"},
         {"record": "crm_api:7", "problem": "in more than one row of client_xref"},
         {"record": "crm_api:9", "problem": "in client_xref, not in raw_clients"},
     ]
-    clean = xref_rows([("csv_drop", "1", "csv_drop:1"), ("csv_drop", "2", "csv_drop:1"), ("crm_api", "1", "crm_api:1"), ("crm_api", "7", "crm_api:7")])
+    clean = xref_rows(
+        [
+            ("csv_drop", "1", "csv_drop:1"),
+            ("csv_drop", "2", "csv_drop:1"),
+            ("crm_api", "1", "crm_api:1"),
+            ("crm_api", "7", "crm_api:7"),
+        ]
+    )
     assert records_not_in_one_client(raw, clean).empty
 
 
@@ -263,7 +280,14 @@ def test_client_keys_not_one_cluster_rebuilds_clusters_from_the_merged_pairs():
 
 
 def test_client_dim_mismatches_name_missing_unexplained_duplicated_and_miscounted_clients():
-    xref = xref_rows([("csv_drop", "1", "csv_drop:1"), ("crm_api", "1", "csv_drop:1"), ("csv_drop", "2", "csv_drop:2"), ("csv_drop", "3", "csv_drop:3")])
+    xref = xref_rows(
+        [
+            ("csv_drop", "1", "csv_drop:1"),
+            ("crm_api", "1", "csv_drop:1"),
+            ("csv_drop", "2", "csv_drop:2"),
+            ("csv_drop", "3", "csv_drop:3"),
+        ]
+    )
     assert client_dim_mismatches(xref, dim_rows([("csv_drop:1", 2), ("csv_drop:2", 1), ("csv_drop:3", 1)])).empty
     bad = client_dim_mismatches(xref, dim_rows([("csv_drop:1", 1), ("csv_drop:3", 1), ("crm_api:9", 1), ("csv_drop:3", 1)]))
     assert records(bad, ["client_key", "problem"]) == [
@@ -282,7 +306,11 @@ def sample_tables(reference, seed_rules):
     """The seed sample (plus an inactive client and a quarantined row) through the real logic functions."""
     drop = SEED_SAMPLE.replace("advisor_email\n", "advisor_email,status\n").replace("example.com\n", "example.com,active\n")
     drop += "4,Delta Trust,Midwest,Retail,,,inactive\n,Nameless Row,Midwest,Retail,,,active\n"
-    ingest = assemble_raw_clients([(LandingFile("clients.csv", len(drop), utc("2026-01-01")), read_drop("clients.csv", drop.encode()))], None, utc("2026-01-02"))
+    ingest = assemble_raw_clients(
+        [(LandingFile("clients.csv", len(drop), utc("2026-01-01")), read_drop("clients.csv", drop.encode()))],
+        None,
+        utc("2026-01-02"),
+    )
     records = client_records(ingest.raw_clients, reference)
     resolution = resolve(records, MatchDecisions.none(), None, None, utc("2026-01-02"))
     clients = client_dim_from_records(records, resolution.xref)
@@ -342,8 +370,10 @@ def test_a_failing_blocking_integrity_check_fails_its_step_and_stops_what_is_dow
     monkeypatch.delenv("CRM_API_TOKEN", raising=False)
     monkeypatch.delenv("CRM_API_URL", raising=False)
     settings = Settings.from_env()
-    first = build_definitions(settings).resolve_job_def("drop_ingest_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
+    first = (
+        build_definitions(settings)
+        .resolve_job_def("drop_ingest_job")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET)
     )
     assert first.success
 
@@ -393,7 +423,9 @@ def test_a_failing_blocking_integrity_check_fails_its_step_and_stops_what_is_dow
     store.write("client_dim", pd.concat([clients, invented], ignore_index=True))
     territories_before = store.read("territory_dim")
     conserves = dg.AssetCheckKey(dg.AssetKey("client_dim"), "client_dim_conserves_clients")
-    capacity_check = dg.AssetCheckKey(dg.AssetKey("assignments_fact"), "assignments_fact_advisor_capacity")  # runs inside the asset's step
+    capacity_check = dg.AssetCheckKey(
+        dg.AssetKey("assignments_fact"), "assignments_fact_advisor_capacity"
+    )  # runs inside the asset's step
     result = run(
         dg.AssetSelection.checks(conserves, capacity_check)
         | dg.AssetSelection.assets("territory_dim", "assignments_fact").without_checks()

@@ -38,13 +38,17 @@ def settings(monkeypatch, data_dir) -> Settings:
 
 
 def run(settings: Settings) -> dg.ExecuteInProcessResult:
-    return build_definitions(settings).resolve_job_def("drop_ingest_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
+    return (
+        build_definitions(settings)
+        .resolve_job_def("drop_ingest_job")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET)
     )
 
 
 def decide(settings: Settings, *rows: str) -> None:
-    (settings.data_dir / "matching" / "decisions.csv").write_text("record_a,record_b,decision,note\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+    (settings.data_dir / "matching" / "decisions.csv").write_text(
+        "record_a,record_b,decision,note\n" + "".join(r + "\n" for r in rows), encoding="utf-8"
+    )
 
 
 def tables(settings: Settings) -> dict[str, pd.DataFrame]:
@@ -58,7 +62,9 @@ def key_of(xref: pd.DataFrame) -> dict[str, str]:
 
 
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    return [e.check_name for e in result.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    return [
+        e.check_name for e in result.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
 
 
 def test_duplicates_merge_decisions_split_and_merge_and_keys_stay_stable(settings):
@@ -71,22 +77,36 @@ def test_duplicates_merge_decisions_split_and_merge_and_keys_stay_stable(setting
     # same name in another region: listed for review, not merged
     assert keys["csv_drop:12"] == "csv_drop:12" and keys["csv_drop:3"] == "csv_drop:3"
     pairs = t["client_matches"].set_index(["record_a", "record_b"])
-    assert (pairs.loc[("csv_drop:1", "csv_drop:10"), "decision"], pairs.loc[("csv_drop:1", "csv_drop:10"), "merged"]) == ("match", True)
-    assert (pairs.loc[("csv_drop:12", "csv_drop:3"), "decision"], pairs.loc[("csv_drop:12", "csv_drop:3"), "merged"]) == ("possible", False)
+    assert (pairs.loc[("csv_drop:1", "csv_drop:10"), "decision"], pairs.loc[("csv_drop:1", "csv_drop:10"), "merged"]) == (
+        "match",
+        True,
+    )
+    assert (pairs.loc[("csv_drop:12", "csv_drop:3"), "decision"], pairs.loc[("csv_drop:12", "csv_drop:3"), "merged"]) == (
+        "possible",
+        False,
+    )
     # identical names the matcher cannot compare stay apart, with the reason
     assert keys["csv_drop:13"] != keys["csv_drop:14"]
     xref = t["client_xref"].set_index("source_record_id")
     assert xref.loc["13", "unmatchable_reason"].startswith("name in a script")
     # one golden row: the newer record's spelling (same source, so the most recent wins), one PRIMARY assignment
     atlas = t["client_dim"].set_index("client_key").loc["csv_drop:1"]
-    assert (atlas["client_name"], atlas["region"], atlas["source_record_count"]) == ("ATLAS CAPITAL PTNRS., L.L.C.", "Northeast", 2)
+    assert (atlas["client_name"], atlas["region"], atlas["source_record_count"]) == (
+        "ATLAS CAPITAL PTNRS., L.L.C.",
+        "Northeast",
+        2,
+    )
     assert t["client_dim"]["client_key"].tolist().count("csv_drop:10") == 0
     primary = t["assignments_fact"][t["assignments_fact"]["assignment_type"] == "PRIMARY"]
     assert primary["client_key"].is_unique and set(primary["client_key"]) == set(t["client_dim"]["client_key"])
     assert len(t["client_xref"]) == 7 and len(t["client_dim"]) == 6  # seven records, the two Atlas records one client
 
     # an analyst splits the Atlas pair and confirms the Crescent pair
-    decide(settings, "csv_drop:10,csv_drop:1,cannot_link,two firms: checked with the desk", "csv_drop:3,csv_drop:12,must_link,same firm moved west")
+    decide(
+        settings,
+        "csv_drop:10,csv_drop:1,cannot_link,two firms: checked with the desk",
+        "csv_drop:3,csv_drop:12,must_link,same firm moved west",
+    )
     second = run(settings)
     assert second.success and failed_checks(second) == []
     t2 = tables(settings)
@@ -103,9 +123,17 @@ def test_duplicates_merge_decisions_split_and_merge_and_keys_stay_stable(setting
     after = t2["client_xref"].assign(record=lambda d: d["source_system"] + ":" + d["source_record_id"]).set_index("record")
     pd.testing.assert_frame_equal(after.loc[unchanged], before.loc[unchanged])
     linked = after["linked_by"]
-    assert (linked["csv_drop:3"], linked["csv_drop:12"], linked["csv_drop:1"]) == ("human decision", "human decision", "only record")
+    assert (linked["csv_drop:3"], linked["csv_drop:12"], linked["csv_drop:1"]) == (
+        "human decision",
+        "human decision",
+        "only record",
+    )
     pairs = t2["client_matches"].set_index(["record_a", "record_b"])
-    assert pairs.loc[("csv_drop:1", "csv_drop:10"), ["decision", "decided_by", "merged"]].tolist() == ["cannot_link", "human", False]
+    assert pairs.loc[("csv_drop:1", "csv_drop:10"), ["decision", "decided_by", "merged"]].tolist() == [
+        "cannot_link",
+        "human",
+        False,
+    ]
     assert pairs.loc[("csv_drop:12", "csv_drop:3"), ["decision", "decided_by", "merged"]].tolist() == ["must_link", "human", True]
     # client_dim: the retired key is gone without counting as a lost client; history closes its version
     assert "csv_drop:12" not in set(t2["client_dim"]["client_key"])
@@ -155,6 +183,8 @@ def test_upgrading_from_a_client_dim_built_before_entity_resolution(settings, re
     assert result.success and failed_checks(result) == []
     keys = key_of(store.read("client_xref"))
     assert keys["csv_drop:10"] == keys["csv_drop:1"] == "csv_drop:1"  # the seed sample's drop is older
-    assert store.read("client_key_retirements")[["retired_client_key", "client_key"]].values.tolist() == [["csv_drop:10", "csv_drop:1"]]
+    assert store.read("client_key_retirements")[["retired_client_key", "client_key"]].values.tolist() == [
+        ["csv_drop:10", "csv_drop:1"]
+    ]
     keeps = next(e for e in result.get_asset_check_evaluations() if e.check_name == "client_dim_keeps_previous_clients")
     assert keeps.passed and keeps.metadata["keys_retired_by_merges"].value == 1

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pandas as pd
@@ -144,18 +144,14 @@ def test_app_requires_a_token(monkeypatch) -> None:
         create_app()
     with pytest.raises(MockApiConfigError, match="MOCK_CRM_ERROR_RATE"):
         MockApiSettings.from_env({"CRM_API_TOKEN": "t", "MOCK_CRM_ERROR_RATE": "1.5"})
-    settings = MockApiSettings.from_env(
-        {"CRM_API_TOKEN": "sekrit-xyz", "MOCK_CRM_FAIL_PAGES": "3, 5", "MOCK_CRM_CLIENTS": "10"}
-    )
+    settings = MockApiSettings.from_env({"CRM_API_TOKEN": "sekrit-xyz", "MOCK_CRM_FAIL_PAGES": "3, 5", "MOCK_CRM_CLIENTS": "10"})
     assert settings.fail_pages == {3, 5} and settings.clients == 10 and settings.error_rate == 0.0
     assert "sekrit-xyz" not in repr(settings)
 
 
 def test_cli_exits_2_without_token() -> None:
     env = {k: v for k, v in os.environ.items() if k != "CRM_API_TOKEN"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mock_api", "--port", "0"], env=env, capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, "-m", "mock_api", "--port", "0"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "CRM_API_TOKEN" in proc.stderr
 
@@ -247,7 +243,7 @@ def test_page_shape_clamping_and_end(api: httpx.Client) -> None:
     ["2026-06-15T12:00:00Z", "2026-06-15T14:00:00+02:00", "2026-06-15T12:00:00.500000Z", "2026-10-31T23:59:59Z"],
 )
 def test_updated_since_keeps_exactly_the_newer_records(api: httpx.Client, since: str) -> None:
-    instant = datetime.fromisoformat(since).astimezone(timezone.utc)
+    instant = datetime.fromisoformat(since).astimezone(UTC)
     book = generate_clients(N_CLIENTS, SEED)
     stamps = pd.to_datetime(book["updated_at"], utc=True)
     expected = set(book.loc[stamps >= instant, "client_id"])
@@ -304,9 +300,10 @@ def test_partial_error_rate_is_repeatable_with_the_fault_seed() -> None:
         with httpx.Client(base_url=base_url, headers=auth_headers(), timeout=10.0) as client:
             return [client.get("/clients", params={"page_size": 1}).status_code for _ in range(40)]
 
-    with run_mock_api(clients=10, error_rate=0.5, fault_seed=11) as a, run_mock_api(
-        clients=10, error_rate=0.5, fault_seed=11
-    ) as b:
+    with (
+        run_mock_api(clients=10, error_rate=0.5, fault_seed=11) as a,
+        run_mock_api(clients=10, error_rate=0.5, fault_seed=11) as b,
+    ):
         first, second = statuses(a), statuses(b)
     assert first == second
     assert set(first) == {200, 503}

@@ -93,7 +93,17 @@ def test_materialize_every_asset_and_check(env):
 
     # metadata: row counts and previews on every asset, client counts on territory_dim
     mats = {e.materialization.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
-    for name in ["crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manifest", "client_xref", "client_matches", "client_dim", "territory_dim", "assignments_fact"]:
+    for name in [
+        "crm_api_clients",
+        "raw_clients",
+        "quarantined_clients",
+        "ingest_manifest",
+        "client_xref",
+        "client_matches",
+        "client_dim",
+        "territory_dim",
+        "assignments_fact",
+    ]:
         assert "dagster/row_count" in mats[name].metadata and "preview" in mats[name].metadata, name
     assert mats["client_dim"].metadata["dagster/row_count"].value == len(clients)
     assert "current_clients" in mats["territory_dim"].metadata["clients_per_territory"].value
@@ -103,7 +113,18 @@ def test_rerunning_gives_the_same_star_schema(env):
     assert run_job(env).success
     store = CsvTables(env.data_dir)
     # client_xref too, timestamps included: a re-run issues no key and sees no record for the first time
-    first = {t: store.read(t) for t in ["client_xref", "client_matches", "client_key_retirements", "client_dim", "territory_dim", "assignments_fact", "quarantined_clients"]}
+    first = {
+        t: store.read(t)
+        for t in [
+            "client_xref",
+            "client_matches",
+            "client_key_retirements",
+            "client_dim",
+            "territory_dim",
+            "assignments_fact",
+            "quarantined_clients",
+        ]
+    }
     assert run_job(env).success
     for table, before in first.items():
         after = store.read(table)
@@ -119,7 +140,10 @@ def test_bad_drops_are_rejected_or_quarantined_and_the_rest_loads(env):
     (landing / "latin1.csv").write_bytes((header + "20,Caf\xe9 Capital,West,Retail,,\n").encode("latin-1"))
     (landing / "empty.csv").write_bytes(b"")
     (landing / "accounts.csv").write_text("account,sector,year_established\nAcme Corporation,technolgy,1996\n")
-    (landing / "mixed.csv").write_text(header + "30,Good Co,West,Retail,,a@b.com\n,No Id Co,West,Retail,,\n31,,West,Retail,,\n32,Short\n33,Atlantis Co,Atlantis,Retail,,\n")
+    (landing / "mixed.csv").write_text(
+        header
+        + "30,Good Co,West,Retail,,a@b.com\n,No Id Co,West,Retail,,\n31,,West,Retail,,\n32,Short\n33,Atlantis Co,Atlantis,Retail,,\n"
+    )
 
     result = run_job(env)
     assert result.success
@@ -134,7 +158,11 @@ def test_bad_drops_are_rejected_or_quarantined_and_the_rest_loads(env):
 
     quarantined = store.read("quarantined_clients")
     mixed = quarantined[quarantined["source_file"] == "mixed.csv"].set_index("source_row")
-    assert mixed["reason"].to_dict() == {2: "missing client_id", 3: "missing client_name", 4: "malformed row: 2 fields, expected 6"}
+    assert mixed["reason"].to_dict() == {
+        2: "missing client_id",
+        3: "missing client_name",
+        4: "malformed row: 2 fields, expected 6",
+    }
     assert json.loads(mixed.loc[2, "original_values"])["client_name"] == "No Id Co"
 
     clients = store.read("client_dim").set_index("client_key")
@@ -155,7 +183,9 @@ def test_bad_drops_are_rejected_or_quarantined_and_the_rest_loads(env):
 def test_a_run_that_quarantines_new_rows_warns_by_source_and_reason_and_a_rerun_does_not(env):
     assert run_job(env).success  # the book as it is (the mock CRM sends a few bad rows of its own)
     header = "client_id,client_name,region,segment,parent_org,advisor_email\n"
-    (env.data_dir / "landing" / "late.csv").write_text(header + "40,Late Co,West,Retail,,a@b.com\n,No Id Co,West,Retail,,\n41,,West,Retail,,\n")
+    (env.data_dir / "landing" / "late.csv").write_text(
+        header + "40,Late Co,West,Retail,,a@b.com\n,No Id Co,West,Retail,,\n41,,West,Retail,,\n"
+    )
 
     result = run_job(env)
     assert result.success
@@ -237,7 +267,9 @@ def test_an_emptied_landing_zone_does_not_wipe_the_client_book(env):
     assert len(CsvTables(env.data_dir).read("client_dim")) == 3  # nothing was published
     assert "assignments_fact" not in materialized(result)
 
-    accepted = run_job(env, job="drop_ingest_job", run_config={**QUIET, "ops": {"client_dim": {"config": {"accept_client_loss": True}}}})
+    accepted = run_job(
+        env, job="drop_ingest_job", run_config={**QUIET, "ops": {"client_dim": {"config": {"accept_client_loss": True}}}}
+    )
     assert accepted.success
     check = checks_by_name(accepted)["client_dim_keeps_previous_clients"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN

@@ -27,8 +27,10 @@ def env(pipeline_env):
 
 
 def run(settings: Settings, job: str = "materialize_all_job", run_config=QUIET, instance=None) -> dg.ExecuteInProcessResult:
-    return build_definitions(settings).resolve_job_def(job).execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config
+    return (
+        build_definitions(settings)
+        .resolve_job_def(job)
+        .execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config)
     )
 
 
@@ -99,7 +101,9 @@ def test_a_rules_file_naming_an_unknown_region_fails_static_analysis(env):
     rules_path = env.data_dir / "rules" / "territory_rules.yaml"
     rules_path.write_text(
         rules_path.read_text().replace(
-            "  rules:\n", "  rules:\n    - id: to-atlantis\n      priority: 5\n      when: {region: {eq: Northeast}}\n      assign: {region: Atlantis, segment: Retail}\n", 1
+            "  rules:\n",
+            "  rules:\n    - id: to-atlantis\n      priority: 5\n      when: {region: {eq: Northeast}}\n      assign: {region: Atlantis, segment: Retail}\n",
+            1,
         )
     )
     result = run(env, job="drop_ingest_job")
@@ -119,7 +123,12 @@ def test_preview_then_explicit_activation_moves_exactly_what_was_previewed(env):
     version = load_rules(candidate).version
 
     def activate(v: str) -> dg.ExecuteInProcessResult:
-        return run(env, job="activate_rules_job", run_config={"ops": {"activate_candidate_rules": {"config": {"version": v}}}}, instance=instance)
+        return run(
+            env,
+            job="activate_rules_job",
+            run_config={"ops": {"activate_candidate_rules": {"config": {"version": v}}}},
+            instance=instance,
+        )
 
     unseen = activate(version)  # not previewed yet: refused
     assert not unseen.success
@@ -131,7 +140,11 @@ def test_preview_then_explicit_activation_moves_exactly_what_was_previewed(env):
     preview = store.read("assignments_preview")
     assert len(preview) > 0 and set(preview["candidate_version"]) == {version}
     pd.testing.assert_frame_equal(store.read("assignments_fact"), before)  # nothing moved
-    mat = next(e.materialization for e in result.get_asset_materialization_events() if e.materialization.asset_key.to_user_string() == "assignments_preview")
+    mat = next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "assignments_preview"
+    )
     assert mat.metadata["candidate_version"].value == version
     assert "max advisor utilisation" in mat.metadata["load_balance"].value
     assert mat.metadata["secondary_rows_after"].value > mat.metadata["secondary_rows_before"].value == 0
@@ -165,10 +178,14 @@ def test_preview_then_explicit_activation_moves_exactly_what_was_previewed(env):
 
 def test_a_range_on_a_text_column_is_refused_before_anything_runs(env):
     rules_path = env.data_dir / "rules" / "territory_rules.yaml"
-    rules_path.write_text(rules_path.read_text().replace("segment: {not_null: true}", "segment: {not_null: true}\n        business_type: {gte: 5}"))
+    rules_path.write_text(
+        rules_path.read_text().replace("segment: {not_null: true}", "segment: {not_null: true}\n        business_type: {gte: 5}")
+    )
     result = run(env, job="drop_ingest_job")
     failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "territory_rules")
-    assert "territories.rules[0].when.business_type.gte" in error_text(failure) and "'business_type' is text" in error_text(failure)
+    assert "territories.rules[0].when.business_type.gte" in error_text(failure) and "'business_type' is text" in error_text(
+        failure
+    )
 
 
 def test_history_records_changes_across_runs_and_answers_who_owned_a_client_when(env):
@@ -184,7 +201,9 @@ def test_history_records_changes_across_runs_and_answers_who_owned_a_client_when
 
     # client 2 moves from Northeast Retail to Midwest Retail in a later drop
     drop = env.data_dir / "landing" / "2026-12-01_moves.csv"
-    drop.write_text("client_id,client_name,region,segment,parent_org,advisor_email\n2,Beacon Wealth Management,Midwest,Retail,Beacon Group,advisor2@example.com\n")
+    drop.write_text(
+        "client_id,client_name,region,segment,parent_org,advisor_email\n2,Beacon Wealth Management,Midwest,Retail,Beacon Group,advisor2@example.com\n"
+    )
     assert run(env, job="drop_ingest_job", instance=instance).success
     history = store.read("assignments_fact_history")
     beacon = history[history["client_key"] == "csv_drop:2"].sort_values("valid_from")

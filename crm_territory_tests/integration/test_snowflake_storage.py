@@ -16,7 +16,16 @@ from crm_territory_tests.support.snowflake_fake import FAKE_ENV, fake_snowflake
 pytestmark = pytest.mark.integration
 
 # columns stamped with the time of the run: equal only up to when each run happened
-RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at", "valid_from", "valid_to", "client_key_issued_at", "first_seen_at", "retired_at"}
+RUN_TIME_COLUMNS = {
+    "ingested_at",
+    "pulled_at",
+    "issued_at",
+    "valid_from",
+    "valid_to",
+    "client_key_issued_at",
+    "first_seen_at",
+    "retired_at",
+}
 
 
 MOCK_API_BOOK = {"clients": 400, "seed": 5}
@@ -73,7 +82,11 @@ def test_ddl_creates_every_table_of_the_models(warehouse):
 def test_snowflake_run_writes_the_same_tables_as_the_csv_run(warehouse, env, data_dir):
     snowflake_run = run_all("snowflake", env)
     assert snowflake_run.success
-    failed = [e.check_name for e in snowflake_run.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    failed = [
+        e.check_name
+        for e in snowflake_run.get_asset_check_evaluations()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
     assert failed == []
     all_checks = build_definitions(Settings.from_env()).get_repository_def().asset_graph.asset_check_keys
     assert {e.check_name for e in snowflake_run.get_asset_check_evaluations()} == {k.name for k in all_checks}
@@ -147,7 +160,9 @@ def test_a_missing_credential_fails_at_definitions_load_naming_the_variable(env)
     env.setenv("CRM_STORAGE", "snowflake")
     env.delenv("SNOWFLAKE_PASSWORD")
     env.delenv("SNOWFLAKE_WAREHOUSE")
-    with pytest.raises(SettingsError, match="SNOWFLAKE_WAREHOUSE, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"):
+    with pytest.raises(
+        SettingsError, match="SNOWFLAKE_WAREHOUSE, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"
+    ):
         Settings.from_env()
 
 
@@ -178,7 +193,11 @@ def test_apply_ddl_command_creates_the_tables_from_the_environment(env):
         for schema in ("RAW", "CORE"):
             connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
         assert main(["apply-ddl"]) == 0
-        tables = {row[1] for schema in ("RAW", "CORE") for row in connection.cursor().execute(f"SHOW TABLES IN SCHEMA CRM_TERRITORY.{schema}").fetchall()}
+        tables = {
+            row[1]
+            for schema in ("RAW", "CORE")
+            for row in connection.cursor().execute(f"SHOW TABLES IN SCHEMA CRM_TERRITORY.{schema}").fetchall()
+        }
     assert tables == {spec.warehouse_table for spec in TABLES.values()}
 
 

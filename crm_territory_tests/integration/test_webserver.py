@@ -63,11 +63,7 @@ def _log_tail(path: Path, chars: int = 6000) -> str:
 def _write_dagster_home(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "dagster.yaml").write_text(
-        "run_coordinator:\n"
-        f"  module: {RUN_COORDINATOR_MODULE}\n"
-        f"  class: {RUN_COORDINATOR_CLASS}\n"
-        "telemetry:\n"
-        "  enabled: false\n"
+        f"run_coordinator:\n  module: {RUN_COORDINATOR_MODULE}\n  class: {RUN_COORDINATOR_CLASS}\ntelemetry:\n  enabled: false\n"
     )
     return path
 

@@ -18,7 +18,16 @@ from crm_territory.schemas import TABLES
 from crm_territory.storage.csv_tables import CsvTables
 
 # columns stamped with the time of the run: equal only up to when each run happened
-RUN_TIME_COLUMNS = {"ingested_at", "pulled_at", "issued_at", "valid_from", "valid_to", "client_key_issued_at", "first_seen_at", "retired_at"}
+RUN_TIME_COLUMNS = {
+    "ingested_at",
+    "pulled_at",
+    "issued_at",
+    "valid_from",
+    "valid_to",
+    "client_key_issued_at",
+    "first_seen_at",
+    "retired_at",
+}
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -39,12 +48,16 @@ def compare(left_dir: Path, right_dir: Path) -> tuple[list[str], bool]:
             continue
         if a is None or b is None:
             same_everywhere = False
-            lines.append(f"{name:<26} {'-' if a is None else len(a):>8} {'-' if b is None else len(b):>8}  NO    (missing on one side)")
+            lines.append(
+                f"{name:<26} {'-' if a is None else len(a):>8} {'-' if b is None else len(b):>8}  NO    (missing on one side)"
+            )
             continue
         ca, cb = comparable(a), comparable(b)
         same = ca.shape == cb.shape and ca.equals(cb)
         same_everywhere &= same
-        lines.append(f"{name:<26} {len(a):>8,} {len(b):>8,}  {'yes' if same else 'NO':<5} {digest(ca)}{'' if same else ' vs ' + digest(cb)}")
+        lines.append(
+            f"{name:<26} {len(a):>8,} {len(b):>8,}  {'yes' if same else 'NO':<5} {digest(ca)}{'' if same else ' vs ' + digest(cb)}"
+        )
     return lines, same_everywhere
 
 

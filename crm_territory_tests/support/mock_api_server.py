@@ -107,9 +107,7 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base_url: str, token: str, dead
 
 
 @contextmanager
-def run_mock_api(
-    *, token: str = TEST_TOKEN, startup_timeout: float = 20.0, **settings_env: Any
-) -> Iterator[str]:
+def run_mock_api(*, token: str = TEST_TOKEN, startup_timeout: float = 20.0, **settings_env: Any) -> Iterator[str]:
     """Run ``python -m mock_api`` on a free 127.0.0.1 port; yield its base URL.
 
     Waits until ``/health`` answers 200 with ``token`` (up to

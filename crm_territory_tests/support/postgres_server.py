@@ -70,8 +70,7 @@ class PostgresServer:
     def dsn(self) -> str:
         """A libpq DSN over TCP with password authentication (what a client elsewhere would use)."""
         return (
-            f"host={self.host} port={self.port} dbname={self.db_name} "
-            f"user={self.user} password={self.password} connect_timeout=5"
+            f"host={self.host} port={self.port} dbname={self.db_name} user={self.user} password={self.password} connect_timeout=5"
         )
 
     def dagster_env(self) -> dict[str, str]:
@@ -182,8 +181,7 @@ def _make_base_dir(account: _Account) -> Path:
             os.chmod(root, 0o700)
             return root
     raise PostgresServerError(
-        f"no temporary directory that the account {account.name!r} can reach among "
-        f"{', '.join(map(str, candidates))}"
+        f"no temporary directory that the account {account.name!r} can reach among {', '.join(map(str, candidates))}"
     )
 
 
@@ -214,8 +212,7 @@ def _run(cmd: list[str], *, account: _Account, root: Path, timeout: float, what:
         ) from exc
     if proc.returncode != 0:
         raise PostgresServerError(
-            f"{what} failed (exit {proc.returncode}, as {account.name}): {' '.join(cmd)}\n"
-            f"{proc.stdout}{proc.stderr}".rstrip()
+            f"{what} failed (exit {proc.returncode}, as {account.name}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}".rstrip()
             + (f"\nserver log (tail):\n{_tail(log)}" if log else "")
         )
 
@@ -282,7 +279,13 @@ def _stop(pg_ctl: str, data_dir: Path, proc: subprocess.Popen, *, account: _Acco
     """``pg_ctl stop -m fast``, then reap the postmaster; if that fails, signal the postmaster we started."""
     if proc.poll() is None:
         try:
-            _run([pg_ctl, "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", "30"], account=account, root=root, timeout=45, what="pg_ctl stop")
+            _run(
+                [pg_ctl, "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", "30"],
+                account=account,
+                root=root,
+                timeout=45,
+                what="pg_ctl stop",
+            )
         except PostgresServerError:
             pass
     for sig in (None, signal.SIGQUIT, signal.SIGKILL):
@@ -318,8 +321,19 @@ def run_postgres(
     procs: list[subprocess.Popen] = []
     try:
         try:
-            server = _start(binaries, account, root, data_dir, socket_dir, log_path, procs,
-                            db_name=db_name, user=user, password=password, start_timeout=start_timeout)
+            server = _start(
+                binaries,
+                account,
+                root,
+                data_dir,
+                socket_dir,
+                log_path,
+                procs,
+                db_name=db_name,
+                user=user,
+                password=password,
+                start_timeout=start_timeout,
+            )
         except PostgresServerError:
             raise
         except Exception as exc:  # psycopg2 errors and the like: say where the server stands
@@ -364,21 +378,33 @@ def _wait_superuser_socket(proc: subprocess.Popen, socket_dir: Path, port: int, 
             last_error = exc
             time.sleep(0.1)
     raise PostgresServerError(
-        f"PostgreSQL did not accept connections within the start timeout: {last_error}\n"
-        f"server log (tail):\n{_tail(log_path)}"
+        f"PostgreSQL did not accept connections within the start timeout: {last_error}\nserver log (tail):\n{_tail(log_path)}"
     )
 
 
-def _start(binaries, account, root, data_dir, socket_dir, log_path, procs, *, db_name, user, password, start_timeout) -> PostgresServer:
+def _start(
+    binaries, account, root, data_dir, socket_dir, log_path, procs, *, db_name, user, password, start_timeout
+) -> PostgresServer:
     socket_dir.mkdir(mode=0o700)
     if account.uid is not None:
         os.chown(socket_dir, account.uid, account.gid)
     _run(
         [
-            binaries["initdb"], "-D", str(data_dir), "-U", _SUPERUSER, "--encoding=UTF8", "--no-locale",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync",
+            binaries["initdb"],
+            "-D",
+            str(data_dir),
+            "-U",
+            _SUPERUSER,
+            "--encoding=UTF8",
+            "--no-locale",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
         ],
-        account=account, root=root, timeout=120, what="initdb",
+        account=account,
+        root=root,
+        timeout=120,
+        what="initdb",
     )
     deadline = time.monotonic() + start_timeout
     attempts = 0
@@ -396,13 +422,18 @@ def _start(binaries, account, root, data_dir, socket_dir, log_path, procs, *, db
         if "could not bind" in _tail(log_path, 20) and attempts < 3 and time.monotonic() < deadline:
             continue
         raise PostgresServerError(
-            f"postgres exited during start-up (exit {proc.returncode}, as {account.name}).\n"
-            f"server log (tail):\n{_tail(log_path)}"
+            f"postgres exited during start-up (exit {proc.returncode}, as {account.name}).\nserver log (tail):\n{_tail(log_path)}"
         )
     _create_role_and_db(socket_dir, port, user=user, password=password, db_name=db_name)
     server = PostgresServer(
-        host="127.0.0.1", port=port, user=user, password=password, db_name=db_name,
-        data_dir=data_dir, socket_dir=socket_dir, log_path=log_path,
+        host="127.0.0.1",
+        port=port,
+        user=user,
+        password=password,
+        db_name=db_name,
+        data_dir=data_dir,
+        socket_dir=socket_dir,
+        log_path=log_path,
     )
     _wait_accepting(server, deadline)
     return server

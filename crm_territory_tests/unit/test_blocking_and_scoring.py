@@ -82,7 +82,9 @@ def test_a_typo_in_a_one_word_name_still_produces_the_pair():
 
 
 def test_records_sharing_no_key_are_never_paired():
-    found = candidates(["Atlas Capital Partners", "Beacon Wealth Management", "Crescent Advisory Group", "Capital Atlas Partners"])
+    found = candidates(
+        ["Atlas Capital Partners", "Beacon Wealth Management", "Crescent Advisory Group", "Capital Atlas Partners"]
+    )
     assert pair_set(found) == set()
 
 
@@ -102,12 +104,16 @@ def test_a_block_larger_than_the_limit_is_skipped_and_reported():
     names = ["Capital One Partners", "Capital Two Advisors", "Capital Three Group", "Capital Four Trust"]
     found = candidates(names, max_block_size=3)
     assert pair_set(found) == set()
-    assert found.skipped_blocks.to_dict("records") == [{"key_name": "same first word", "key": "capital", "records": 4, "handled": "skipped"}]
+    assert found.skipped_blocks.to_dict("records") == [
+        {"key_name": "same first word", "key": "capital", "records": 4, "handled": "skipped"}
+    ]
 
 
 def test_a_large_block_of_one_exact_name_is_chained_not_skipped():
     """Five records of one exact name over a limit of 3: each is paired with the next (4 pairs, not 10, not 0)."""
-    found = candidates(["Zentra Capital", "ZENTRA CAPITAL", "Zentra Capital LLC", "Zentra Capital, Inc.", "zentra capital"], max_block_size=3)
+    found = candidates(
+        ["Zentra Capital", "ZENTRA CAPITAL", "Zentra Capital LLC", "Zentra Capital, Inc.", "zentra capital"], max_block_size=3
+    )
     assert pair_set(found) == {(0, 1), (1, 2), (2, 3), (3, 4)}
     handled = found.skipped_blocks.set_index("key_name")["handled"].to_dict()
     assert handled["same name"] == "chained" and handled["same first word"] == "skipped"
@@ -130,7 +136,13 @@ def test_the_block_limit_counts_records_not_key_variants():
 
 def test_a_skipped_block_does_not_hide_pairs_another_key_finds():
     # five "capital ..." records exceed the limit on the first word, but two of them share the whole name
-    names = ["Capital One Partners", "Capital Two Advisors", "Capital Three Group", "Capital Four Trust", "Capital One Partners LLC"]
+    names = [
+        "Capital One Partners",
+        "Capital Two Advisors",
+        "Capital Three Group",
+        "Capital Four Trust",
+        "Capital One Partners LLC",
+    ]
     found = candidates(names, max_block_size=3)
     assert blocked_by(found) == {(0, 4): "same name"}
     assert found.skipped_blocks["key"].tolist() == ["capital"]
@@ -155,7 +167,20 @@ def test_candidate_pairs_grow_linearly_not_quadratically():
     rng = np.random.default_rng(7)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     brands = sorted({"".join(rng.choice(letters, rng.integers(5, 10))) for _ in range(4000)})
-    generic = ["capital", "partners", "wealth", "management", "advisors", "group", "holdings", "trust", "equity", "family", "office", "fund"]
+    generic = [
+        "capital",
+        "partners",
+        "wealth",
+        "management",
+        "advisors",
+        "group",
+        "holdings",
+        "trust",
+        "equity",
+        "family",
+        "office",
+        "fund",
+    ]
     names: set[str] = set()
     while len(names) < 20_000:
         first = "capital" if rng.random() < 0.02 else brands[rng.integers(len(brands))]  # a too-common first word
@@ -206,10 +231,22 @@ def test_identical_normalised_names_with_agreeing_region_match():
 
 
 def test_each_field_both_records_fill_in_adds_or_takes_its_points():
-    agree = score("Atlas Capital", "Atlas Capital", region="West", parent_org="atlas holdings", advisor_email="jo@x.com", advisor_domain="x.com")
+    agree = score(
+        "Atlas Capital",
+        "Atlas Capital",
+        region="West",
+        parent_org="atlas holdings",
+        advisor_email="jo@x.com",
+        advisor_domain="x.com",
+    )
     assert agree["score"] == pytest.approx(100 + sum(w.agree for w in FIELD_WEIGHTS.values()))
     disagree = score(
-        "Atlas Capital", "Atlas Capital", region=("West", "Midwest"), parent_org=("a", "b"), advisor_email=("jo@x.com", "al@y.com"), advisor_domain=("x.com", "y.com")
+        "Atlas Capital",
+        "Atlas Capital",
+        region=("West", "Midwest"),
+        parent_org=("a", "b"),
+        advisor_email=("jo@x.com", "al@y.com"),
+        advisor_domain=("x.com", "y.com"),
     )
     assert disagree["score"] == pytest.approx(100 + sum(w.disagree for w in FIELD_WEIGHTS.values()))
     columns = ["region_agreement", "parent_org_agreement", "advisor_email_agreement", "advisor_domain_agreement"]
@@ -226,10 +263,16 @@ def test_parents_are_compared_like_names_a_typo_still_agrees():
 
 def test_a_different_advisor_turns_a_typo_level_match_into_a_possible_one():
     """Names one typo apart in one region match; owned by two different advisors they only go to review."""
-    same_owner = score("Veltaro Capital Partners", "Veltaor Capital Partners", region="West", advisor_email="jo@x.com", advisor_domain="x.com")
+    same_owner = score(
+        "Veltaro Capital Partners", "Veltaor Capital Partners", region="West", advisor_email="jo@x.com", advisor_domain="x.com"
+    )
     assert (same_owner["name_difference"], same_owner["decision"]) == ("typo or abbreviation", MATCH)
     other_owner = score(
-        "Veltaro Capital Partners", "Veltaor Capital Partners", region="West", advisor_email=("jo@x.com", "al@x.com"), advisor_domain="x.com"
+        "Veltaro Capital Partners",
+        "Veltaor Capital Partners",
+        region="West",
+        advisor_email=("jo@x.com", "al@x.com"),
+        advisor_domain="x.com",
     )
     assert other_owner["advisor_email_agreement"] == "disagree" and other_owner["decision"] == "possible"
 
@@ -298,7 +341,9 @@ def test_agreeing_fields_cannot_make_dissimilar_names_a_match():
     assert row["decision"] != MATCH
 
 
-@pytest.mark.parametrize(("a", "b"), [(None, "Atlas Capital"), ("北京资本", "北京资本"), (None, None), ("A", "A"), ("Inc.", "Inc.")])
+@pytest.mark.parametrize(
+    ("a", "b"), [(None, "Atlas Capital"), ("北京资本", "北京资本"), (None, None), ("A", "A"), ("Inc.", "Inc.")]
+)
 def test_unmatchable_names_score_zero_and_never_match(a, b):
     row = score(a, b, region="West", parent_org="atlas holdings", advisor_domain="x.com")
     assert row["name_score"] == 0
@@ -306,7 +351,10 @@ def test_unmatchable_names_score_zero_and_never_match(a, b):
 
 
 def test_pairs_are_scored_independently_in_one_call():
-    f = features(["Atlas Capital Partners", "Atlas Captial Partners", None, "Veltaro Wealth Partners", "Veltaro Capital Partners"], region="West")
+    f = features(
+        ["Atlas Capital Partners", "Atlas Captial Partners", None, "Veltaro Wealth Partners", "Veltaro Capital Partners"],
+        region="West",
+    )
     out = score_pairs(f, np.array([0, 0, 3, 1]), np.array([1, 2, 4, 0]))
     assert out["decision"].iloc[0] == MATCH  # a typo
     assert out["decision"].iloc[1] == NO_MATCH  # an unmatchable name

@@ -170,9 +170,7 @@ def test_kept_clients_make_room_for_a_territory_with_no_other_advisor_with_the_f
 
 
 def test_over_capacity_is_spread_in_proportion_to_capacity_and_reported_with_numbers():
-    result = assign_advisors(
-        clients(*new_clients("T1", 45)), advisors(("a@x", ["T1"], 10), ("b@x", ["T1"], 20))
-    )
+    result = assign_advisors(clients(*new_clients("T1", 45)), advisors(("a@x", ["T1"], 10), ("b@x", ["T1"], 20)))
     assert load_of(result) == {"a@x": 15, "b@x": 30}  # 1.5 x capacity each
     row = result.over_capacity.iloc[0]
     assert len(result.over_capacity) == 1

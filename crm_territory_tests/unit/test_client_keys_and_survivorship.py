@@ -67,15 +67,21 @@ def test_a_book_without_duplicates_keeps_every_record_key():
 def test_a_cluster_keeps_its_key_when_a_record_joins_it():
     previous = previous_run(("csv_drop:1", "csv_drop:1", T_FEB), ("csv_drop:2", "csv_drop:1", T_FEB))
     # the newcomer crm_api:3 is older than both: on a first run it would have named the cluster
-    keys, issued, retired = assign(["crm_api:3", "csv_drop:1", "csv_drop:2"], [0, 0, 0], [T_JAN, T_MAR, T_MAR], previous, {"csv_drop:1"})
+    keys, issued, retired = assign(
+        ["crm_api:3", "csv_drop:1", "csv_drop:2"], [0, 0, 0], [T_JAN, T_MAR, T_MAR], previous, {"csv_drop:1"}
+    )
     assert keys == ["csv_drop:1"] * 3
     assert issued == [T_FEB] * 3  # the key's issue time is the original one, not this run's
     assert retired.empty
 
 
 def test_a_run_with_nothing_changed_changes_no_key():
-    previous = previous_run(("crm_api:1", "crm_api:1", T_JAN), ("csv_drop:4", "crm_api:1", T_JAN), ("csv_drop:5", "csv_drop:5", T_FEB))
-    keys, issued, retired = assign(["crm_api:1", "csv_drop:4", "csv_drop:5"], [0, 0, 1], [T_JAN, T_FEB, T_FEB], previous, {"crm_api:1", "csv_drop:5"})
+    previous = previous_run(
+        ("crm_api:1", "crm_api:1", T_JAN), ("csv_drop:4", "crm_api:1", T_JAN), ("csv_drop:5", "csv_drop:5", T_FEB)
+    )
+    keys, issued, retired = assign(
+        ["crm_api:1", "csv_drop:4", "csv_drop:5"], [0, 0, 1], [T_JAN, T_FEB, T_FEB], previous, {"crm_api:1", "csv_drop:5"}
+    )
     assert keys == ["crm_api:1", "crm_api:1", "csv_drop:5"]
     assert issued == [T_JAN, T_JAN, T_FEB]
     assert retired.empty
@@ -87,20 +93,33 @@ def test_a_merge_keeps_the_older_key_and_retires_the_other_into_it():
     keys, issued, retired = assign(["crm_api:1", "csv_drop:9"], [0, 0], [T_JAN, T_JAN], previous, {"csv_drop:9", "crm_api:1"})
     assert keys == ["csv_drop:9", "csv_drop:9"]
     assert issued == [T_JAN, T_JAN]
-    assert retired.to_dict("records") == [{"retired_client_key": "crm_api:1", "client_key": "csv_drop:9", "retired_at": NOW, "reason": MERGED}]
+    assert retired.to_dict("records") == [
+        {"retired_client_key": "crm_api:1", "client_key": "csv_drop:9", "retired_at": NOW, "reason": MERGED}
+    ]
 
 
 def test_a_three_way_merge_retires_both_younger_keys_into_the_oldest():
-    previous = previous_run(("crm_api:1", "crm_api:1", T_MAR), ("crm_api:2", "crm_api:2", T_JAN), ("crm_api:3", "crm_api:3", T_FEB))
-    keys, _, retired = assign(["crm_api:1", "crm_api:2", "crm_api:3"], [0, 0, 0], [T_JAN] * 3, previous, {"crm_api:1", "crm_api:2", "crm_api:3"})
+    previous = previous_run(
+        ("crm_api:1", "crm_api:1", T_MAR), ("crm_api:2", "crm_api:2", T_JAN), ("crm_api:3", "crm_api:3", T_FEB)
+    )
+    keys, _, retired = assign(
+        ["crm_api:1", "crm_api:2", "crm_api:3"], [0, 0, 0], [T_JAN] * 3, previous, {"crm_api:1", "crm_api:2", "crm_api:3"}
+    )
     assert keys == ["crm_api:2"] * 3
-    assert sorted(zip(retired["retired_client_key"], retired["client_key"])) == [("crm_api:1", "crm_api:2"), ("crm_api:3", "crm_api:2")]
+    assert sorted(zip(retired["retired_client_key"], retired["client_key"])) == [
+        ("crm_api:1", "crm_api:2"),
+        ("crm_api:3", "crm_api:2"),
+    ]
 
 
 def test_a_split_keeps_the_key_on_the_larger_part_and_the_other_gets_a_suffixed_new_key():
     # A, B, C were one client keyed by A's record key; now A stands alone and B, C stay together
-    previous = previous_run(("csv_drop:1", "csv_drop:1", T_JAN), ("csv_drop:2", "csv_drop:1", T_JAN), ("csv_drop:3", "csv_drop:1", T_JAN))
-    keys, issued, retired = assign(["csv_drop:1", "csv_drop:2", "csv_drop:3"], [0, 1, 1], [T_JAN, T_FEB, T_MAR], previous, {"csv_drop:1"})
+    previous = previous_run(
+        ("csv_drop:1", "csv_drop:1", T_JAN), ("csv_drop:2", "csv_drop:1", T_JAN), ("csv_drop:3", "csv_drop:1", T_JAN)
+    )
+    keys, issued, retired = assign(
+        ["csv_drop:1", "csv_drop:2", "csv_drop:3"], [0, 1, 1], [T_JAN, T_FEB, T_MAR], previous, {"csv_drop:1"}
+    )
     assert keys[1] == keys[2] == "csv_drop:1"  # the larger part keeps the key (and its issue time)
     assert issued[1] == issued[2] == T_JAN
     assert keys[0] == "csv_drop:1~2"  # A's own record key was issued before: never reused
@@ -109,13 +128,17 @@ def test_a_split_keeps_the_key_on_the_larger_part_and_the_other_gets_a_suffixed_
 
 
 def test_a_split_part_whose_record_key_was_never_issued_gets_it_plain():
-    previous = previous_run(("csv_drop:1", "csv_drop:1", T_JAN), ("csv_drop:2", "csv_drop:1", T_JAN), ("csv_drop:3", "csv_drop:1", T_JAN))
+    previous = previous_run(
+        ("csv_drop:1", "csv_drop:1", T_JAN), ("csv_drop:2", "csv_drop:1", T_JAN), ("csv_drop:3", "csv_drop:1", T_JAN)
+    )
     keys, _, _ = assign(["csv_drop:1", "csv_drop:2", "csv_drop:3"], [0, 0, 1], [T_JAN, T_FEB, T_MAR], previous, {"csv_drop:1"})
     assert keys == ["csv_drop:1", "csv_drop:1", "csv_drop:3"]
 
 
 def test_the_suffix_skips_every_suffix_already_issued():
-    previous = previous_run(("csv_drop:1", "csv_drop:7", T_JAN), ("csv_drop:2", "csv_drop:7", T_JAN), ("csv_drop:3", "csv_drop:7", T_JAN))
+    previous = previous_run(
+        ("csv_drop:1", "csv_drop:7", T_JAN), ("csv_drop:2", "csv_drop:7", T_JAN), ("csv_drop:3", "csv_drop:7", T_JAN)
+    )
     ever = {"csv_drop:7", "csv_drop:1", "csv_drop:1~2"}  # both spellings of A's key were issued before
     keys, _, _ = assign(["csv_drop:1", "csv_drop:2", "csv_drop:3"], [0, 1, 1], [T_JAN, T_JAN, T_JAN], previous, ever)
     assert keys == ["csv_drop:1~3", "csv_drop:7", "csv_drop:7"]
@@ -151,7 +174,9 @@ def test_keys_are_never_reused_across_runs_of_splits_and_merges():
 
 def test_a_new_cluster_never_takes_a_key_another_cluster_holds():
     # csv_drop:5 left the cluster keyed "csv_drop:5" (the key stays with the larger part)
-    previous = previous_run(("csv_drop:5", "csv_drop:5", T_JAN), ("csv_drop:6", "csv_drop:5", T_JAN), ("csv_drop:7", "csv_drop:5", T_JAN))
+    previous = previous_run(
+        ("csv_drop:5", "csv_drop:5", T_JAN), ("csv_drop:6", "csv_drop:5", T_JAN), ("csv_drop:7", "csv_drop:5", T_JAN)
+    )
     keys, _, _ = assign(["csv_drop:5", "csv_drop:6", "csv_drop:7"], [0, 1, 1], [T_JAN] * 3, previous, set())
     assert keys[1:] == ["csv_drop:5", "csv_drop:5"]
     assert keys[0] != "csv_drop:5"
@@ -286,11 +311,34 @@ def test_one_row_per_client_key_with_its_record_count():
 
 def test_fields_of_one_golden_row_may_come_from_different_records():
     out = golden(
-        record("K", "crm_api", "1", "2026-01-01", client_name="Atlas", parent_org=None, primary_advisor_email=None, advisor_email_as_sent=None),
-        record("K", "csv_drop", "D1", "2026-02-01", client_name="ATLAS", parent_org="Atlas Holdings", primary_advisor_email="a@x.com", advisor_email_as_sent="A@X.com"),
+        record(
+            "K",
+            "crm_api",
+            "1",
+            "2026-01-01",
+            client_name="Atlas",
+            parent_org=None,
+            primary_advisor_email=None,
+            advisor_email_as_sent=None,
+        ),
+        record(
+            "K",
+            "csv_drop",
+            "D1",
+            "2026-02-01",
+            client_name="ATLAS",
+            parent_org="Atlas Holdings",
+            primary_advisor_email="a@x.com",
+            advisor_email_as_sent="A@X.com",
+        ),
     )
     row = out.loc["K"]
-    assert (row["client_name"], row["parent_org"], row["primary_advisor_email"], row["advisor_email_as_sent"]) == ("Atlas", "Atlas Holdings", "a@x.com", "A@X.com")
+    assert (row["client_name"], row["parent_org"], row["primary_advisor_email"], row["advisor_email_as_sent"]) == (
+        "Atlas",
+        "Atlas Holdings",
+        "a@x.com",
+        "A@X.com",
+    )
 
 
 # =================================================================================================
@@ -317,7 +365,8 @@ def test_a_valid_file_is_read_with_pairs_ordered_and_decisions_lower_cased(tmp_p
     decisions = read_decisions(
         decisions_file(
             tmp_path,
-            HEADER + "csv_drop:D000042,crm_api:100017,must_link,same firm: renamed after the 2025 merger\n crm_api:100311 , crm_api:100987 , Cannot_Link ,two family offices\n",
+            HEADER
+            + "csv_drop:D000042,crm_api:100017,must_link,same firm: renamed after the 2025 merger\n crm_api:100311 , crm_api:100987 , Cannot_Link ,two family offices\n",
         )
     )
     pairs = decisions.pairs
@@ -343,7 +392,13 @@ def test_a_header_only_file_means_no_decisions(tmp_path):
 
 @pytest.mark.parametrize(
     ("bad", "column"),
-    [("crm:1", "record_a"), ("crm_api", "record_a"), ("crm_api:", "record_a"), ("crm_api:bad id!", "record_a"), ("1", "record_a")],
+    [
+        ("crm:1", "record_a"),
+        ("crm_api", "record_a"),
+        ("crm_api:", "record_a"),
+        ("crm_api:bad id!", "record_a"),
+        ("1", "record_a"),
+    ],
 )
 def test_a_malformed_record_key_is_named_with_its_line(tmp_path, bad, column):
     message = problem(tmp_path, HEADER + "crm_api:1,crm_api:2,must_link,\n" + f"{bad},csv_drop:9,must_link,\n")
@@ -367,18 +422,24 @@ def test_a_record_paired_with_itself_is_named_with_its_line(tmp_path):
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    message = problem(tmp_path, HEADER + "bad,crm_api:2,must_link,\ncrm_api:1,crm_api:2,must_link,\ncrm_api:1,crm_api:3,perhaps,\n")
+    message = problem(
+        tmp_path, HEADER + "bad,crm_api:2,must_link,\ncrm_api:1,crm_api:2,must_link,\ncrm_api:1,crm_api:3,perhaps,\n"
+    )
     assert "line 2:" in message and "line 4:" in message and "line 3:" not in message
 
 
 def test_must_and_cannot_for_the_same_pair_is_an_error_naming_both_lines(tmp_path):
     # written in opposite orders: still the same pair
-    message = problem(tmp_path, HEADER + "crm_api:1,csv_drop:2,must_link,\ncrm_api:5,crm_api:6,must_link,\ncsv_drop:2,crm_api:1,cannot_link,\n")
+    message = problem(
+        tmp_path, HEADER + "crm_api:1,csv_drop:2,must_link,\ncrm_api:5,crm_api:6,must_link,\ncsv_drop:2,crm_api:1,cannot_link,\n"
+    )
     assert "lines 2, 4 both must-link and cannot-link crm_api:1 and csv_drop:2" in message
 
 
 def test_the_same_decision_written_twice_is_kept_once(tmp_path):
-    decisions = read_decisions(decisions_file(tmp_path, HEADER + "crm_api:1,csv_drop:2,must_link,\ncsv_drop:2,crm_api:1,must_link,again\n"))
+    decisions = read_decisions(
+        decisions_file(tmp_path, HEADER + "crm_api:1,csv_drop:2,must_link,\ncsv_drop:2,crm_api:1,must_link,again\n")
+    )
     assert decisions.pairs[["record_a", "record_b"]].values.tolist() == [["crm_api:1", "csv_drop:2"]]
 
 

@@ -72,7 +72,7 @@ def test_matches_are_transitive_when_every_pair_is_alike():
 def test_the_chain_guard_splits_a_chain_whose_ends_are_dissimilar():
     # "Atlas Capital" ~ "Atlas Capital Group" ~ "Atlas Group": A and C look nothing alike
     out = run(3, links((0, 1, 98.0), (1, 2, 91.0)), scores={(0, 2): LOW})
-    assert not (out.labels[0] == out.labels[2])
+    assert out.labels[0] != out.labels[2]
     # greedy, strongest link first: A-B (98) joins, then B-C cannot bring C next to A
     assert groups(out.labels) == {frozenset({0, 1}), frozenset({2})}
     assert out.split_by_guard == 1

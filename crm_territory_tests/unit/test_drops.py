@@ -49,7 +49,9 @@ def test_latin1_error_names_the_line():
 
 
 def test_malformed_rows_are_kept_aside_with_their_row_number_and_text():
-    content = (HEADER + "1,Atlas,Northeast,Retail,,a@x.com\n2,Short\n3,Crescent,Midwest,Retail,,,extra,fields\n4,Delta,West,Retail,,\n").encode()
+    content = (
+        HEADER + "1,Atlas,Northeast,Retail,,a@x.com\n2,Short\n3,Crescent,Midwest,Retail,,,extra,fields\n4,Delta,West,Retail,,\n"
+    ).encode()
     read = read_drop("x.csv", content)
     assert read.rows["client_id"].tolist() == ["1", "4"]
     assert read.rows["source_row"].tolist() == [1, 4]

@@ -131,7 +131,10 @@ def test_xref_says_how_each_record_got_its_key(first):
 
 def test_matches_list_the_merged_pairs(first):
     merged = first.matches[first.matches["merged"]]
-    assert set(zip(merged["record_a"], merged["record_b"])) == {("crm_api:100001", "csv_drop:D1"), ("crm_api:100003", "csv_drop:D4")}
+    assert set(zip(merged["record_a"], merged["record_b"])) == {
+        ("crm_api:100001", "csv_drop:D1"),
+        ("crm_api:100003", "csv_drop:D4"),
+    }
     assert (merged["decision"] == "match").all() and (merged["decided_by"] == "matcher").all()
     assert (first.matches["record_a"] < first.matches["record_b"]).all()
 
@@ -147,7 +150,9 @@ def test_client_dim_has_one_golden_row_per_client(records, first):
 
 
 def test_an_unmatchable_name_is_linked_only_by_a_must_link(records):
-    linked = resolve(records, decisions(("csv_drop:D5", "crm_api:100004", "must_link", "same firm, two scripts")), None, None, NOW)
+    linked = resolve(
+        records, decisions(("csv_drop:D5", "crm_api:100004", "must_link", "same firm, two scripts")), None, None, NOW
+    )
     keys = key_of(linked)
     assert keys["crm_api:100004"] == keys["csv_drop:D5"] == "crm_api:100004"  # March beats November
     xref = linked.xref.set_index(linked.xref["source_system"] + ":" + linked.xref["source_record_id"])
@@ -181,7 +186,9 @@ def test_rerunning_with_the_previous_xref_changes_nothing(records, first):
 
 
 def test_a_must_link_on_a_later_run_keeps_one_key_and_retires_the_other(records, first):
-    later = resolve(records, decisions(("crm_api:100004", "csv_drop:D5", "must_link", "")), first.xref, first.retirements, NEXT_RUN)
+    later = resolve(
+        records, decisions(("crm_api:100004", "csv_drop:D5", "must_link", "")), first.xref, first.retirements, NEXT_RUN
+    )
     keys = key_of(later)
     # both keys were issued on the first run: the one whose record is older survives (the CRM's, March,
     # against the drop of November)
@@ -194,7 +201,9 @@ def test_a_must_link_on_a_later_run_keeps_one_key_and_retires_the_other(records,
 
 
 def test_a_cannot_link_on_a_later_run_splits_without_reusing_a_key(records, first):
-    later = resolve(records, decisions(("crm_api:100001", "csv_drop:D1", "cannot_link", "")), first.xref, first.retirements, NEXT_RUN)
+    later = resolve(
+        records, decisions(("crm_api:100001", "csv_drop:D1", "cannot_link", "")), first.xref, first.retirements, NEXT_RUN
+    )
     keys = key_of(later)
     # one record each: the part holding the older record (the CRM's, January) keeps the key
     assert keys["crm_api:100001"] == "crm_api:100001" and keys["csv_drop:D1"] == "csv_drop:D1"
@@ -229,7 +238,7 @@ def test_one_word_written_as_two_still_merges(reference):
 def test_a_must_link_to_an_unmatchable_record_does_not_split_its_clients_duplicates(reference):
     """The human vouches for the must-linked pair as a whole: the drop's duplicate of the CRM record stays."""
     crm = [api("300001", "Atlas Capital Partners", "Northeast", "2026-01-05T00:00:00Z")]
-    drop = f"{HEADER}\nX1,\"ATLAS CAPITAL PARTNERS, LLC\",NE,INST,,\nX2,北京资本,NE,INST,,\n"
+    drop = f'{HEADER}\nX1,"ATLAS CAPITAL PARTNERS, LLC",NE,INST,,\nX2,北京资本,NE,INST,,\n'
     records = book(reference, crm, ("x.csv", drop, "2026-11-01"))
     out = resolve(records, decisions(("crm_api:300001", "csv_drop:X2", "must_link", "")), None, None, NOW)
     assert set(key_of(out).values()) == {"crm_api:300001"}
@@ -239,7 +248,10 @@ def test_a_must_link_to_an_unmatchable_record_does_not_split_its_clients_duplica
 def test_a_typo_duplicate_does_not_bridge_two_sibling_organisations(reference):
     """Brompela ~ Broampela (a typo) and Broampela ~ Groampela (a typo) but Brompela / Groampela are
     two organisations (two letters apart): the chain guard keeps them in separate clients."""
-    crm = [api("400001", "Brompela Wealth Group", "West", "2026-01-05T00:00:00Z"), api("400002", "Groampela Wealth Group", "West", "2026-01-06T00:00:00Z")]
+    crm = [
+        api("400001", "Brompela Wealth Group", "West", "2026-01-05T00:00:00Z"),
+        api("400002", "Groampela Wealth Group", "West", "2026-01-06T00:00:00Z"),
+    ]
     drop = f"{HEADER}\nY1,Broampela Wealth Group,West,INST,,\n"
     out = resolve(book(reference, crm, ("y.csv", drop, "2026-11-01")), MatchDecisions.none(), None, None, NOW)
     keys = key_of(out)
@@ -279,7 +291,10 @@ def test_a_split_off_part_keeps_the_key_rather_than_retire_it(reference):
     """Run 1: {100002, D2} under key crm_api:100002 (100001 alone). Run 2 must-links 100002 to the older
     100001 and cannot-links it from D2: 100002 joins 100001's client, and D2, still alone, keeps
     crm_api:100002 instead of the key being retired and D2 given a new one."""
-    crm = [api("100001", "Northwind Trust", "West", "2026-01-01T00:00:00Z"), api("100002", "Veltaro Capital Partners", "West", "2026-02-01T00:00:00Z")]
+    crm = [
+        api("100001", "Northwind Trust", "West", "2026-01-01T00:00:00Z"),
+        api("100002", "Veltaro Capital Partners", "West", "2026-02-01T00:00:00Z"),
+    ]
     drop = f"{HEADER}\nD2,VELTARO CAPITAL PARTNERS,West,INST,,\n"
     records = book(reference, crm, ("d.csv", drop, "2026-11-01"))
     first_run = resolve(records, MatchDecisions.none(), None, None, NOW)

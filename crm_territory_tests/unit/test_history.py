@@ -381,9 +381,7 @@ def test_change_hash_is_the_same_in_a_fresh_process_with_another_hash_seed():
     hashes = []
     for seed in ["1", "2"]:  # Python's own str hash differs between these processes; ours must not
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run(
-            [sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
-        )
+        done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
         hashes.append(done.stdout.strip().split(","))
     assert hashes == [PINNED, PINNED]
 
@@ -537,16 +535,16 @@ def assignments() -> pd.DataFrame:
 def test_the_assignment_history_over_four_snapshots(assignments):
     assert check_history(assignments, ASSIGNMENT_KEY).empty
     columns = ["client_key", "territory_id", "assignment_type", "primary_advisor_email", ASSIGNMENT_IS_CURRENT]
-    NAT = pd.NaT
+    nat = pd.NaT
     assert rows_of(assignments, [*columns, "valid_from", "valid_to"]) == [
         (A, "MID_INS", "SECONDARY", ONE, True, T1, T2),
         (A, "MID_INS", "SECONDARY", THREE, True, T2, T3),
-        (A, "MID_INS", "SECONDARY", THREE, True, T4, NAT),
+        (A, "MID_INS", "SECONDARY", THREE, True, T4, nat),
         (A, "NOR_INS", "PRIMARY", ONE, True, T1, T2),
-        (A, "NOR_INS", "PRIMARY", THREE, True, T2, NAT),
+        (A, "NOR_INS", "PRIMARY", THREE, True, T2, nat),
         (B, "MID_INS", "PRIMARY", TWO, True, T2, T3),
         (B, "MID_INS", "PRIMARY", TWO, False, T3, T4),
-        (B, "MID_INS", "PRIMARY", TWO, True, T4, NAT),
+        (B, "MID_INS", "PRIMARY", TWO, True, T4, nat),
         (B, "NOR_RET", "PRIMARY", TWO, True, T1, T2),
         (C, "MID_INS", "PRIMARY", FOUR, True, T2, T4),
         (C, "NOR_INS", "SECONDARY", FOUR, True, T2, T4),

@@ -269,8 +269,11 @@ def test_grants_roles_and_users_are_made_by_the_security_admin_role(tf: Terrafor
 
 def test_database_and_both_schemas(tf: Terraform):
     assert [resolve(tf, body["name"]) for body in tf.of_type("snowflake_database")] == [DATABASE]
-    schemas = {resolve_reference(tf, f"snowflake_schema.{name}.fully_qualified_name") for kind, name in tf.resources
-               if kind == "snowflake_schema"}
+    schemas = {
+        resolve_reference(tf, f"snowflake_schema.{name}.fully_qualified_name")
+        for kind, name in tf.resources
+        if kind == "snowflake_schema"
+    }
     assert schemas == {RAW, CORE}
 
 

@@ -26,17 +26,20 @@ def api_frame(records):
 
 
 def test_bad_rows_are_quarantined_with_reason_and_original_values_and_the_rest_loads():
-    bad = "\n".join(
-        [
-            HEADER + ",status",
-            "10,Good Client,NE,RET,,a@x.com,active",
-            ",No Id Inc,NE,RET,,,",
-            "11,,NE,RET,,,",
-            "bad id!,Weird Id,NE,RET,,,",
-            "12,Odd Status,NE,RET,,,prospect",
-            "13,Too,Few",
-        ]
-    ) + "\n"
+    bad = (
+        "\n".join(
+            [
+                HEADER + ",status",
+                "10,Good Client,NE,RET,,a@x.com,active",
+                ",No Id Inc,NE,RET,,,",
+                "11,,NE,RET,,,",
+                "bad id!,Weird Id,NE,RET,,,",
+                "12,Odd Status,NE,RET,,,prospect",
+                "13,Too,Few",
+            ]
+        )
+        + "\n"
+    )
     result = assemble_raw_clients([drop("update.csv", bad, "2026-11-02")], None, NOW)
     assert result.raw_clients["client_id"].tolist() == ["10"]
     q = result.quarantined.set_index("source_row")
@@ -58,7 +61,10 @@ def test_bad_rows_are_quarantined_with_reason_and_original_values_and_the_rest_l
 
 def test_a_rejected_file_does_not_stop_the_other_drops():
     result = assemble_raw_clients(
-        [drop("clients.csv", SEED_SAMPLE, "2026-11-01"), (LandingFile("photo.csv", 4, utc("2026-11-02")), read_drop("photo.csv", b"\x89PNG\x00"))],
+        [
+            drop("clients.csv", SEED_SAMPLE, "2026-11-01"),
+            (LandingFile("photo.csv", 4, utc("2026-11-02")), read_drop("photo.csv", b"\x89PNG\x00")),
+        ],
         None,
         NOW,
     )
@@ -94,9 +100,36 @@ def test_same_mtime_drops_apply_in_name_order(reference):
 def test_api_records_are_judged_like_drops_and_keyed_apart_from_them(reference):
     snapshot = api_frame(
         [
-            {"client_id": "1", "client_name": "Api One", "region": "NE", "segment": "INST", "parent_org": None, "advisor_email": "x@y.com", "status": "active", "updated_at": "2026-03-01T00:00:00Z"},
-            {"client_id": "2", "client_name": None, "region": "NE", "segment": "INST", "parent_org": None, "advisor_email": None, "status": "active", "updated_at": "2026-03-01T00:00:00Z"},
-            {"client_id": "3", "client_name": "Bad Date", "region": "NE", "segment": "INST", "parent_org": None, "advisor_email": None, "status": "inactive", "updated_at": "yesterday"},
+            {
+                "client_id": "1",
+                "client_name": "Api One",
+                "region": "NE",
+                "segment": "INST",
+                "parent_org": None,
+                "advisor_email": "x@y.com",
+                "status": "active",
+                "updated_at": "2026-03-01T00:00:00Z",
+            },
+            {
+                "client_id": "2",
+                "client_name": None,
+                "region": "NE",
+                "segment": "INST",
+                "parent_org": None,
+                "advisor_email": None,
+                "status": "active",
+                "updated_at": "2026-03-01T00:00:00Z",
+            },
+            {
+                "client_id": "3",
+                "client_name": "Bad Date",
+                "region": "NE",
+                "segment": "INST",
+                "parent_org": None,
+                "advisor_email": None,
+                "status": "inactive",
+                "updated_at": "yesterday",
+            },
         ]
     )
     result = assemble_raw_clients([drop("clients.csv", SEED_SAMPLE, "2026-11-01")], snapshot, NOW)
@@ -147,7 +180,11 @@ def test_a_drop_without_status_keeps_the_status_an_earlier_drop_gave(reference):
     deactivate = f"{HEADER},status\n2,Beacon Wealth Management,Northeast,Retail,Beacon Group,advisor2@example.com,inactive\n"
     rename = f"{HEADER}\n2,Beacon Wealth Mgmt,Northeast,Retail,Beacon Group,advisor2@example.com\n"
     result = assemble_raw_clients(
-        [drop("clients.csv", SEED_SAMPLE, "2026-11-01"), drop("deactivate.csv", deactivate, "2026-11-02"), drop("rename.csv", rename, "2026-11-03")],
+        [
+            drop("clients.csv", SEED_SAMPLE, "2026-11-01"),
+            drop("deactivate.csv", deactivate, "2026-11-02"),
+            drop("rename.csv", rename, "2026-11-03"),
+        ],
         None,
         NOW,
     )
@@ -174,7 +211,9 @@ def test_a_record_sent_twice_in_one_pull_is_kept_once_newest_first():
 
 
 def test_a_future_timestamp_does_not_freeze_incremental_pulls():
-    snapshot = api_frame([{"client_id": "1", "updated_at": "2099-01-01T00:00:00Z"}, {"client_id": "2", "updated_at": "2026-03-01T00:00:00Z"}])
+    snapshot = api_frame(
+        [{"client_id": "1", "updated_at": "2099-01-01T00:00:00Z"}, {"client_id": "2", "updated_at": "2026-03-01T00:00:00Z"}]
+    )
     assert newest_update(snapshot) == NOW  # capped at the time of the pull
 
 

@@ -56,7 +56,9 @@ def test_planted_duplicates_are_found_at_the_target_accuracy(labelled_resolution
     assert quality.precision >= 0.95 and quality.recall >= 0.95 and quality.f1 >= 0.95, quality
     # the naive matcher (same lower-cased name) is far behind: the variations are real
     exact = records["client_name"].str.strip().str.lower()
-    naive = pair_quality(pd.Series(exact.to_numpy(), index=records["record_key"].to_numpy()), truth.reindex(records["record_key"].to_numpy()))
+    naive = pair_quality(
+        pd.Series(exact.to_numpy(), index=records["record_key"].to_numpy()), truth.reindex(records["record_key"].to_numpy())
+    )
     assert naive.f1 < quality.f1 - 0.3
 
 

@@ -39,7 +39,9 @@ def test_whitespace_is_trimmed_and_collapsed_tabs_and_newlines_included():
 
 def test_punctuation_becomes_a_space_and_never_glues_or_doubles_words():
     # commas, hyphens, slashes, parentheses: word separators
-    assert norm("Atlas-Capital", "Atlas/Capital", "Atlas, Capital", "(Atlas) Capital", "Atlas -- Capital!") == ["atlas capital"] * 5
+    assert (
+        norm("Atlas-Capital", "Atlas/Capital", "Atlas, Capital", "(Atlas) Capital", "Atlas -- Capital!") == ["atlas capital"] * 5
+    )
 
 
 def test_dots_and_apostrophes_are_deleted_not_spaced():
@@ -127,7 +129,9 @@ def test_co_is_spelled_company_and_kept_inside_a_name():
     assert norm("Co-Investment Partners", "Company Investment Partners") == ["company investment partners"] * 2
 
 
-@pytest.mark.parametrize("raw", ["Atlas Capital Compnay", "Atlas Capital Limted", "Atlas Capital Incorporatd", "Atlas Capital Corportion"])
+@pytest.mark.parametrize(
+    "raw", ["Atlas Capital Compnay", "Atlas Capital Limted", "Atlas Capital Incorporatd", "Atlas Capital Corportion"]
+)
 def test_a_misspelt_long_legal_form_at_the_end_is_removed_too(raw):
     # one edit from a legal form of six letters or more: left in, the typo would read as an extra word
     assert one(raw) == "atlas capital"

@@ -29,7 +29,9 @@ territories:
       when: {region: {not_null: true}, segment: {not_null: true}}
       assign: client
 """
-CANDIDATE = SEED_RULE + """
+CANDIDATE = (
+    SEED_RULE
+    + """
     - id: southwest-retail-into-west
       priority: 50
       when: {region: {eq: Southwest}, segment: {eq: Retail}}
@@ -38,12 +40,15 @@ overrides:
   - client_key: "csv_drop:2"
     advisor: e@x.com
 """
+)
 
 
 def test_preview_lists_each_change_and_nothing_else(reference):
     current = build_star(CLIENTS, parse_rules(SEED_RULE, "active.yaml"), reference, issued_at=utc("2026-01-01"))
     candidate_rules = parse_rules(CANDIDATE, "candidate.yaml")
-    candidate = build_star(CLIENTS, candidate_rules, reference, previous_territories=current.territory_dim, issued_at=utc("2026-02-01"))
+    candidate = build_star(
+        CLIENTS, candidate_rules, reference, previous_territories=current.territory_dim, issued_at=utc("2026-02-01")
+    )
     advisors = pd.DataFrame({"advisor_email": ["a@x.com", "b@x.com", "c@x.com", "e@x.com"], "capacity": [2, 2, 2, 2]})
     result = preview(current.assignments.fact, candidate, advisors, current.territory_dim)
 

@@ -9,13 +9,31 @@ from crm_territory_tests.support import REPO_ROOT
 
 
 def test_messy_spellings_map_to_canonical_regions_and_segments(reference):
-    regions = pd.Series(["Northeast", "north east", "NE", "NORTHEAST", " Northeast ", "N.E.", "south-west", "MW", None, "", "Pacific Rim"])
+    regions = pd.Series(
+        ["Northeast", "north east", "NE", "NORTHEAST", " Northeast ", "N.E.", "south-west", "MW", None, "", "Pacific Rim"]
+    )
     assert canonicalise(regions, reference.region_aliases).tolist() == [
-        "Northeast", "Northeast", "Northeast", "Northeast", "Northeast", "Northeast", "Southwest", "Midwest", None, None, None,
+        "Northeast",
+        "Northeast",
+        "Northeast",
+        "Northeast",
+        "Northeast",
+        "Northeast",
+        "Southwest",
+        "Midwest",
+        None,
+        None,
+        None,
     ]
     segments = pd.Series(["INST", "Inst.", "institutional", "private-wealth", "HNW", "RET", "Other"])
     assert canonicalise(segments, reference.segment_aliases).tolist() == [
-        "Institutional", "Institutional", "Institutional", "Private Wealth", "Private Wealth", "Retail", None,
+        "Institutional",
+        "Institutional",
+        "Institutional",
+        "Private Wealth",
+        "Private Wealth",
+        "Retail",
+        None,
     ]
 
 
@@ -36,7 +54,9 @@ def test_emails_are_lower_cased_and_invalid_ones_flagged():
     assert invalid.tolist() == [False, True, True, False, False]
 
 
-def _write_reference(folder, regions: str, segments: str = "alias,segment\nRetail,Retail\n", roles: str = "segment,owner_role\nRetail,RA\n"):
+def _write_reference(
+    folder, regions: str, segments: str = "alias,segment\nRetail,Retail\n", roles: str = "segment,owner_role\nRetail,RA\n"
+):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "region_aliases.csv").write_text(regions)
     (folder / "segment_aliases.csv").write_text(segments)

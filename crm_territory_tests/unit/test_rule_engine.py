@@ -35,7 +35,9 @@ def rules_of(text: str):
 
 
 def one_rule(when: str):
-    return rules_of(f"territories:\n  rules:\n    - {{id: probe, priority: 1, when: {when}, assign: {{region: West, segment: Retail}}}}\n")
+    return rules_of(
+        f"territories:\n  rules:\n    - {{id: probe, priority: 1, when: {when}, assign: {{region: West, segment: Retail}}}}\n"
+    )
 
 
 def placed(placement) -> dict[str, tuple]:
@@ -136,7 +138,10 @@ def test_numeric_operators_need_a_numeric_column():
     with pytest.raises(RulesError) as caught:
         evaluate(OPERATOR_BOOK, one_rule("{region: {gte: 5}}"))
     assert caught.value.problems == [
-        ("territories.rules[0].when.region.gte", "column 'region' holds object values, not numbers: gt/gte/lt/lte need a numeric column")
+        (
+            "territories.rules[0].when.region.gte",
+            "column 'region' holds object values, not numbers: gt/gte/lt/lte need a numeric column",
+        )
     ]
     with pytest.raises(RulesError, match="column 'is_active' holds bool values, not numbers"):
         evaluate(OPERATOR_BOOK, one_rule("{is_active: {lt: 1}}"))
@@ -145,7 +150,9 @@ def test_numeric_operators_need_a_numeric_column():
 def test_a_column_the_clients_lack_fails_naming_the_rule_key():
     with pytest.raises(RulesError) as caught:
         evaluate(OPERATOR_BOOK, one_rule("{revenue: {gte: 5}}"))
-    assert caught.value.problems == [("territories.rules[0].when.revenue", "unknown column 'revenue': the clients have no such column")]
+    assert caught.value.problems == [
+        ("territories.rules[0].when.revenue", "unknown column 'revenue': the clients have no such column")
+    ]
 
 
 # --- priority and ties ---------------------------------------------------------------------------

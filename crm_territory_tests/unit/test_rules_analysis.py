@@ -61,14 +61,18 @@ def test_unknown_columns_are_errors_wherever_criteria_appear():
                 - {id: f, overlay: FOUNDATIONS, owner_role: F, when: {type: {eq: Foundation}}}
             """
         )
-        + territory_rules("{id: r, priority: 1, when: {region: {eq: West}, adviser: {is_null: true}}, assign: {region: West, segment: Retail}}")
+        + territory_rules(
+            "{id: r, priority: 1, when: {region: {eq: West}, adviser: {is_null: true}}, assign: {region: West, segment: Retail}}"
+        )
     )
     assert [(f.severity, f.key) for f in findings] == [
         ("error", "segmentation.tiers[0].when.aum"),
         ("error", "territories.rules[0].when.adviser"),
         ("error", "secondary.overlays[0].when.type"),
     ]
-    assert findings[0].message.startswith("unknown column 'aum': the clients have no such column (known: aum_usd, business_type, client_key,")
+    assert findings[0].message.startswith(
+        "unknown column 'aum': the clients have no such column (known: aum_usd, business_type, client_key,"
+    )
 
 
 def test_unknown_regions_and_segments_in_targets_are_errors():
@@ -91,7 +95,9 @@ def test_unknown_regions_and_segments_in_targets_are_errors():
     )
     assert findings == [
         Finding("error", "segmentation.tiers[0].segment", "unknown segment 'Insurance' (known segments: Institutional, Retail)"),
-        Finding("error", "territories.owner_roles.Wholesale", "unknown segment 'Wholesale' (known segments: Institutional, Retail)"),
+        Finding(
+            "error", "territories.owner_roles.Wholesale", "unknown segment 'Wholesale' (known segments: Institutional, Retail)"
+        ),
         Finding("error", "territories.rules[0].assign.region", "unknown region 'Nrtheast' (known regions: Northeast, West)"),
         Finding("error", "overrides[0].assign.region", "unknown region 'East' (known regions: Northeast, West)"),
         Finding("error", "exclusions[0].not_in.segment", "unknown segment 'Retial' (known segments: Institutional, Retail)"),
@@ -106,10 +112,18 @@ def test_unknown_regions_and_segments_in_targets_are_errors():
     [
         ("aum_usd", "{gte: 5, lt: 5}", "gte 5 and lt 5 leave no number"),
         ("aum_usd", "{gt: 5, lte: 5}", "gt 5 and lte 5 leave no number"),
-        ("business_type", "{eq: Trust, not_in: [Trust, Foundation]}", "every value eq/in allow ('Trust') is excluded by ne/not_in"),
+        (
+            "business_type",
+            "{eq: Trust, not_in: [Trust, Foundation]}",
+            "every value eq/in allow ('Trust') is excluded by ne/not_in",
+        ),
         ("business_type", "{eq: Trust, ne: Trust}", "every value eq/in allow ('Trust') is excluded by ne/not_in"),
         ("business_type", "{in: []}", "in: [] matches nothing"),
-        ("business_type", "{eq: Trust, in: [Foundation, Individual]}", "eq/in allow no common value (eq 'Trust'; in ['Foundation', 'Individual'])"),
+        (
+            "business_type",
+            "{eq: Trust, in: [Foundation, Individual]}",
+            "eq/in allow no common value (eq 'Trust'; in ['Foundation', 'Individual'])",
+        ),
         ("business_type", "{eq: Trust, regex: 'Found.*'}", "no value eq/in allow matches regex 'Found.*'"),
         ("business_type", "{is_null: true, not_null: true}", "is_null and not_null together"),
         ("business_type", "{is_null: true, eq: Trust}", "is_null together with eq, which a missing value never satisfies"),
@@ -119,7 +133,9 @@ def test_unknown_regions_and_segments_in_targets_are_errors():
     ],
 )
 def test_contradictory_criteria_can_never_fire(column, condition, reason):
-    findings = analyse(territory_rules(f"{{id: odd, priority: 1, when: {{{column}: {condition}}}, assign: {{region: West, segment: Retail}}}}"))
+    findings = analyse(
+        territory_rules(f"{{id: odd, priority: 1, when: {{{column}: {condition}}}, assign: {{region: West, segment: Retail}}}}")
+    )
     assert findings == [Finding("warning", f"territories.rules[0].when.{column}", f"can never fire: {reason}")]
 
 
@@ -182,7 +198,11 @@ def test_a_catch_all_by_client_shadows_rules_on_known_territories_but_not_on_mis
     )
     # `assign: client` only takes clients whose region and segment are known: the no-region rule still fires
     assert findings == [
-        Finding("warning", "territories.rules[1]", "can never fire: the earlier rule 'own' (territories.rules[0]) matches every client this one matches")
+        Finding(
+            "warning",
+            "territories.rules[1]",
+            "can never fire: the earlier rule 'own' (territories.rules[0]) matches every client this one matches",
+        )
     ]
 
 
@@ -194,7 +214,11 @@ def test_a_rule_with_the_same_criteria_as_an_earlier_one_can_never_fire():
         )
     )
     assert findings == [
-        Finding("warning", "territories.rules[1]", "can never fire: the earlier rule 'a' (territories.rules[0]) matches every client this one matches")
+        Finding(
+            "warning",
+            "territories.rules[1]",
+            "can never fire: the earlier rule 'a' (territories.rules[0]) matches every client this one matches",
+        )
     ]
 
 
@@ -310,13 +334,19 @@ def test_territories_no_rule_can_reach():
         Finding("warning", "territories.rules[2].when.aum_usd", "can never fire: gte 1 and lt 1 leave no number"),
         # a rule that can never fire reaches nothing; an override is not a rule
         Finding("warning", "territories.rules", "no rule can reach territory (Northeast, Institutional)"),
-        Finding("warning", "territories.rules", "no rule can reach territory (West, Institutional); only overrides place clients there"),
+        Finding(
+            "warning",
+            "territories.rules",
+            "no rule can reach territory (West, Institutional); only overrides place clients there",
+        ),
     ]
 
 
 def test_a_by_client_rule_reaches_every_pair_its_criteria_allow():
     findings = analyse(
-        territory_rules("{id: own, priority: 1, when: {region: {ne: West}, segment: {regex: 'Inst.*'}}, assign: client}", seed=False),
+        territory_rules(
+            "{id: own, priority: 1, when: {region: {ne: West}, segment: {regex: 'Inst.*'}}, assign: client}", seed=False
+        ),
         regions=["Northeast", "West", "Midwest"],
     )
     assert [f.message for f in findings] == [

@@ -103,7 +103,9 @@ def test_every_section_but_version_is_optional_and_empty_sections_may_be_left_bl
     assert minimal.territories.rules == [] and minimal.segmentation.tiers == [] and minimal.overrides == []
     assert minimal.segmentation.precedence == "rules" and minimal.secondary.parent_org is False
     # every item commented out: YAML reads the key as null
-    blank = parse_rules("version: 1\noverrides:\nexclusions:\nterritories:\n  rules:\n  owner_roles:\nsecondary:\n  overlays:\n", "blank.yaml")
+    blank = parse_rules(
+        "version: 1\noverrides:\nexclusions:\nterritories:\n  rules:\n  owner_roles:\nsecondary:\n  overlays:\n", "blank.yaml"
+    )
     assert blank.overrides == [] and blank.exclusions == [] and blank.territories.rules == [] and blank.secondary.overlays == []
 
 
@@ -125,7 +127,12 @@ def test_rules_come_in_priority_order_with_ties_in_file_order():
 
 
 def test_text_values_are_compared_as_written():
-    rules = parse_rules(rules_text("territories:\n  rules:\n    - {id: r, priority: 1, when: {x: {in: [1, 2.5, 5000000.0, b]}, y: {eq: 7}}, assign: client}\n"), "t")
+    rules = parse_rules(
+        rules_text(
+            "territories:\n  rules:\n    - {id: r, priority: 1, when: {x: {in: [1, 2.5, 5000000.0, b]}, y: {eq: 7}}, assign: client}\n"
+        ),
+        "t",
+    )
     condition = rules.territories.rules[0].when
     assert condition["x"].in_ == ["1", "2.5", "5000000", "b"]
     assert condition["y"].eq == "7"
@@ -184,41 +191,141 @@ RULE = "territories:\n  rules:\n    - {{id: r1, priority: 1, when: {when}, assig
     ("body", "key", "reason"),
     [
         ("segmentaton: {}\n", "segmentaton", "unknown key 'segmentaton' (did you mean 'segmentation'?)"),
-        ("territories:\n  rule: []\n", "territories.rule", "unknown key 'rule' (did you mean 'rules'?) (expected: owner_roles, rules)"),
-        (RULE.format(when="{aum_usd: {gtee: 5}}"), "territories.rules[0].when.aum_usd.gtee", "unknown operator 'gtee' (did you mean 'gte'?)"),
-        (RULE.format(when="{aum_usd: {between: [1, 2]}}"), "territories.rules[0].when.aum_usd.between", "unknown operator 'between'"),
-        (RULE.format(when="{aum_usd: {gte: 5M}}"), "territories.rules[0].when.aum_usd.gte", "expected a number, got the text '5M'"),
-        (RULE.format(when="{aum_usd: {lt: true}}"), "territories.rules[0].when.aum_usd.lt", "expected a number, got the boolean true"),
-        (RULE.format(when="{region: {in: Northeast}}"), "territories.rules[0].when.region.in", "expected a list, got the text 'Northeast'"),
+        (
+            "territories:\n  rule: []\n",
+            "territories.rule",
+            "unknown key 'rule' (did you mean 'rules'?) (expected: owner_roles, rules)",
+        ),
+        (
+            RULE.format(when="{aum_usd: {gtee: 5}}"),
+            "territories.rules[0].when.aum_usd.gtee",
+            "unknown operator 'gtee' (did you mean 'gte'?)",
+        ),
+        (
+            RULE.format(when="{aum_usd: {between: [1, 2]}}"),
+            "territories.rules[0].when.aum_usd.between",
+            "unknown operator 'between'",
+        ),
+        (
+            RULE.format(when="{aum_usd: {gte: 5M}}"),
+            "territories.rules[0].when.aum_usd.gte",
+            "expected a number, got the text '5M'",
+        ),
+        (
+            RULE.format(when="{aum_usd: {lt: true}}"),
+            "territories.rules[0].when.aum_usd.lt",
+            "expected a number, got the boolean true",
+        ),
+        (
+            RULE.format(when="{region: {in: Northeast}}"),
+            "territories.rules[0].when.region.in",
+            "expected a list, got the text 'Northeast'",
+        ),
         (RULE.format(when="{region: {eq: no}}"), "territories.rules[0].when.region.eq", "got the YAML boolean false"),
         (RULE.format(when="{region: {eq: [a]}}"), "territories.rules[0].when.region.eq", "expected text or a number, got a list"),
-        (RULE.format(when="{region: {is_null: false}}"), "territories.rules[0].when.region.is_null", "must be true, got the boolean false"),
+        (
+            RULE.format(when="{region: {is_null: false}}"),
+            "territories.rules[0].when.region.is_null",
+            "must be true, got the boolean false",
+        ),
         (RULE.format(when="{region: Northeast}"), "territories.rules[0].when.region", "expected a mapping of operator to value"),
         (RULE.format(when="{region: {}}"), "territories.rules[0].when.region", "no operator: give at least one of"),
-        (RULE.format(when="{client_name: {regex: '(unclosed'}}"), "territories.rules[0].when.client_name.regex", "invalid regular expression '(unclosed'"),
-        (RULE.format(when="{aum_usd: {gte: 10, lt: 5}}"), "territories.rules[0].when.aum_usd.gte", "gte 10 is above lt 5: no number can match"),
+        (
+            RULE.format(when="{client_name: {regex: '(unclosed'}}"),
+            "territories.rules[0].when.client_name.regex",
+            "invalid regular expression '(unclosed'",
+        ),
+        (
+            RULE.format(when="{aum_usd: {gte: 10, lt: 5}}"),
+            "territories.rules[0].when.aum_usd.gte",
+            "gte 10 is above lt 5: no number can match",
+        ),
         (RULE.format(when="{aum_usd: {gt: 10, lte: 9.5}}"), "territories.rules[0].when.aum_usd.gt", "gt 10 is above lte 9.5"),
-        ("territories:\n  rules:\n    - {id: r1, priority: high, assign: client}\n", "territories.rules[0].priority", "expected a whole number, got the text 'high'"),
-        ("territories:\n  rules:\n    - {id: r1, priority: 1.5, assign: client}\n", "territories.rules[0].priority", "expected a whole number, got the number 1.5"),
+        (
+            "territories:\n  rules:\n    - {id: r1, priority: high, assign: client}\n",
+            "territories.rules[0].priority",
+            "expected a whole number, got the text 'high'",
+        ),
+        (
+            "territories:\n  rules:\n    - {id: r1, priority: 1.5, assign: client}\n",
+            "territories.rules[0].priority",
+            "expected a whole number, got the number 1.5",
+        ),
         ("territories:\n  rules:\n    - {id: r1, assign: client}\n", "territories.rules[0].priority", "required key is missing"),
         ("territories:\n  rules:\n    - {id: r1, priority: 1}\n", "territories.rules[0].assign", "required key is missing"),
-        ("territories:\n  rules:\n    - {id: r1, priority: 1, assign: clients}\n", "territories.rules[0].assign", "must be `client` (the client's own region and segment) or a mapping {region: ..., segment: ...}"),
-        ("territories:\n  rules:\n    - {id: r1, priority: 1, assign: [West, Retail]}\n", "territories.rules[0].assign", "must be `client`"),
-        ("territories:\n  rules:\n    - {id: r1, priority: 1, assign: {region: West}}\n", "territories.rules[0].assign.segment", "required key is missing"),
-        ("territories:\n  rules:\n    - {id: r1, priority: 1, assign: {region: West, segment: Retail, advisor: a@b.co}}\n", "territories.rules[0].assign.advisor", "unknown key 'advisor' (expected: region, segment)"),
-        ("territories:\n  rules:\n    - {id: fallback, priority: 1, assign: client}\n", "territories.rules[0].id", "id 'fallback' is reserved"),
-        ("territories:\n  rules:\n    - {id: 'by region', priority: 1, assign: client}\n", "territories.rules[0].id", "must start with a letter or digit and use only letters, digits"),
-        ("segmentation:\n  precedence: source_first\n", "segmentation.precedence", "must be 'rules' or 'source', got the text 'source_first'"),
-        ("segmentation:\n  tiers:\n    - {id: t, segment: 5}\n", "segmentation.tiers[0].segment", "expected text, got the number 5"),
+        (
+            "territories:\n  rules:\n    - {id: r1, priority: 1, assign: clients}\n",
+            "territories.rules[0].assign",
+            "must be `client` (the client's own region and segment) or a mapping {region: ..., segment: ...}",
+        ),
+        (
+            "territories:\n  rules:\n    - {id: r1, priority: 1, assign: [West, Retail]}\n",
+            "territories.rules[0].assign",
+            "must be `client`",
+        ),
+        (
+            "territories:\n  rules:\n    - {id: r1, priority: 1, assign: {region: West}}\n",
+            "territories.rules[0].assign.segment",
+            "required key is missing",
+        ),
+        (
+            "territories:\n  rules:\n    - {id: r1, priority: 1, assign: {region: West, segment: Retail, advisor: a@b.co}}\n",
+            "territories.rules[0].assign.advisor",
+            "unknown key 'advisor' (expected: region, segment)",
+        ),
+        (
+            "territories:\n  rules:\n    - {id: fallback, priority: 1, assign: client}\n",
+            "territories.rules[0].id",
+            "id 'fallback' is reserved",
+        ),
+        (
+            "territories:\n  rules:\n    - {id: 'by region', priority: 1, assign: client}\n",
+            "territories.rules[0].id",
+            "must start with a letter or digit and use only letters, digits",
+        ),
+        (
+            "segmentation:\n  precedence: source_first\n",
+            "segmentation.precedence",
+            "must be 'rules' or 'source', got the text 'source_first'",
+        ),
+        (
+            "segmentation:\n  tiers:\n    - {id: t, segment: 5}\n",
+            "segmentation.tiers[0].segment",
+            "expected text, got the number 5",
+        ),
         ("territories:\n  owner_roles: {Retail: ''}\n", "territories.owner_roles.Retail", "must not be empty"),
-        ("overrides:\n  - client_key: 'csv_drop:1'\n", "overrides[0]", "an override needs `assign`, `advisor` or both; it pins nothing"),
-        ("overrides:\n  - {client_key: 'csv_drop:1', advisor: not-an-email}\n", "overrides[0].advisor", "'not-an-email' is not a valid e-mail address"),
-        ("overrides:\n  - {client_key: 'csv_drop:1', assign: client}\n", "overrides[0].assign", "expected a mapping (key: value), got the text 'client'"),
+        (
+            "overrides:\n  - client_key: 'csv_drop:1'\n",
+            "overrides[0]",
+            "an override needs `assign`, `advisor` or both; it pins nothing",
+        ),
+        (
+            "overrides:\n  - {client_key: 'csv_drop:1', advisor: not-an-email}\n",
+            "overrides[0].advisor",
+            "'not-an-email' is not a valid e-mail address",
+        ),
+        (
+            "overrides:\n  - {client_key: 'csv_drop:1', assign: client}\n",
+            "overrides[0].assign",
+            "expected a mapping (key: value), got the text 'client'",
+        ),
         ("exclusions:\n  - {client_key: 'csv_drop:1'}\n", "exclusions[0].not_in", "required key is missing"),
         ("secondary:\n  parent_org: yes please\n", "secondary.parent_org", "expected true or false, got the text 'yes please'"),
-        ("secondary:\n  overlays:\n    - {id: o, overlay: foundations, owner_role: F}\n", "secondary.overlays[0].overlay", "overlay code 'foundations' must use only A-Z, 0-9 and '_'"),
-        ("secondary:\n  overlays:\n    - {id: o, overlay: NOR_INS, owner_role: F}\n", "secondary.overlays[0].overlay", "has the shape of a geographic territory id"),
-        ("secondary:\n  overlays:\n    - {id: o, overlay: FOUNDATIONS}\n", "secondary.overlays[0].owner_role", "required key is missing"),
+        (
+            "secondary:\n  overlays:\n    - {id: o, overlay: foundations, owner_role: F}\n",
+            "secondary.overlays[0].overlay",
+            "overlay code 'foundations' must use only A-Z, 0-9 and '_'",
+        ),
+        (
+            "secondary:\n  overlays:\n    - {id: o, overlay: NOR_INS, owner_role: F}\n",
+            "secondary.overlays[0].overlay",
+            "has the shape of a geographic territory id",
+        ),
+        (
+            "secondary:\n  overlays:\n    - {id: o, overlay: FOUNDATIONS}\n",
+            "secondary.overlays[0].owner_role",
+            "required key is missing",
+        ),
     ],
 )
 def test_each_problem_names_its_key_path_and_reason(body, key, reason):
@@ -237,7 +344,10 @@ def test_the_key_path_counts_list_items_from_zero():
             - {id: c, priority: 3, when: {aum_usd: {gte: 10, lt: 5}}, assign: client}
         """
     )
-    assert only_problem(text) == ("territories.rules[2].when.aum_usd.gte", "gte 10 is above lt 5: no number can match (swapped bounds?)")
+    assert only_problem(text) == (
+        "territories.rules[2].when.aum_usd.gte",
+        "gte 10 is above lt 5: no number can match (swapped bounds?)",
+    )
 
 
 @pytest.mark.parametrize(

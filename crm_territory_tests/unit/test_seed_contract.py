@@ -15,7 +15,9 @@ def _star(reference, drop_bytes: bytes):
     landing_file = LandingFile("clients.csv", len(drop_bytes), utc("2026-11-01"))
     ingest = assemble_raw_clients([(landing_file, read_drop("clients.csv", drop_bytes))], None, utc("2026-11-02"))
     clients = build_client_dim(ingest.raw_clients, reference)
-    star = build_star(clients, load_rules(REPO_ROOT / "data" / "rules" / "territory_rules.yaml"), reference, issued_at=utc("2026-11-02"))
+    star = build_star(
+        clients, load_rules(REPO_ROOT / "data" / "rules" / "territory_rules.yaml"), reference, issued_at=utc("2026-11-02")
+    )
     return ingest, clients, star.territory_dim, star.assignments.fact
 
 

@@ -28,13 +28,19 @@ TRICKY = (
 
 
 def tables(reference):
-    ingest = assemble_raw_clients([(LandingFile("t.csv", 1, utc("2026-01-01")), read_drop("t.csv", TRICKY.encode()))], None, utc("2026-01-02"))
+    ingest = assemble_raw_clients(
+        [(LandingFile("t.csv", 1, utc("2026-01-01")), read_drop("t.csv", TRICKY.encode()))], None, utc("2026-01-02")
+    )
     records = client_records(ingest.raw_clients, reference)
     # a must-link joins the two records, so client_matches and client_dim hold a merged client too
-    decisions = parse_decisions(pd.DataFrame({"record_a": ["csv_drop:1"], "record_b": ["csv_drop:2"], "decision": ["must_link"], "note": [None]}), "test")
+    decisions = parse_decisions(
+        pd.DataFrame({"record_a": ["csv_drop:1"], "record_b": ["csv_drop:2"], "decision": ["must_link"], "note": [None]}), "test"
+    )
     resolution = resolve(records, decisions, None, None, utc("2026-01-02"))
     clients = client_dim_from_records(records, resolution.xref)
-    rules = load_rules(REPO_ROOT / "data" / "rules" / "examples" / "worked_example.yaml")  # every feature: SECONDARY rows, overlays
+    rules = load_rules(
+        REPO_ROOT / "data" / "rules" / "examples" / "worked_example.yaml"
+    )  # every feature: SECONDARY rows, overlays
     star = build_star(clients, rules, reference, issued_at=utc("2026-01-02"))
     return {
         "raw_clients": ingest.raw_clients,

@@ -14,9 +14,7 @@ def pairs(*rows):
     return pd.DataFrame(rows, columns=["region", "segment"])
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"), [("Northeast", "NOR"), ("Mid-Atlantic", "MID"), ("north east", "NOR"), ("W", "W")]
-)
+@pytest.mark.parametrize(("name", "expected"), [("Northeast", "NOR"), ("Mid-Atlantic", "MID"), ("north east", "NOR"), ("W", "W")])
 def test_prefix_is_first_three_letters_upper_cased(name, expected):
     assert prefix(name) == expected
 

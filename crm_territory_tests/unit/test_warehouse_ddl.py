@@ -46,9 +46,7 @@ def test_every_model_has_exactly_one_table():
 def test_columns_types_and_nullability_match_the_model(table):
     spec = TABLES[table]
     schema = spec.model.to_schema()
-    expected = [
-        (name, snowflake_type(dtype), schema.columns[name].nullable) for name, dtype in model_dtypes(spec.model).items()
-    ]
+    expected = [(name, snowflake_type(dtype), schema.columns[name].nullable) for name, dtype in model_dtypes(spec.model).items()]
     assert ddl_tables()[spec.warehouse_name] == expected
 
 

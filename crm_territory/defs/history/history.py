@@ -13,7 +13,16 @@ from crm_territory.wiring.metadata import markdown_table, table_metadata
 
 CLIENT_KEY = ["client_key"]
 # what makes a new client version: the attributes people act on (not provenance or derived notes)
-CLIENT_TRACKED = ["client_name", "region", "segment", "parent_org", "primary_advisor_email", "is_active", "aum_usd", "business_type"]
+CLIENT_TRACKED = [
+    "client_name",
+    "region",
+    "segment",
+    "parent_org",
+    "primary_advisor_email",
+    "is_active",
+    "aum_usd",
+    "business_type",
+]
 ASSIGNMENT_KEY = ["client_key", "territory_id", "assignment_type"]
 # a new assignment version when the advisor, the current flag or the placing rule changes; a rules
 # edit that places a client the same way (only rules_version differs) is not a new version
@@ -56,7 +65,9 @@ def _record(context, table_store: TableStore, name: str, snapshot: pd.DataFrame,
         refuse_to_forget(context, "history")
     history = apply_scd2(previous, snapshot, key=key, tracked=tracked, as_of=as_of)[columns_of(model)]
     summary = _versions_summary(history, as_of)
-    context.log.info(f"{name}: {summary['versions_opened']:,} versions opened, {summary['versions_closed']:,} closed, {len(history):,} rows")
+    context.log.info(
+        f"{name}: {summary['versions_opened']:,} versions opened, {summary['versions_closed']:,} closed, {len(history):,} rows"
+    )
     yield dg.Output(history, metadata=table_metadata(history, **summary))
     problems = check_history(history, key)
     yield dg.AssetCheckResult(
@@ -77,5 +88,11 @@ def client_dim_history(context: dg.AssetExecutionContext, client_dim: pd.DataFra
 @table_asset("assignments_fact_history", **_attributes("assignments_fact_history", ASSIGNMENT_TRACKED))
 def assignments_fact_history(context: dg.AssetExecutionContext, assignments_fact: pd.DataFrame, table_store: TableStore):
     yield from _record(
-        context, table_store, "assignments_fact_history", assignments_snapshot(assignments_fact), ASSIGNMENT_KEY, ASSIGNMENT_TRACKED, AssignmentsFactHistory
+        context,
+        table_store,
+        "assignments_fact_history",
+        assignments_snapshot(assignments_fact),
+        ASSIGNMENT_KEY,
+        ASSIGNMENT_TRACKED,
+        AssignmentsFactHistory,
     )

@@ -52,7 +52,9 @@ def client_dim(
     """
     dim = build_client_dim(raw_clients, reference_files.load(), client_xref)
     merged = int((dim["source_record_count"] > 1).sum())
-    context.log.info(f"client_dim: {len(dim):,} clients from {len(client_xref):,} source records ({merged:,} clients merge several)")
+    context.log.info(
+        f"client_dim: {len(dim):,} clients from {len(client_xref):,} source records ({merged:,} clients merge several)"
+    )
 
     previous = table_store.read_previous("client_dim")
     gone = pd.Index([]) if previous is None else pd.Index(previous["client_key"]).difference(pd.Index(dim["client_key"]))
@@ -90,6 +92,13 @@ def client_dim(
             "clients_gone": len(gone),
             "clients_before": 0 if previous is None else len(previous),
             "keys_retired_by_merges": len(retired),
-            **({"sample_gone": ", ".join(gone[:20]), "next_step": "If a drop was removed by mistake, put it back in landing/ and re-run."} if len(gone) else {}),
+            **(
+                {
+                    "sample_gone": ", ".join(gone[:20]),
+                    "next_step": "If a drop was removed by mistake, put it back in landing/ and re-run.",
+                }
+                if len(gone)
+                else {}
+            ),
         },
     )

@@ -1,21 +1,20 @@
 """Entity resolution between raw_clients and client_dim: client_xref, client_matches, client_key_retirements."""
 
-
 import dagster as dg
 import pandas as pd
 
+from crm_territory.logic.integrity import client_keys_not_one_cluster, records_not_in_one_client
+from crm_territory.logic.matching.client_dim import client_records
+from crm_territory.logic.matching.client_keys import xref_from_client_dim
+from crm_territory.logic.matching.decisions import MatchDecisionsError
+from crm_territory.logic.matching.resolve import resolve
+from crm_territory.resources.match_decisions_file import MatchDecisionsFile
+from crm_territory.resources.reference_files import ReferenceFiles
+from crm_territory.storage.table_store import TableStore
 from crm_territory.wiring.assets import TABLES_POOL, table_out
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
 from crm_territory.wiring.checks import violations_result
 from crm_territory.wiring.metadata import markdown_table, table_metadata
-from crm_territory.logic.matching.client_keys import xref_from_client_dim
-from crm_territory.logic.matching.client_dim import client_records
-from crm_territory.logic.matching.resolve import resolve
-from crm_territory.logic.integrity import client_keys_not_one_cluster, records_not_in_one_client
-from crm_territory.logic.matching.decisions import MatchDecisionsError
-from crm_territory.resources.match_decisions_file import MatchDecisionsFile
-from crm_territory.resources.reference_files import ReferenceFiles
-from crm_territory.storage.table_store import TableStore
 
 
 @dg.multi_asset(
@@ -77,7 +76,9 @@ def client_xref(
     if previous_xref is None:
         previous_xref = _xref_from_client_dim(context, table_store.read_previous("client_dim"))
     try:
-        resolution = resolve(records, decisions, previous_xref, table_store.read_previous("client_key_retirements"), now, log=context.log.info)
+        resolution = resolve(
+            records, decisions, previous_xref, table_store.read_previous("client_key_retirements"), now, log=context.log.info
+        )
     except MatchDecisionsError as error:
         raise dg.Failure(
             description=f"The match decisions cannot all be honoured: {error}. Nothing was published; fix the file and re-run.",

@@ -13,7 +13,10 @@ from crm_territory.wiring.metadata import table_metadata
 
 @table_asset("advisor_dim", automation_condition=FOLLOW_UPSTREAM, ins={"crm_api_advisors": missing_ok_input()})
 def advisor_dim(
-    context: dg.AssetExecutionContext, territory_dim: pd.DataFrame, crm_api_advisors: pd.DataFrame | None, reference_files: ReferenceFiles
+    context: dg.AssetExecutionContext,
+    territory_dim: pd.DataFrame,
+    crm_api_advisors: pd.DataFrame | None,
+    reference_files: ReferenceFiles,
 ) -> dg.Output[pd.DataFrame]:
     """Built from the last CRM API roster (``crm_api_advisors``), its regions and segments translated
     to territory ids through territory_dim. Without a roster yet (no API pull), the table is empty

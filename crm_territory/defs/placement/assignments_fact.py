@@ -56,11 +56,19 @@ def assignments_fact(
         "secondary_rows": len(fact) - len(primary),
         "rules_version": rules.version,
         "clients_per_territory": dg.MetadataValue.md(markdown_table(counts, limit=200)),
-        "placed_by": dg.MetadataValue.md(markdown_table(primary["assigned_by"].value_counts().rename_axis("assigned_by").reset_index(name="clients"), limit=50)),
-        "advisor_reasons": dg.MetadataValue.md(markdown_table(primary["advisor_reason"].value_counts().rename_axis("advisor_reason").reset_index(name="clients"), limit=20)),
+        "placed_by": dg.MetadataValue.md(
+            markdown_table(primary["assigned_by"].value_counts().rename_axis("assigned_by").reset_index(name="clients"), limit=50)
+        ),
+        "advisor_reasons": dg.MetadataValue.md(
+            markdown_table(
+                primary["advisor_reason"].value_counts().rename_axis("advisor_reason").reset_index(name="clients"), limit=20
+            )
+        ),
     }
     if capacity is not None:
-        loads = capacity.loads.sort_values("utilisation", ascending=False)[["advisor_email", "capacity", "load", "utilisation", "active"]]
+        loads = capacity.loads.sort_values("utilisation", ascending=False)[
+            ["advisor_email", "capacity", "load", "utilisation", "active"]
+        ]
         metadata.update(
             {
                 "advisor_loads": dg.MetadataValue.md(markdown_table(loads, limit=60)),
@@ -82,7 +90,9 @@ def assignments_fact(
             "territories_over_capacity": len(over),
             **(
                 {
-                    "advisors": dg.MetadataValue.md(markdown_table(warnings.drop(columns=["over_capacity_territories"]), limit=50)),
+                    "advisors": dg.MetadataValue.md(
+                        markdown_table(warnings.drop(columns=["over_capacity_territories"]), limit=50)
+                    ),
                     "territories": dg.MetadataValue.md(markdown_table(over, limit=50)),
                     "next_step": "Add capacity or advisors to these territories in the CRM, or move clients with a rules change (preview it first).",
                 }

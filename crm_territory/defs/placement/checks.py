@@ -13,7 +13,9 @@ from crm_territory.wiring.checks import violations_result
     blocking=True,
     description="Relationships: every fact row's client_key is in client_dim and its territory_id in territory_dim.",
 )
-def assignments_fact_keys_exist(assignments_fact: pd.DataFrame, client_dim: pd.DataFrame, territory_dim: pd.DataFrame) -> dg.AssetCheckResult:
+def assignments_fact_keys_exist(
+    assignments_fact: pd.DataFrame, client_dim: pd.DataFrame, territory_dim: pd.DataFrame
+) -> dg.AssetCheckResult:
     return violations_result(
         orphan_fact_rows(assignments_fact, client_dim, territory_dim),
         counted="fact_rows_without_their_keys",

@@ -40,7 +40,11 @@ def territory_dim(
     rules = rules_in_force(rules_files, territory_rules)
     previous = table_store.read_previous("territory_dim")
     if previous is None and not config.reissue_territory_ids:
-        refuse_to_forget(context, "the registry of issued territory ids; re-issuing could renumber them", "ops.territory_dim.config.reissue_territory_ids: true")
+        refuse_to_forget(
+            context,
+            "the registry of issued territory ids; re-issuing could renumber them",
+            "ops.territory_dim.config.reissue_territory_ids: true",
+        )
     placement = evaluate(client_dim, rules)
     dim = build_territories(placement, rules, reference, previous, pd.Timestamp.now(tz="UTC"))
     issued = len(dim) - (0 if previous is None else len(previous))

@@ -12,7 +12,9 @@ class ActivateRulesConfig(dg.Config):
 
 
 @dg.op(description="Make the previewed candidate rules the active rules (the previous file is archived).")
-def activate_candidate_rules(context: dg.OpExecutionContext, config: ActivateRulesConfig, rules_files: RulesFiles, reference_files: ReferenceFiles) -> None:
+def activate_candidate_rules(
+    context: dg.OpExecutionContext, config: ActivateRulesConfig, rules_files: RulesFiles, reference_files: ReferenceFiles
+) -> None:
     # only what someone could have looked at: the latest preview in this instance must be of this version
     last = context.instance.get_latest_materialization_event(dg.AssetKey("assignments_preview"))
     shown = last.asset_materialization.metadata if last and last.asset_materialization else {}
@@ -23,9 +25,13 @@ def activate_candidate_rules(context: dg.OpExecutionContext, config: ActivateRul
             f"{previewed.value if previewed else 'none'}). Materialize assignments_preview, review it, then activate the version it shows."
         )
     previous, archive = rules_files.activate(config.version, reference_files.load(), shown["active_version"].value)
-    context.log.info(f"rules {config.version} are now active (was {previous}, archived at {archive}); materialize the star schema to apply them")
+    context.log.info(
+        f"rules {config.version} are now active (was {previous}, archived at {archive}); materialize the star schema to apply them"
+    )
 
 
-@dg.job(description="Activate the candidate rules previewed by assignments_preview; run config: ops.activate_candidate_rules.config.version.")
+@dg.job(
+    description="Activate the candidate rules previewed by assignments_preview; run config: ops.activate_candidate_rules.config.version."
+)
 def activate_rules_job():
     activate_candidate_rules()

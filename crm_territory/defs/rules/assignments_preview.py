@@ -43,7 +43,9 @@ def assignments_preview(
     if candidate is None:
         context.log.info(f"No candidate rules at {rules_files.candidate_path}: nothing to preview")
         empty = empty_frame(AssignmentsPreview)
-        return dg.Output(empty, metadata=table_metadata(empty, candidate=f"none: put a rules file at {rules_files.candidate_path}"))
+        return dg.Output(
+            empty, metadata=table_metadata(empty, candidate=f"none: put a rules file at {rules_files.candidate_path}")
+        )
     reference = reference_files.load()
     try:
         findings = check_rules(candidate, reference)

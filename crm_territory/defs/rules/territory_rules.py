@@ -31,7 +31,10 @@ def territory_rules(context: dg.AssetExecutionContext, rules_files: RulesFiles, 
     findings = check_rules(rules, reference_files.load())
     table = rules_table(rules)
     context.log.info(f"territory rules {rules.version}: {len(table)} rules, {len(findings)} warning(s)")
-    yield dg.Output(table, metadata=table_metadata(table, rules_version=rules.version, path=dg.MetadataValue.path(str(rules_files.active_path))))
+    yield dg.Output(
+        table,
+        metadata=table_metadata(table, rules_version=rules.version, path=dg.MetadataValue.path(str(rules_files.active_path))),
+    )
     warnings = pd.DataFrame([(f.key, f.message) for f in findings], columns=["key", "warning"])
     yield dg.AssetCheckResult(
         check_name="territory_rules_static_analysis",

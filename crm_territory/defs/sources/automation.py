@@ -38,7 +38,8 @@ def crm_drop_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -
     request = dg.RunRequest(
         run_key="drops:" + hashlib.sha256("\n".join(versions).encode()).hexdigest()[:16],
         tags={
-            "crm/drop_files": ", ".join(names[:MAX_TAGGED_FILES]) + (f" (+{len(names) - MAX_TAGGED_FILES} more)" if len(names) > MAX_TAGGED_FILES else ""),
+            "crm/drop_files": ", ".join(names[:MAX_TAGGED_FILES])
+            + (f" (+{len(names) - MAX_TAGGED_FILES} more)" if len(names) > MAX_TAGGED_FILES else ""),
             "crm/drop_count": str(len(new)),
             "crm/drop_bytes": str(sum(f.size for f in new)),
         },

@@ -13,7 +13,9 @@ from crm_territory.wiring.checks import violations_result
     blocking=True,
     description="Row conservation: for every batch, rows read = rows in raw_clients + rows in quarantined_clients.",
 )
-def raw_rows_conserved(raw_clients: pd.DataFrame, quarantined_clients: pd.DataFrame, ingest_manifest: pd.DataFrame) -> dg.AssetCheckResult:
+def raw_rows_conserved(
+    raw_clients: pd.DataFrame, quarantined_clients: pd.DataFrame, ingest_manifest: pd.DataFrame
+) -> dg.AssetCheckResult:
     bad = unbalanced_batches(ingest_manifest, raw_clients, quarantined_clients)
     read = int(ingest_manifest["rows_read"].sum())
     return violations_result(

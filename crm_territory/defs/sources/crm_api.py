@@ -3,12 +3,12 @@
 import dagster as dg
 import pandas as pd
 
-from crm_territory.wiring.automation import DAILY_PULL
 from crm_territory.logic.ingest.api_snapshot import merge_snapshot, newest_update, records_to_frame
 from crm_territory.logic.placement.advisors import advisors_to_frame
 from crm_territory.resources.crm_api import CrmApiResource
 from crm_territory.storage.table_store import TableStore
 from crm_territory.wiring.assets import table_asset
+from crm_territory.wiring.automation import DAILY_PULL
 from crm_territory.wiring.metadata import table_metadata
 
 
@@ -27,7 +27,9 @@ def crm_api_clients(
     """
     previous = None if config.full_refresh else table_store.read_previous("crm_api_clients")
     since = newest_update(previous)
-    context.log.info(f"CRM API pull from {crm_api.base_url}: " + (f"updated_since={since.isoformat()}" if since is not None else "full"))
+    context.log.info(
+        f"CRM API pull from {crm_api.base_url}: " + (f"updated_since={since.isoformat()}" if since is not None else "full")
+    )
     pulled_at = pd.Timestamp.now(tz="UTC")
     pages = crm_api.fetch_clients(updated_since=since, log=context.log.info)
     pulled = records_to_frame(pages, pulled_at)

@@ -22,7 +22,9 @@ from crm_territory.wiring.metadata import count_by, markdown_table, table_metada
             automation_condition=FOLLOW_UPSTREAM,
         ),
         "ingest_manifest": table_out(
-            "ingest_manifest", "Rows read, loaded and quarantined per batch, or why a file was rejected.", automation_condition=FOLLOW_UPSTREAM
+            "ingest_manifest",
+            "Rows read, loaded and quarantined per batch, or why a file was rejected.",
+            automation_condition=FOLLOW_UPSTREAM,
         ),
     },
     ins={"crm_api_clients": missing_ok_input()},
@@ -35,7 +37,9 @@ from crm_territory.wiring.metadata import count_by, markdown_table, table_metada
     ],
     pool=TABLES_POOL,
 )
-def raw_clients(context: dg.AssetExecutionContext, landing: LandingZone, table_store: TableStore, crm_api_clients: pd.DataFrame | None):
+def raw_clients(
+    context: dg.AssetExecutionContext, landing: LandingZone, table_store: TableStore, crm_api_clients: pd.DataFrame | None
+):
     """Union of the CSV drops and the CRM API snapshot, judged row by row (vectorised) into loaded and quarantined."""
     ingested_at = pd.Timestamp.now(tz="UTC")
     files = landing.list_files()
@@ -65,7 +69,9 @@ def raw_clients(context: dg.AssetExecutionContext, landing: LandingZone, table_s
         output_name="raw_clients",
         metadata=table_metadata(
             result.raw_clients,
-            preview=result.raw_clients[["client_id", "client_name", "region", "segment", "source_system", "source_file", "source_row"]],
+            preview=result.raw_clients[
+                ["client_id", "client_name", "region", "segment", "source_system", "source_file", "source_row"]
+            ],
             rows_read=rows_read,
             batches=dg.MetadataValue.md(markdown_table(result.manifest.drop(columns=["ingested_at"]), limit=50)),
         ),
@@ -98,8 +104,14 @@ def raw_clients(context: dg.AssetExecutionContext, landing: LandingZone, table_s
             "rows_in_quarantine": len(quarantined),
             **(
                 {
-                    "new_by_source_and_reason": dg.MetadataValue.md(markdown_table(count_by(new, ["source_system", "source_file", "reason"]), limit=50)),
-                    "sample": dg.MetadataValue.md(markdown_table(new[["source_system", "source_file", "source_row", "source_record_id", "reason"]], limit=20)),
+                    "new_by_source_and_reason": dg.MetadataValue.md(
+                        markdown_table(count_by(new, ["source_system", "source_file", "reason"]), limit=50)
+                    ),
+                    "sample": dg.MetadataValue.md(
+                        markdown_table(
+                            new[["source_system", "source_file", "source_row", "source_record_id", "reason"]], limit=20
+                        )
+                    ),
                     "next_step": "Fix these rows in the source CRM or send a corrected drop; the rest of the batch was loaded.",
                 }
                 if len(new)

@@ -12,7 +12,6 @@ import pandas as pd
 from crm_territory.logic.history.scd2 import ASSIGNMENT_IS_CURRENT, utc_timestamp
 
 
-
 def as_of(history: pd.DataFrame, when) -> pd.DataFrame:
     """The rows that were true at ``when``: valid_from <= when < valid_to (or valid_to missing).
 
@@ -60,9 +59,7 @@ def territory_map_as_of(assignments_history: pd.DataFrame, when) -> pd.DataFrame
         .groupby("territory_id")["primary_advisor_email"]
         .agg(list)
     )
-    out = pd.DataFrame(
-        {"territory_id": counts.index.astype(object), "current_clients": counts.to_numpy(dtype=np.int64)}
-    )
+    out = pd.DataFrame({"territory_id": counts.index.astype(object), "current_clients": counts.to_numpy(dtype=np.int64)})
     listed = out["territory_id"].map(advisors)
     out["advisors"] = [list(a) if isinstance(a, list) else [] for a in listed]
     return out.sort_values("territory_id", kind="stable").reset_index(drop=True)

@@ -261,9 +261,7 @@ def _checked_history(hist: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"apply_scd2: the history lacks column(s) {missing}; is it an SCD2 history of this table?")
     if not pd.api.types.is_bool_dtype(hist["is_current"]) or hist["is_current"].isna().any():
-        raise ValueError(
-            f"apply_scd2: history.is_current must be boolean without missing values, got {hist['is_current'].dtype}"
-        )
+        raise ValueError(f"apply_scd2: history.is_current must be boolean without missing values, got {hist['is_current'].dtype}")
     if hist["valid_from"].dtype != _UTC or hist["valid_to"].dtype != _UTC:
         hist = hist.assign(valid_from=_utc_column(hist["valid_from"]), valid_to=_utc_column(hist["valid_to"]))
     return hist
@@ -285,9 +283,7 @@ def _refuse_going_back(hist: pd.DataFrame, when: pd.Timestamp) -> None:
         )
 
 
-def _refuse_several_open_rows(
-    hist: pd.DataFrame, open_rows: np.ndarray, open_codes: np.ndarray, key: list[str]
-) -> None:
+def _refuse_several_open_rows(hist: pd.DataFrame, open_rows: np.ndarray, open_codes: np.ndarray, key: list[str]) -> None:
     counts = np.bincount(open_codes) if len(open_codes) else np.zeros(0, dtype=np.int64)
     several = counts[open_codes] > 1
     if several.any():

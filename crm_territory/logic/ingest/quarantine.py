@@ -12,7 +12,6 @@ from collections.abc import Callable
 import pandas as pd
 
 from crm_territory.logic.messages import Message, join_messages
-
 from crm_territory.schemas import CLIENT_ID_PATTERN
 
 STATUSES = ("active", "inactive")
@@ -58,7 +57,15 @@ def original_values(rows: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 # what identifies a quarantined row across runs (ingested_at changes on every run)
-QUARANTINE_IDENTITY = ["source_system", "source_file", "source_row", "source_page", "source_record_id", "reason", "original_values"]
+QUARANTINE_IDENTITY = [
+    "source_system",
+    "source_file",
+    "source_row",
+    "source_page",
+    "source_record_id",
+    "reason",
+    "original_values",
+]
 
 
 def new_quarantined_rows(quarantined: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:

@@ -138,7 +138,9 @@ def assemble_raw_clients(
             "ingested_at": ingested_at,
         }
         if read.error:
-            manifest_rows.append({**entry, "status": "rejected", "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "message": read.error})
+            manifest_rows.append(
+                {**entry, "status": "rejected", "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "message": read.error}
+            )
             continue
         rows = read.rows.copy()
         rows["source_file"] = landing_file.name
@@ -161,7 +163,9 @@ def assemble_raw_clients(
                     }
                 )
             )
-        manifest_rows.append({**entry, "status": "loaded", "rows_read": read.rows_read, "message": "; ".join(read.warnings) or None})
+        manifest_rows.append(
+            {**entry, "status": "loaded", "rows_read": read.rows_read, "message": "; ".join(read.warnings) or None}
+        )
 
     if accepted:
         drop_rows = pd.concat(accepted, ignore_index=True)
@@ -200,11 +204,17 @@ def assemble_raw_clients(
 
     raw_clients = conform(pd.concat(raw_parts, ignore_index=True), RawClients) if raw_parts else empty_frame(RawClients)
     quarantined = (
-        conform(pd.concat(quarantine_parts, ignore_index=True), QuarantinedClients) if quarantine_parts else empty_frame(QuarantinedClients)
+        conform(pd.concat(quarantine_parts, ignore_index=True), QuarantinedClients)
+        if quarantine_parts
+        else empty_frame(QuarantinedClients)
     )
-    quarantined = quarantined.sort_values(["source_system", "source_file", "source_page", "source_row"], kind="stable").reset_index(drop=True)
+    quarantined = quarantined.sort_values(
+        ["source_system", "source_file", "source_page", "source_row"], kind="stable"
+    ).reset_index(drop=True)
 
-    manifest = pd.DataFrame(manifest_rows, columns=[c for c in columns_of(IngestManifest) if c not in ("rows_loaded", "rows_quarantined")])
+    manifest = pd.DataFrame(
+        manifest_rows, columns=[c for c in columns_of(IngestManifest) if c not in ("rows_loaded", "rows_quarantined")]
+    )
     batch_of_raw = raw_clients["source_file"].fillna(API_BATCH)
     batch_of_quarantined = quarantined["source_file"].fillna(API_BATCH)
     manifest["rows_loaded"] = manifest["batch"].map(batch_of_raw.value_counts()).fillna(0)

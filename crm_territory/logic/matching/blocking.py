@@ -106,7 +106,9 @@ def _one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:
         if len(at):
             chosen = pc.take(words, at)
             at_parts.append(at)
-            variant_parts.append(pc.binary_join_element_wise(pc.utf8_slice_codeunits(chosen, 0, i), pc.utf8_slice_codeunits(chosen, i + 1), ""))
+            variant_parts.append(
+                pc.binary_join_element_wise(pc.utf8_slice_codeunits(chosen, 0, i), pc.utf8_slice_codeunits(chosen, i + 1), "")
+            )
     at = np.concatenate(at_parts)
     # a chunked array is encoded against one dictionary without first copying the chunks into one array
     variants = pc.dictionary_encode(pa.chunked_array(variant_parts, pa.string()))
@@ -114,14 +116,19 @@ def _one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:
     others = pc.dictionary_encode(rest)
     other_code = others.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     width = max(len(others.dictionary), 1)
-    variant_texts, other_texts = variants.chunks[-1].dictionary if variants.num_chunks else pa.array([], pa.string()), others.dictionary
+    variant_texts, other_texts = (
+        variants.chunks[-1].dictionary if variants.num_chunks else pa.array([], pa.string()),
+        others.dictionary,
+    )
 
     def describe(codes: np.ndarray) -> np.ndarray:
         variant = pc.take(variant_texts, pa.array(codes // width)).to_numpy(zero_copy_only=False)
         other = pc.take(other_texts, pa.array(codes % width)).to_numpy(zero_copy_only=False)
         return np.char.add(np.char.add(variant.astype(str), "|"), other.astype(str)).astype(object)
 
-    variant_code = np.concatenate([np.zeros(0, np.int64)] + [chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64) for chunk in variants.chunks])
+    variant_code = np.concatenate(
+        [np.zeros(0, np.int64)] + [chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64) for chunk in variants.chunks]
+    )
     block = variant_code * width + other_code[at]
     return BlockingKey(at, block, describe)
 
@@ -136,7 +143,16 @@ def candidate_pairs(keys: Mapping[str, BlockingKey], n: int, max_block_size: int
         sources.append(np.full(len(a), index, dtype=np.int8))
         if len(too_large):
             texts = key.describe(too_large)
-            skipped.append(pd.DataFrame({"key_name": key_name, "key": texts, "records": sizes.astype("int64"), "handled": "chained" if chain else "skipped"}))
+            skipped.append(
+                pd.DataFrame(
+                    {
+                        "key_name": key_name,
+                        "key": texts,
+                        "records": sizes.astype("int64"),
+                        "handled": "chained" if chain else "skipped",
+                    }
+                )
+            )
     code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
     source = np.concatenate(sources) if sources else np.zeros(0, np.int8)
     # np.unique keeps the first occurrence's index: the earliest key in the order given
@@ -145,7 +161,9 @@ def candidate_pairs(keys: Mapping[str, BlockingKey], n: int, max_block_size: int
     skipped_blocks = (
         pd.concat(skipped, ignore_index=True)
         if skipped
-        else pd.DataFrame({c: pd.Series(dtype="int64" if c == "records" else object) for c in ["key_name", "key", "records", "handled"]})
+        else pd.DataFrame(
+            {c: pd.Series(dtype="int64" if c == "records" else object) for c in ["key_name", "key", "records", "handled"]}
+        )
     )
     return CandidatePairs(a=code // max(n, 1), b=code % max(n, 1), blocked_by=names[source[first]], skipped_blocks=skipped_blocks)
 

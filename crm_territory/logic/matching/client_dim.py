@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm_territory.logic.reference.canonical import canonicalise, normalise_emails
-from crm_territory.logic.messages import join_messages
-from crm_territory.logic.reference.reference_data import ReferenceData
 from crm_territory.logic.matching.survivorship import golden_records
+from crm_territory.logic.messages import join_messages
+from crm_territory.logic.reference.canonical import canonicalise, normalise_emails
+from crm_territory.logic.reference.reference_data import ReferenceData
 from crm_territory.schemas import ClientDim, columns_of
 
 
@@ -34,9 +34,7 @@ def latest_versions(raw_clients: pd.DataFrame) -> pd.DataFrame:
     deactivated, nor forget its size). A blank value therefore never clears a known one.
     """
     key = ["source_system", "client_id"]
-    ordered = raw_clients.sort_values(
-        ["source_modified_at", "source_file", "source_row"], kind="stable", na_position="first"
-    )
+    ordered = raw_clients.sort_values(["source_modified_at", "source_file", "source_row"], kind="stable", na_position="first")
     several_versions = ordered.duplicated(key, keep=False)
     if several_versions.any():
         versions = ordered[several_versions]
@@ -78,7 +76,9 @@ def client_records(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.Da
     return records.sort_values("record_key", kind="stable").reset_index(drop=True)
 
 
-def build_client_dim(raw_clients: pd.DataFrame, reference: ReferenceData, client_xref: pd.DataFrame | None = None) -> pd.DataFrame:
+def build_client_dim(
+    raw_clients: pd.DataFrame, reference: ReferenceData, client_xref: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """client_dim from raw_clients; ``client_xref`` (record -> client_key) groups records, else each record is a client."""
     return client_dim_from_records(client_records(raw_clients, reference), client_xref)
 

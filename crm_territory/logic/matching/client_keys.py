@@ -66,9 +66,11 @@ def assign_client_keys(
         old_issued = _nanoseconds(previous["client_key_issued_at"])[at[held]]
         code, keys = pd.factorize(old_keys)
         claims = pd.DataFrame({"key": code, "cluster": cluster[held], "issued": old_issued, "age": age[held], "rank": rank[held]})
-        claims = claims.groupby(["key", "cluster"], sort=False).agg(
-            records=("issued", "size"), issued=("issued", "min"), oldest=("age", "min"), first=("rank", "min")
-        ).reset_index()
+        claims = (
+            claims.groupby(["key", "cluster"], sort=False)
+            .agg(records=("issued", "size"), issued=("issued", "min"), oldest=("age", "min"), first=("rank", "min"))
+            .reset_index()
+        )
         # would the key survive in that cluster (no older key claims it)? A key goes where it survives
         # rather than where it would be retired: a part split off keeps the key while its other records
         # join an older client.
@@ -76,7 +78,9 @@ def assign_client_keys(
         by_age = claims.sort_values(["cluster", "issued", "oldest", "text"], kind="stable")
         claims["survives"] = claims.index.isin(by_age.drop_duplicates("cluster").index)
         # then the cluster holding most of its records (ties: the one holding the oldest)
-        claims = claims.sort_values(["key", "survives", "records", "oldest", "first"], ascending=[True, False, False, True, True], kind="stable")
+        claims = claims.sort_values(
+            ["key", "survives", "records", "oldest", "first"], ascending=[True, False, False, True, True], kind="stable"
+        )
         won = claims.drop_duplicates("key")
         # per cluster, the oldest key it won survives (keys issued in one run: the one whose records are
         # older, then the key's text); the others retire into it

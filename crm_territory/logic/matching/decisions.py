@@ -54,7 +54,9 @@ def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
     frame = frame.drop(columns=["line"], errors="ignore")
     columns = [c.strip() for c in frame.columns]
     if columns[:3] != DECISION_COLUMNS[:3] or not set(columns) <= set(DECISION_COLUMNS):
-        raise MatchDecisionsError(f"{source}: expected columns {', '.join(DECISION_COLUMNS)} (note optional); found {', '.join(columns)}")
+        raise MatchDecisionsError(
+            f"{source}: expected columns {', '.join(DECISION_COLUMNS)} (note optional); found {', '.join(columns)}"
+        )
     frame = frame.set_axis(columns, axis=1).reindex(columns=DECISION_COLUMNS).astype(object)
     frame = frame.apply(lambda col: col.where(col.isna(), col.astype(str).str.strip())).assign(line=lines)
     frame["decision"] = frame["decision"].str.lower()
@@ -71,7 +73,9 @@ def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
         *(line + "a record is paired with itself (" + frame["record_a"].astype(str) + ")")[self_paired].tolist(),
     ]
     if problems:
-        raise MatchDecisionsError(f"{source}: " + "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
+        raise MatchDecisionsError(
+            f"{source}: " + "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        )
 
     low = frame[["record_a", "record_b"]].min(axis=1)
     high = frame[["record_a", "record_b"]].max(axis=1)
@@ -79,8 +83,12 @@ def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
     both = frame[frame.duplicated(["record_a", "record_b"], keep=False)]
     if len(both):
         first = both.iloc[0]
-        lines = ", ".join(str(x) for x in both.loc[(both["record_a"] == first.record_a) & (both["record_b"] == first.record_b), "line"])
-        raise MatchDecisionsError(f"{source}: lines {lines} both must-link and cannot-link {first.record_a} and {first.record_b}; keep one")
+        lines = ", ".join(
+            str(x) for x in both.loc[(both["record_a"] == first.record_a) & (both["record_b"] == first.record_b), "line"]
+        )
+        raise MatchDecisionsError(
+            f"{source}: lines {lines} both must-link and cannot-link {first.record_a} and {first.record_b}; keep one"
+        )
     return MatchDecisions(frame.reset_index(drop=True), source)
 
 
@@ -89,7 +97,9 @@ def read_decisions(path: Path) -> MatchDecisions:
     if not path.exists():
         return MatchDecisions.none()
     with path.open(encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's byte-order mark is fine
-        numbered = [(number, line) for number, line in enumerate(handle, start=1) if line.strip() and not line.lstrip().startswith("#")]
+        numbered = [
+            (number, line) for number, line in enumerate(handle, start=1) if line.strip() and not line.lstrip().startswith("#")
+        ]
     if not numbered:
         return MatchDecisions.none()  # an empty file: no decisions yet
     rows = list(csv.reader(line for _, line in numbered))

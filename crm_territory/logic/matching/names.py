@@ -110,7 +110,12 @@ def normalise_names(names: pd.Series) -> NormalisedNames:
     letters = pc.utf8_length(pc.replace_substring(name, " ", "")).to_numpy(zero_copy_only=False)
     reason = np.full(len(names), None, dtype=object)
     # the first reason that applies is the one reported
-    for flagged, why in [(length == 0, EMPTY_NAME), (length > MAX_NAME_CHARACTERS, TOO_LONG), (~latin, NOT_LATIN), (letters < MIN_NAME_CHARACTERS, TOO_SHORT)]:
+    for flagged, why in [
+        (length == 0, EMPTY_NAME),
+        (length > MAX_NAME_CHARACTERS, TOO_LONG),
+        (~latin, NOT_LATIN),
+        (letters < MIN_NAME_CHARACTERS, TOO_SHORT),
+    ]:
         reason[flagged & (reason == None)] = why  # noqa: E711
     matchable = reason == None  # noqa: E711
 
@@ -181,7 +186,9 @@ def _misspelt_legal_form(words: pa.Array) -> np.ndarray:
     length = pc.utf8_length(words).to_numpy(zero_copy_only=False)
     candidates = np.flatnonzero(length >= 5)
     if len(candidates):
-        distance = cdist(pc.take(words, candidates).to_numpy(zero_copy_only=False), _LONG_LEGAL_FORMS, scorer=OSA.distance, workers=-1)
+        distance = cdist(
+            pc.take(words, candidates).to_numpy(zero_copy_only=False), _LONG_LEGAL_FORMS, scorer=OSA.distance, workers=-1
+        )
         found[candidates] = distance.min(axis=1) == 1
     return found
 

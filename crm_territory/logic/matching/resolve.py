@@ -152,13 +152,18 @@ def resolve(
     return Resolution(xref, matches, retirements, stats, not_applied)
 
 
-def _explain(contradiction: ContradictoryDecisions, applied: pd.DataFrame, record_key: np.ndarray, source: str) -> MatchDecisionsError:
+def _explain(
+    contradiction: ContradictoryDecisions, applied: pd.DataFrame, record_key: np.ndarray, source: str
+) -> MatchDecisionsError:
     """The contradiction in the analyst's terms: the decisions file, its lines and the records."""
     musts = applied[applied["decision"] == MUST_LINK]
     group = components(len(record_key), musts["a"].to_numpy(dtype=np.int64), musts["b"].to_numpy(dtype=np.int64))
     problems = []
     for a, b in contradiction.pairs:
-        cannot = applied[(applied["decision"] == CANNOT_LINK) & (((applied["a"] == a) & (applied["b"] == b)) | ((applied["a"] == b) & (applied["b"] == a)))]
+        cannot = applied[
+            (applied["decision"] == CANNOT_LINK)
+            & (((applied["a"] == a) & (applied["b"] == b)) | ((applied["a"] == b) & (applied["b"] == a)))
+        ]
         chain = musts[group[musts["a"].to_numpy(dtype=np.int64)] == group[a]]
         problems.append(
             f"line {int(cannot['line'].iloc[0])}: cannot_link {record_key[a]} and {record_key[b]}, but must_link lines "
@@ -217,7 +222,9 @@ def _matches(records, candidates, scored, applied, matcher, position, labels, cl
     if len(applied):
         ha, hb = applied["a"].to_numpy(dtype=np.int64), applied["b"].to_numpy(dtype=np.int64)
         low, high = np.minimum(ha, hb), np.maximum(ha, hb)
-        human = score_pairs(matcher, low, high).assign(decision=applied["decision"].to_numpy(), blocked_by=None, decided_by="human")
+        human = score_pairs(matcher, low, high).assign(
+            decision=applied["decision"].to_numpy(), blocked_by=None, decided_by="human"
+        )
         # a human decision replaces the matcher's row for the same pair
         replaced = np.isin(a * len(records) + b, low * len(records) + high)
         a, b = np.concatenate([a[~replaced], low]), np.concatenate([b[~replaced], high])
@@ -232,7 +239,21 @@ def _matches(records, candidates, scored, applied, matcher, position, labels, cl
             "record_b": record_key[b],
             "client_name_a": name[a],
             "client_name_b": name[b],
-            **{c: pairs[c].to_numpy() for c in ["name_score", "name_difference", "region_agreement", "parent_org_agreement", "advisor_email_agreement", "advisor_domain_agreement", "score", "decision", "decided_by", "blocked_by"]},
+            **{
+                c: pairs[c].to_numpy()
+                for c in [
+                    "name_score",
+                    "name_difference",
+                    "region_agreement",
+                    "parent_org_agreement",
+                    "advisor_email_agreement",
+                    "advisor_domain_agreement",
+                    "score",
+                    "decision",
+                    "decided_by",
+                    "blocked_by",
+                ]
+            },
             "merged": labels[a] == labels[b],
             "client_key_a": client_key[a],
             "client_key_b": client_key[b],

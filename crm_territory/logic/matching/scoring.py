@@ -65,7 +65,12 @@ FIELD_WEIGHTS: dict[str, FieldWeight] = {
 }
 
 AGREE, DISAGREE, UNKNOWN = "agree", "disagree", "unknown"
-SAME_WORDS, TYPO, DIFFERENT_WORDS, OTHER_WORD_COUNT = "same words", "typo or abbreviation", "different words", "different word count"
+SAME_WORDS, TYPO, DIFFERENT_WORDS, OTHER_WORD_COUNT = (
+    "same words",
+    "typo or abbreviation",
+    "different words",
+    "different word count",
+)
 NOT_COMPARED = "not compared (unmatchable name)"
 MATCH, POSSIBLE, NO_MATCH = "match", "possible", "no match"
 
@@ -87,7 +92,9 @@ class MatchFeatures:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> MatchFeatures:
-        return cls(*(frame[c].to_numpy(dtype=object) for c in ["name", "region", "parent_org", "advisor_email", "advisor_domain"]))
+        return cls(
+            *(frame[c].to_numpy(dtype=object) for c in ["name", "region", "parent_org", "advisor_email", "advisor_domain"])
+        )
 
 
 def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
@@ -115,15 +122,16 @@ def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.Dat
         out[f"{field}_agreement"] = agreement
         score += points
     score = np.round(score, 2)
-    decision = np.where(
-        (score >= MATCH_SCORE) & agree,
-        MATCH, np.where(score >= POSSIBLE_SCORE, POSSIBLE, NO_MATCH)
-    ).astype(object)
+    decision = np.where((score >= MATCH_SCORE) & agree, MATCH, np.where(score >= POSSIBLE_SCORE, POSSIBLE, NO_MATCH)).astype(
+        object
+    )
     return pd.DataFrame({**out, "score": score, "decision": decision})
 
 
 def _names_agree(difference: np.ndarray, name_score: np.ndarray) -> np.ndarray:
-    return np.isin(difference, [SAME_WORDS, TYPO]) | ((difference == OTHER_WORD_COUNT) & (name_score >= MIN_NAME_SCORE_OTHER_WORDING))
+    return np.isin(difference, [SAME_WORDS, TYPO]) | (
+        (difference == OTHER_WORD_COUNT) & (name_score >= MIN_NAME_SCORE_OTHER_WORDING)
+    )
 
 
 def alike_score(scored: pd.DataFrame) -> np.ndarray:
@@ -132,13 +140,17 @@ def alike_score(scored: pd.DataFrame) -> np.ndarray:
     What the clustering guard compares with its floor: siblings ("Brompela" / "Groampela Wealth Group")
     never sit in one cluster, whatever their other fields, unless a human says so.
     """
-    return np.where(_names_agree(scored["name_difference"].to_numpy(), scored["name_score"].to_numpy()), scored["score"].to_numpy(), 0.0)
+    return np.where(
+        _names_agree(scored["name_difference"].to_numpy(), scored["name_score"].to_numpy()), scored["score"].to_numpy(), 0.0
+    )
 
 
 _AGREEMENT_TEXT = np.array([UNKNOWN, DISAGREE, AGREE], dtype=object)
 
 
-def _agreement(codes: np.ndarray, a: np.ndarray, b: np.ndarray, weight: FieldWeight, fuzzy_values: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _agreement(
+    codes: np.ndarray, a: np.ndarray, b: np.ndarray, weight: FieldWeight, fuzzy_values: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Agreement of one field per pair; with ``fuzzy_values``, different values that are the same words or a typo apart agree."""
     left, right = codes[a], codes[b]
     known = (left >= 0) & (right >= 0)
@@ -171,10 +183,17 @@ def name_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     differs = ~pc.equal(flat_a, flat_b).to_numpy(zero_copy_only=False)
     at = np.flatnonzero(differs)
     diff_a, diff_b = pc.take(flat_a, at), pc.take(flat_b, at)
-    lengths_a, lengths_b = pc.utf8_length(diff_a).to_numpy(zero_copy_only=False), pc.utf8_length(diff_b).to_numpy(zero_copy_only=False)
+    lengths_a, lengths_b = (
+        pc.utf8_length(diff_a).to_numpy(zero_copy_only=False),
+        pc.utf8_length(diff_b).to_numpy(zero_copy_only=False),
+    )
     # a number is an identity, not a spelling: "Fund 2018" and "Fund 2019" are two funds
-    numbers = pc.or_(pc.match_substring_regex(diff_a, "[0-9]"), pc.match_substring_regex(diff_b, "[0-9]")).to_numpy(zero_copy_only=False)
-    same_start = pc.equal(pc.utf8_slice_codeunits(diff_a, 0, 1), pc.utf8_slice_codeunits(diff_b, 0, 1)).to_numpy(zero_copy_only=False)
+    numbers = pc.or_(pc.match_substring_regex(diff_a, "[0-9]"), pc.match_substring_regex(diff_b, "[0-9]")).to_numpy(
+        zero_copy_only=False
+    )
+    same_start = pc.equal(pc.utf8_slice_codeunits(diff_a, 0, 1), pc.utf8_slice_codeunits(diff_b, 0, 1)).to_numpy(
+        zero_copy_only=False
+    )
     diff_a, diff_b = diff_a.to_numpy(zero_copy_only=False), diff_b.to_numpy(zero_copy_only=False)
     edits = cpdist(diff_a, diff_b, scorer=OSA.distance, workers=-1).astype(np.int64) if len(at) else np.zeros(0, np.int64)
     shorter, longer = np.minimum(lengths_a, lengths_b), np.maximum(lengths_a, lengths_b)
@@ -188,6 +207,8 @@ def name_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     words_differing = np.add.reduceat(differs, starts) if len(differs) else np.zeros(len(aligned), np.int64)
     other_words = np.add.reduceat(not_a_typo, starts) if len(differs) else np.zeros(len(aligned), np.int64)
     out[aligned] = np.where(
-        words_differing == 0, SAME_WORDS, np.where((other_words == 0) & (words_differing <= MAX_TYPO_WORDS), TYPO, DIFFERENT_WORDS)
+        words_differing == 0,
+        SAME_WORDS,
+        np.where((other_words == 0) & (words_differing <= MAX_TYPO_WORDS), TYPO, DIFFERENT_WORDS),
     )
     return out

@@ -80,7 +80,9 @@ def _all_columns() -> list[str]:
     return list(dict.fromkeys(c for rule in FIELD_RULES.values() for c in rule.columns))
 
 
-def _winners(records: pd.DataFrame, rule: FieldRule, client: np.ndarray, record: np.ndarray, newest_first: np.ndarray) -> np.ndarray:
+def _winners(
+    records: pd.DataFrame, rule: FieldRule, client: np.ndarray, record: np.ndarray, newest_first: np.ndarray
+) -> np.ndarray:
     """Position (in ``records``) of each client's winning record for this field, in client-code order."""
     value = records[rule.columns[0]]
     usable = records[rule.usable] if rule.usable else value

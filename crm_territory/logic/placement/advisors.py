@@ -21,9 +21,13 @@ def advisors_to_frame(records: list[dict], pulled_at: pd.Timestamp) -> pd.DataFr
     """``/advisors`` records as a table, values kept as sent (lists joined with ';')."""
     if not records:
         return empty_frame(CrmApiAdvisors)
-    frame = pd.DataFrame(records, dtype=object).reindex(columns=["advisor_email", "advisor_name", "regions", "segments", "capacity", "active"])
+    frame = pd.DataFrame(records, dtype=object).reindex(
+        columns=["advisor_email", "advisor_name", "regions", "segments", "capacity", "active"]
+    )
     for col in ("regions", "segments"):
-        frame[col] = frame[col].map(lambda v: LIST_SEPARATOR.join(map(str, v)) if isinstance(v, list) else v)  # a few dozen advisors
+        frame[col] = frame[col].map(
+            lambda v: LIST_SEPARATOR.join(map(str, v)) if isinstance(v, list) else v
+        )  # a few dozen advisors
     frame["capacity"] = pd.to_numeric(frame["capacity"], errors="coerce").astype("Int64")
     frame["active"] = frame["active"].map({True: True, False: False}).fillna(False).astype(bool)
     frame["pulled_at"] = pulled_at

@@ -20,8 +20,8 @@ import pandas as pd
 
 from crm_territory.logic.placement.advisors import split_list
 from crm_territory.logic.placement.capacity import CapacityResult, assign_advisors
-from crm_territory.logic.rules.engine import Placement
 from crm_territory.logic.placement.territories import territory_ids
+from crm_territory.logic.rules.engine import Placement
 from crm_territory.schemas import UNASSIGNED_TERRITORY_ID, AssignmentsFact, columns_of
 
 
@@ -58,7 +58,9 @@ def _advisors(
     # advisor there would load advisors outside the capacity guarantee.
     email = email.to_numpy(dtype=object)
     email[unassigned & client_dim["is_active"].to_numpy() & pinned.isna().to_numpy()] = None
-    advisors = advisor_dim.assign(territories=split_list(advisor_dim["territories"]), capacity=advisor_dim["capacity"].astype(int))
+    advisors = advisor_dim.assign(
+        territories=split_list(advisor_dim["territories"]), capacity=advisor_dim["capacity"].astype(int)
+    )
     clients = pd.DataFrame(
         {
             "client_key": client_dim["client_key"].to_numpy()[eligible],

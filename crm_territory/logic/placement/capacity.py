@@ -528,7 +528,12 @@ def _hand_out(t: np.ndarray, current: np.ndarray, may_return: np.ndarray, keys: 
 
 
 def _over_capacity_table(
-    territory_ids: np.ndarray, over_t: np.ndarray, demand: np.ndarray, eligible: np.ndarray, capacity: np.ndarray, free: np.ndarray
+    territory_ids: np.ndarray,
+    over_t: np.ndarray,
+    demand: np.ndarray,
+    eligible: np.ndarray,
+    capacity: np.ndarray,
+    free: np.ndarray,
 ) -> pd.DataFrame:
     rows = []
     pending = over_t.copy()

@@ -12,10 +12,10 @@ import pandas as pd
 
 from crm_territory.logic.placement.advisors import build_advisor_dim
 from crm_territory.logic.placement.assignments import Assignments, build_assignments_fact
+from crm_territory.logic.placement.territories import issue_territories
 from crm_territory.logic.reference.reference_data import ReferenceData
 from crm_territory.logic.rules.engine import Placement, evaluate
 from crm_territory.logic.rules.model import Rules
-from crm_territory.logic.placement.territories import issue_territories
 
 
 def territory_targets(placement: Placement) -> pd.DataFrame:

@@ -80,7 +80,11 @@ def _ranges_on_text(rules: Rules, columns: set[str], numeric: set[str]) -> list[
             for op in ("gt", "gte", "lt", "lte"):
                 if condition.get(op) is not None:
                     findings.append(
-                        Finding("error", f"{prefix}.when.{column}.{op}", f"'{op}' compares numbers, but '{column}' is text (numeric columns: {', '.join(sorted(numeric)) or 'none'})")
+                        Finding(
+                            "error",
+                            f"{prefix}.when.{column}.{op}",
+                            f"'{op}' compares numbers, but '{column}' is text (numeric columns: {', '.join(sorted(numeric)) or 'none'})",
+                        )
                     )
     return findings
 
@@ -97,7 +101,9 @@ def _criteria(rules: Rules) -> list[tuple[str, dict[str, Condition]]]:
 def _unknown_columns(rules: Rules, columns: set[str]) -> list[Finding]:
     known = ", ".join(sorted(columns))
     return [
-        Finding("error", f"{prefix}.when.{column}", f"unknown column {column!r}: the clients have no such column (known: {known})")
+        Finding(
+            "error", f"{prefix}.when.{column}", f"unknown column {column!r}: the clients have no such column (known: {known})"
+        )
         for prefix, when in _criteria(rules)
         for column in when
         if column not in columns
@@ -152,18 +158,19 @@ def _never_firing(rules: Rules, regions: set[str], segments: set[str]) -> list[t
 
     silent = {key for _, key in out}
     tiers = [
-        (f"segmentation.tiers[{i}]", t.id, {c: [k] for c, k in t.when.items()}, False) for i, t in enumerate(rules.segmentation.tiers)
+        (f"segmentation.tiers[{i}]", t.id, {c: [k] for c, k in t.when.items()}, False)
+        for i, t in enumerate(rules.segmentation.tiers)
     ]
-    ordered = [
-        (f"territories.rules[{i}]", r.id, _effective(r), _skippable(r, rules)) for i, r in rules.rules_in_order()
-    ]
+    ordered = [(f"territories.rules[{i}]", r.id, _effective(r), _skippable(r, rules)) for i, r in rules.rules_in_order()]
     for entries, what in ((tiers, "tier"), (ordered, "rule")):
-        for j, (key, rule_id, conditions, _) in enumerate(entries):
+        for j, (key, _rule_id, conditions, _) in enumerate(entries):
             if key in silent:
                 continue
             for earlier_key, earlier_id, earlier, skippable in entries[:j]:
                 if earlier_key not in silent and not skippable and _covers(earlier, conditions):
-                    message = f"can never fire: the earlier {what} {earlier_id!r} ({earlier_key}) matches every client this one matches"
+                    message = (
+                        f"can never fire: the earlier {what} {earlier_id!r} ({earlier_key}) matches every client this one matches"
+                    )
                     out.append((Finding("warning", key, message), key))
                     break
     return out
@@ -316,7 +323,9 @@ def _unreachable(rules: Rules, regions: list[str], segments: list[str], silent: 
         for segment in segments:
             if (region, segment) not in reached:
                 note = "; only overrides place clients there" if (region, segment) in pinned else ""
-                findings.append(Finding("warning", "territories.rules", f"no rule can reach territory ({region}, {segment}){note}"))
+                findings.append(
+                    Finding("warning", "territories.rules", f"no rule can reach territory ({region}, {segment}){note}")
+                )
     return findings
 
 

@@ -130,8 +130,12 @@ class _Columns:
             if pd.api.types.is_bool_dtype(series.dtype) or not pd.api.types.is_numeric_dtype(series.dtype):
                 raise RulesError(
                     self._source,
-                    [(f"{key}.{operator}", f"column {name!r} holds {series.dtype} values, not numbers: "
-                      "gt/gte/lt/lte need a numeric column")],
+                    [
+                        (
+                            f"{key}.{operator}",
+                            f"column {name!r} holds {series.dtype} values, not numbers: gt/gte/lt/lte need a numeric column",
+                        )
+                    ],
                 )
             return series.to_numpy(dtype=float, na_value=np.nan)
 

@@ -108,7 +108,10 @@ def _duplicate_keys(node: yaml.Node, path: str):
             line = key_node.start_mark.line + 1
             child = f"{path}.{key}" if path else key
             if key in seen:
-                yield child, f"written twice in one mapping (lines {seen[key]} and {line}); YAML would silently keep only the last"
+                yield (
+                    child,
+                    f"written twice in one mapping (lines {seen[key]} and {line}); YAML would silently keep only the last",
+                )
             else:
                 seen[key] = line
             yield from _duplicate_keys(value_node, child)
@@ -145,7 +148,9 @@ def _cross_checks(parsed: RulesFile) -> list[tuple[str, str]]:
     pinned: dict[str, int] = {}
     for i, override in enumerate(parsed.overrides):
         if override.client_key in pinned:
-            reason = f"client {override.client_key!r} is already overridden at overrides[{pinned[override.client_key]}]; merge the two"
+            reason = (
+                f"client {override.client_key!r} is already overridden at overrides[{pinned[override.client_key]}]; merge the two"
+            )
             problems.append((f"overrides[{i}].client_key", reason))
         else:
             pinned[override.client_key] = i

@@ -15,7 +15,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -107,7 +107,9 @@ def _identifier(value: str) -> str:
             {"value": value},
         )
     if value in RESERVED_IDS:
-        raise PydanticCustomError("reserved_id", "id '{value}' is reserved (assigned_by uses it); choose another", {"value": value})
+        raise PydanticCustomError(
+            "reserved_id", "id '{value}' is reserved (assigned_by uses it); choose another", {"value": value}
+        )
     return value
 
 
@@ -245,7 +247,7 @@ def _assign_shape(value: Any) -> str | None:
 
 
 Assign = Annotated[
-    Union[Annotated[Literal["client"], Tag(_ASSIGN_CLIENT_TAG)], Annotated[Target, Tag(_ASSIGN_MAPPING_TAG)]],
+    Annotated[Literal["client"], Tag(_ASSIGN_CLIENT_TAG)] | Annotated[Target, Tag(_ASSIGN_MAPPING_TAG)],
     Discriminator(
         _assign_shape,
         custom_error_type="assign_shape",

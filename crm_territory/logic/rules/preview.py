@@ -37,7 +37,9 @@ def _counts(before: pd.Series, after: pd.Series, name: str) -> pd.DataFrame:
     return table.sort_values(name).reset_index(drop=True)
 
 
-def preview(current_fact: pd.DataFrame, candidate: Star, advisor_dim: pd.DataFrame | None, current_territories: pd.DataFrame) -> Preview:
+def preview(
+    current_fact: pd.DataFrame, candidate: Star, advisor_dim: pd.DataFrame | None, current_territories: pd.DataFrame
+) -> Preview:
     before = _current_primary(current_fact)
     after = _current_primary(candidate.assignments.fact)
     both = before.join(after, how="outer", lsuffix="_before", rsuffix="_after")
@@ -69,7 +71,9 @@ def preview(current_fact: pd.DataFrame, candidate: Star, advisor_dim: pd.DataFra
     territories = _counts(before["territory_id"], after["territory_id"], "territory_id")
     advisors = _counts(before["primary_advisor_email"].dropna(), after["primary_advisor_email"].dropna(), "advisor_email")
     capacity = (
-        advisor_dim.set_index("advisor_email")["capacity"].astype(float) if advisor_dim is not None and len(advisor_dim) else pd.Series(dtype=float)
+        advisor_dim.set_index("advisor_email")["capacity"].astype(float)
+        if advisor_dim is not None and len(advisor_dim)
+        else pd.Series(dtype=float)
     )
     advisors["capacity"] = advisors["advisor_email"].map(capacity)
     advisors["utilisation_before"] = advisors["clients_before"] / advisors["capacity"]
