@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import httpx
@@ -136,7 +137,7 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
         status += f" with {len(warned)} warning{'s' if len(warned) > 1 else ''}"  # a rejected file must not look all green
     rejected = _rejected_files(result)
 
-    def fmt(n: object) -> str:
+    def fmt(n: Any) -> str:  # a count the asset recorded (an int), or None when it did not materialize
         return "-" if n is None else f"{int(n):,}"
 
     lines = [
@@ -227,7 +228,7 @@ def apply_warehouse_ddl(ddl_path: Path | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crm_territory.cli", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m crm_territory.cli", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="materialize every asset and check, print a summary")
     run_parser.add_argument("--start-mock-api", action="store_true", help="start the mock CRM API for this run, then stop it")

@@ -78,6 +78,13 @@ def replace_table(connection, database: str, spec: TableSpec, obj: pd.DataFrame)
     return target
 
 
+def _database(snowflake: SnowflakeResource) -> str:
+    """The resource's database: optional in SnowflakeResource's type, always set by snowflake_connection_config."""
+    database = snowflake.database
+    assert database is not None, "a SnowflakeResource without a database: build it from snowflake_connection_config()"
+    return database
+
+
 class SnowflakeTablesIOManager(dg.ConfigurableIOManager):
     """Each asset as the Snowflake table its spec names, replaced atomically, read back with the model's dtypes."""
 
@@ -86,13 +93,13 @@ class SnowflakeTablesIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         spec = spec_for(context.asset_key)
         with self.snowflake.get_connection() as connection:
-            target = replace_table(connection, self.snowflake.database, spec, obj)
+            target = replace_table(connection, _database(self.snowflake), spec, obj)
         context.add_output_metadata({"dagster/storage_kind": "snowflake", "table": target})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | None:
         spec = spec_for(context.asset_key)
         with self.snowflake.get_connection() as connection:
-            frame = read_table(connection, self.snowflake.database, spec)
+            frame = read_table(connection, _database(self.snowflake), spec)
         # the DDL creates every table up front, so "never written" reads as empty here
         return None if frame.empty and input_missing_ok(context) else frame
 
@@ -104,7 +111,7 @@ class SnowflakeTableStore(TableStore):
 
     def read_previous(self, table: str) -> pd.DataFrame | None:
         with self.snowflake.get_connection() as connection:
-            frame = read_table(connection, self.snowflake.database, TABLES[table])
+            frame = read_table(connection, _database(self.snowflake), TABLES[table])
         return None if frame.empty else frame
 
 
@@ -147,7 +154,9 @@ def endpoint_overrides() -> dict[str, Any]:
 def connect_from_environment():
     """A connection context from the SNOWFLAKE_* variables, for ``cli apply-ddl`` (outside a run)."""
     check_snowflake_environment()
-    config = {k: os.environ[v.env_var_name] if isinstance(v, dg.EnvVar) else v for k, v in snowflake_connection_config().items()}
+    config: dict[str, Any] = {
+        k: os.environ[v.env_var_name] if isinstance(v, dg.EnvVar) else v for k, v in snowflake_connection_config().items()
+    }
     return SnowflakeResource(**config).get_connection()
 
 

@@ -5,6 +5,8 @@ check's metadata says how many of what failed (named for what is counted: rows, 
 a sample of them, and what to do next.
 """
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 import pandera.errors
@@ -60,7 +62,7 @@ def violations_result(
     blocking_severity: dg.AssetCheckSeverity,
     next_step: str,
     sample_rows: int = SAMPLE_ROWS,
-    **fields: object,
+    **fields: Any,
 ) -> dg.AssetCheckResult:
     """An integrity check's result: passed when ``violations`` is empty, else their count, a sample and the next step.
 

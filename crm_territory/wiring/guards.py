@@ -1,5 +1,7 @@
 """Guards: a stored table that vanished must not silently restart; the rules must not change under a run."""
 
+from typing import cast
+
 import dagster as dg
 import pandas as pd
 
@@ -10,8 +12,11 @@ from crm_territory.resources.rules_files import RulesFiles
 def refuse_to_forget(context: dg.AssetExecutionContext, what: str, override: str | None = None) -> None:
     """Fail when this asset's stored table is missing but this instance remembers publishing rows of it."""
     last = context.instance.get_latest_materialization_event(context.asset_key)
-    row_count = last.asset_materialization.metadata.get("dagster/row_count") if last and last.asset_materialization else None
-    if row_count is not None and row_count.value > 0:
+    if last is None or last.asset_materialization is None:
+        return
+    row_count = last.asset_materialization.metadata.get("dagster/row_count")
+    # table_metadata records dagster/row_count as MetadataValue.int: its value is an int
+    if row_count is not None and cast(int, row_count.value) > 0:
         name = context.asset_key.to_user_string()
         how = f", or re-run with {override} to start afresh" if override else ""
         raise dg.Failure(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -29,7 +31,7 @@ def markdown_table(df: pd.DataFrame, limit: int = PREVIEW_ROWS) -> str:
     return text if len(df) <= limit else f"{text}\n\n_{limit} of {len(df):,} rows_"
 
 
-def table_metadata(df: pd.DataFrame, preview: pd.DataFrame | None = None, **extra: object) -> dict[str, object]:
+def table_metadata(df: pd.DataFrame, preview: pd.DataFrame | None = None, **extra: object) -> dict[str, Any]:
     """Row count and a preview (of ``preview``'s columns when given) plus ``extra``, rounded for people.
 
     The column schema (names, types, descriptions) is the asset's definition metadata, from its model

@@ -1,5 +1,7 @@
 """History (SCD Type 2) of client_dim and assignments_fact: every version, with its validity interval."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
@@ -29,7 +31,7 @@ ASSIGNMENT_KEY = ["client_key", "territory_id", "assignment_type"]
 ASSIGNMENT_TRACKED = ["primary_advisor_email", "assignment_is_current", "assigned_by", "segment_rule"]
 
 
-def _versions_summary(history: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, object]:
+def _versions_summary(history: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, int]:
     opened = int((history["valid_from"] == as_of).sum())
     closed = int((history["valid_to"] == as_of).sum())
     return {"versions_opened": opened, "versions_closed": closed, "open_versions": int(history["is_current"].sum())}
@@ -39,7 +41,7 @@ HOW = """Unchanged input adds no rows; a changed tracked attribute closes the op
 a key that disappears is closed, not deleted; one that comes back reopens. Tracked: {tracked}."""
 
 
-def _attributes(name: str, tracked: list[str]) -> dict[str, object]:
+def _attributes(name: str, tracked: list[str]) -> dict[str, Any]:
     """What the two history assets share beyond their table spec: how they are built, the interval check."""
     return dict(
         how=HOW.format(tracked=", ".join(tracked)),

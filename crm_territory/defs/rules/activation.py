@@ -1,5 +1,7 @@
 """Activating a previewed candidate: an explicit act, only of the version the latest preview showed."""
 
+from typing import cast
+
 import dagster as dg
 
 from crm_territory.resources.reference_files import ReferenceFiles
@@ -24,7 +26,8 @@ def activate_candidate_rules(
             f"Rules {config.version} have not been previewed (latest preview: "
             f"{previewed.value if previewed else 'none'}). Materialize assignments_preview, review it, then activate the version it shows."
         )
-    previous, archive = rules_files.activate(config.version, reference_files.load(), shown["active_version"].value)
+    active_version = cast(str, shown["active_version"].value)  # the preview records it as text (a rules version)
+    previous, archive = rules_files.activate(config.version, reference_files.load(), active_version)
     context.log.info(
         f"rules {config.version} are now active (was {previous}, archived at {archive}); materialize the star schema to apply them"
     )

@@ -50,6 +50,7 @@ def raw_clients(
         if read.error:
             context.log.warning(f"Rejected drop {read.error}")
         else:
+            assert read.malformed is not None  # a drop read without an error has its rows and malformed rows
             context.log.info(f"Read drop {landing_file.name}: {read.rows_read:,} rows ({len(read.malformed):,} malformed)")
         for warning in read.warnings:
             context.log.warning(warning)

@@ -218,6 +218,7 @@ def _stack(upper: pd.Series | None, upper_rows: int, lower: pd.Series | None, lo
     if len(parts) == 2:
         return pd.concat(parts, ignore_index=True)
     only = parts[0] if parts else (upper if upper is not None else lower)
+    assert only is not None  # every column is a column of the history, of the snapshot or of both
     column = only.copy()  # never hand back the caller's own arrays: editing the result must not edit the input
     column.index = pd.RangeIndex(len(column))
     return column

@@ -142,6 +142,8 @@ def assemble_raw_clients(
                 {**entry, "status": "rejected", "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "message": read.error}
             )
             continue
+        # a drop read without an error has its rows and malformed rows
+        assert read.rows is not None and read.malformed is not None
         rows = read.rows.copy()
         rows["source_file"] = landing_file.name
         rows["source_page"] = pd.array([pd.NA] * len(rows), dtype="Int64")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ class Resolution:
     xref: pd.DataFrame  # ClientXref
     matches: pd.DataFrame  # ClientMatches
     retirements: pd.DataFrame  # ClientKeyRetirements: every key ever retired, this run's included
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
     decisions_not_applied: pd.DataFrame | None = None  # decisions naming records not in the book
 
 

@@ -48,9 +48,9 @@ def build_advisor_dim(roster: pd.DataFrame | None, territory_dim: pd.DataFrame, 
     if roster is None or roster.empty:
         return empty_frame(AdvisorDim)
     email, _ = normalise_emails(roster["advisor_email"])
-    roster = roster.assign(advisor_email=email).dropna(subset=["advisor_email"]).drop_duplicates("advisor_email", keep="last")
+    advisors = roster.assign(advisor_email=email).dropna(subset=["advisor_email"]).drop_duplicates("advisor_email", keep="last")
     pairs = (
-        roster[["advisor_email", "regions", "segments"]]
+        advisors[["advisor_email", "regions", "segments"]]
         .assign(region=lambda f: split_list(f["regions"]), segment=lambda f: split_list(f["segments"]))
         .explode("region")
         .explode("segment")
@@ -60,14 +60,14 @@ def build_advisor_dim(roster: pd.DataFrame | None, territory_dim: pd.DataFrame, 
     pairs["segment"] = canonicalise(pairs["segment"].astype(object), reference.segment_aliases)
     served = pairs.merge(territory_dim[["territory_id", "region", "segment"]], on=["region", "segment"], how="inner")
     territories = served.groupby("advisor_email")["territory_id"].agg(lambda ids: LIST_SEPARATOR.join(sorted(set(ids))))
-    capacity = roster["capacity"].astype("Int64").fillna(0).clip(lower=0)
+    capacity = advisors["capacity"].astype("Int64").fillna(0).clip(lower=0)
     dim = pd.DataFrame(
         {
-            "advisor_email": roster["advisor_email"],
-            "advisor_name": roster["advisor_name"],
-            "territories": roster["advisor_email"].map(territories),
+            "advisor_email": advisors["advisor_email"],
+            "advisor_name": advisors["advisor_name"],
+            "territories": advisors["advisor_email"].map(territories),
             "capacity": capacity,
-            "active": roster["active"].astype(bool),
+            "active": advisors["active"].astype(bool),
         }
     )
     return conform(dim.sort_values("advisor_email"), AdvisorDim)

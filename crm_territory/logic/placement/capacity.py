@@ -34,6 +34,7 @@ Why it is built this way:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -183,7 +184,7 @@ def assign_advisors(clients: pd.DataFrame, advisors: pd.DataFrame) -> CapacityRe
     place = needs_advisor & ~keep
     advisor[place] = _hand_out(t[place], cur[place], candidate[place], keys[place], counts)
 
-    emails = np.append(book.emails, None).astype(object)  # index -1 -> None
+    emails = np.append(book.emails, np.array([None], dtype=object)).astype(object)  # index -1 -> None
     out_email = emails[advisor]
     out_email[is_pinned] = pinned[is_pinned]  # an override is honoured even for an advisor not in advisor_dim
     reason = np.where(~is_pinned & (advisor >= 0) & (advisor == cur), _KEPT, cause)
@@ -355,7 +356,7 @@ def _over_capacity_groups(demand: np.ndarray, free: np.ndarray, eligible: np.nda
     unsatisfied = demand - flow.sum(axis=1) > 0.5
     over_t = unsatisfied.copy()
     while True:
-        over_a = eligible[over_t].any(axis=0)
+        over_a = cast(np.ndarray, eligible[over_t].any(axis=0))  # any along axis 0 of a 2-D array: a 1-D array
         grown = over_t | (flow[:, over_a] > 0.5).any(axis=1)
         if (grown == over_t).all():
             return over_t, over_a
@@ -448,6 +449,7 @@ def _balanced_flows(
         frozen_now = np.flatnonzero(free_)[bottleneck]
         level[frozen_now] = z
         flows[lane_t, lane_a] = res.x[:n_x]
+    assert z_star is not None  # the loop runs at least once: lanes.any() leaves some advisor free
     return flows, float(z_star)
 
 

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from crm_territory.logic.rules.model import Condition, Rules, RulesError, TerritoryRule, as_text
+from crm_territory.logic.rules.model import Condition, Rules, RulesError, Target, TerritoryRule, as_text
 
 Severity = Literal["error", "warning"]
 # ``assign: client`` only places clients whose own region and segment are known: an implicit condition.
@@ -117,7 +117,11 @@ def _unknown_targets(rules: Rules, regions: set[str], segments: set[str]) -> lis
     for segment in rules.territories.owner_roles:
         named.append((f"territories.owner_roles.{segment}", "segment", segment))
     targets = (
-        [(f"territories.rules[{i}].assign", r.assign) for i, r in enumerate(rules.territories.rules) if not r.assigns_client]
+        [
+            (f"territories.rules[{i}].assign", r.assign)
+            for i, r in enumerate(rules.territories.rules)
+            if isinstance(r.assign, Target)
+        ]
         + [(f"overrides[{i}].assign", o.assign) for i, o in enumerate(rules.overrides) if o.assign is not None]
         + [(f"exclusions[{i}].not_in", e.not_in) for i, e in enumerate(rules.exclusions)]
     )
@@ -178,9 +182,10 @@ def _never_firing(rules: Rules, regions: set[str], segments: set[str]) -> list[t
 
 def _skippable(rule: TerritoryRule, rules: Rules) -> bool:
     """Whether an exclusion can make ``rule`` pass a client on to later rules."""
-    if rule.assigns_client:
+    if not isinstance(rule.assign, Target):  # assign: client
         return bool(rules.exclusions)
-    return any(e.not_in.pair() == rule.assign.pair() for e in rules.exclusions)
+    target = rule.assign
+    return any(e.not_in.pair() == target.pair() for e in rules.exclusions)
 
 
 def _only_unknown_values(condition: Condition, column: str, known: set[str]) -> str | None:
@@ -310,7 +315,7 @@ def _unreachable(rules: Rules, regions: list[str], segments: list[str], silent: 
     for i, rule in enumerate(rules.territories.rules):
         if f"territories.rules[{i}]" in silent:
             continue
-        if not rule.assigns_client:
+        if isinstance(rule.assign, Target):  # not assign: client
             reached.add(rule.assign.pair())
             continue
         conditions = _effective(rule)

@@ -24,19 +24,24 @@ Order of decisions, per client:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crm_territory.logic.rules.model import TEXT_OPERATORS, Condition, Rules, RulesError, as_text
+from crm_territory.logic.rules.model import TEXT_OPERATORS, Condition, Rules, RulesError, Target, as_text
 
 FALLBACK = "fallback"
 PARENT_ORG = "parent_org"
 OVERRIDE_PREFIX = "override:"
 _NOT_ALNUM = "[^0-9a-z]+"  # canonical.alias_key's character class
+# what numpy makes of a bare None (a 0-d object array), spelled out: numpy's stubs do not take None as ArrayLike
+_NONE = np.array(None, dtype=object)
+_T = TypeVar("_T")
 
 PLACEMENT_COLUMNS = ["client_key", "segment", "segment_rule", "target_region", "target_segment", "assigned_by", "pinned_advisor"]
 SECONDARY_COLUMNS = ["client_key", "target_region", "target_segment", "overlay", "assigned_by"]
@@ -101,7 +106,7 @@ class _Columns:
         self._frame = frame
         self._source = source
         self._replaced: dict[str, np.ndarray] = {}
-        self._cache: dict[tuple[str, str], object] = {}
+        self._cache: dict[tuple[str, str], Any] = {}  # (column, kind) -> what that kind's builder made
 
     def replace(self, name: str, values: np.ndarray) -> None:
         """Use ``values`` for column ``name`` from now on (the derived segment for the territory rules)."""
@@ -144,10 +149,11 @@ class _Columns:
     def nulls(self, name: str, key: str) -> np.ndarray:
         return self._cached(name, "nulls", lambda s: s.isna().to_numpy(dtype=bool), key)
 
-    def _cached(self, name: str, kind: str, build, key: str | None):
+    def _cached(self, name: str, kind: str, build: Callable[[pd.Series], _T], key: str | None) -> _T:
         if (name, kind) not in self._cache:
             self._cache[(name, kind)] = build(self.series(name, key))
-        return self._cache[(name, kind)]
+        # one kind, one builder: what is cached under (name, kind) is what ``build`` returns
+        return cast(_T, self._cache[(name, kind)])
 
 
 def _factorize_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -177,11 +183,10 @@ def _criteria_mask(columns: _Columns, when: dict[str, Condition], prefix: str, n
 
 
 def _condition_mask(columns: _Columns, column: str, condition: Condition, key: str) -> np.ndarray:
-    mask: np.ndarray | None = None
+    parts: list[np.ndarray] = []  # ANDed at the end
 
     def both(part: np.ndarray) -> None:
-        nonlocal mask
-        mask = part if mask is None else mask & part
+        parts.append(part)
 
     if any(condition.get(op) is not None for op in TEXT_OPERATORS):
         codes, values = columns.text(column, key)
@@ -205,8 +210,9 @@ def _condition_mask(columns: _Columns, column: str, condition: Condition, key: s
         both(keep[codes])
 
     lower, upper = condition.lower_bound(), condition.upper_bound()
-    if lower is not None or upper is not None:
-        numbers = columns.numbers(column, key, (lower or upper).operator)
+    bound = lower or upper
+    if bound is not None:
+        numbers = columns.numbers(column, key, bound.operator)
         if lower is not None:
             both(numbers >= lower.value if lower.inclusive else numbers > lower.value)
         if upper is not None:
@@ -215,6 +221,9 @@ def _condition_mask(columns: _Columns, column: str, condition: Condition, key: s
         both(columns.nulls(column, key))
     if condition.not_null:
         both(~columns.nulls(column, key))
+    mask = parts[0]  # a Condition has at least one operator (its validator)
+    for part in parts[1:]:
+        mask = mask & part
     return mask
 
 
@@ -239,7 +248,7 @@ def _segment(columns: _Columns, rules: Rules) -> tuple[np.ndarray, np.ndarray]:
         matched &= columns.nulls("segment", "segment")
     tier_segment = np.array([tier.segment for tier in tiers], dtype=object)
     tier_id = np.array([tier.id for tier in tiers], dtype=object)
-    return np.where(matched, tier_segment[first], source), np.where(matched, tier_id[first], None)
+    return np.where(matched, tier_segment[first], source), np.where(matched, tier_id[first], _NONE)
 
 
 def _territory(
@@ -252,7 +261,7 @@ def _territory(
         nothing = np.full(n, None, dtype=object)
         return nothing, nothing.copy(), np.full(n, FALLBACK, dtype=object)
 
-    known = np.not_equal(region, None) & np.not_equal(segment, None)
+    known = np.not_equal(region, _NONE) & np.not_equal(segment, _NONE)
     masks = np.empty((len(ordered), n), dtype=bool)
     for row, (i, rule) in enumerate(zip(file_index, ordered)):
         masks[row] = _criteria_mask(columns, rule.when, f"territories.rules[{i}]", n)
@@ -262,10 +271,11 @@ def _territory(
 
     first, matched = _first_match(masks)
     by_client = np.array([rule.assigns_client for rule in ordered], dtype=bool)[first]
-    fixed_region = np.array([None if r.assigns_client else r.assign.region for r in ordered], dtype=object)[first]
-    fixed_segment = np.array([None if r.assigns_client else r.assign.segment for r in ordered], dtype=object)[first]
-    target_region = np.where(matched, np.where(by_client, region, fixed_region), None)
-    target_segment = np.where(matched, np.where(by_client, segment, fixed_segment), None)
+    # a rule's assign is either "client" (by_client) or a Target
+    fixed_region = np.array([r.assign.region if isinstance(r.assign, Target) else None for r in ordered], dtype=object)[first]
+    fixed_segment = np.array([r.assign.segment if isinstance(r.assign, Target) else None for r in ordered], dtype=object)[first]
+    target_region = np.where(matched, np.where(by_client, region, fixed_region), _NONE)
+    target_segment = np.where(matched, np.where(by_client, segment, fixed_segment), _NONE)
     rule_id = np.array([rule.id for rule in ordered], dtype=object)
     return target_region, target_segment, np.where(matched, rule_id[first], FALLBACK)
 
@@ -323,7 +333,7 @@ def _secondary(columns: _Columns, rules: Rules, keys: np.ndarray, target_region,
         child, parent = _parents(columns, n)
         region, segment = target_region[parent], target_segment[parent]
         # Only where the parent is placed somewhere, and somewhere else than the client itself.
-        elsewhere = np.not_equal(region, None) & ((region != target_region[child]) | (segment != target_segment[child]))
+        elsewhere = np.not_equal(region, _NONE) & ((region != target_region[child]) | (segment != target_segment[child]))
         child = child[elsewhere]
         parent_territory = {"target_region": region[elsewhere], "target_segment": segment[elsewhere], "overlay": None}
         parts.append((child, {**parent_territory, "assigned_by": PARENT_ORG}))

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from crm_territory.logic.rules.model import (
     _ASSIGN_CLIENT_TAG,
@@ -199,7 +200,7 @@ def key_path(loc: list | tuple) -> str:
     return path
 
 
-def _reason(error: dict, loc: list) -> str:
+def _reason(error: ErrorDetails, loc: list) -> str:
     kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
     in_condition = len(loc) >= 3 and loc[-3] == "when"
     if kind == "extra_forbidden":

@@ -176,7 +176,7 @@ class Condition(_Strict):
 
     eq: Text | None = None
     ne: Text | None = None
-    in_: list[Text] | None = Field(None, alias="in")
+    in_: list[Text] | None = Field(default=None, alias="in")
     not_in: list[Text] | None = None
     gt: Number | None = None
     gte: Number | None = None
