@@ -11,21 +11,10 @@ from crm_territory.settings import Settings, SettingsError
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory.storage.warehouse_ddl import apply_ddl
 from crm_territory_tests.support import QUIET, error_text, materialized
+from crm_territory_tests.support.compare_tables import comparable as comparable_rows
 from crm_territory_tests.support.snowflake_fake import FAKE_ENV, fake_snowflake
 
 pytestmark = pytest.mark.integration
-
-# columns stamped with the time of the run: equal only up to when each run happened
-RUN_TIME_COLUMNS = {
-    "ingested_at",
-    "pulled_at",
-    "issued_at",
-    "valid_from",
-    "valid_to",
-    "client_key_issued_at",
-    "first_seen_at",
-    "retired_at",
-}
 
 
 MOCK_API_BOOK = {"clients": 400, "seed": 5}
@@ -65,9 +54,8 @@ def read_table(connection, table: str) -> pd.DataFrame:
 
 
 def comparable(frame: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Drop run-time stamps, sort by every remaining column: row order is not a table property."""
-    out = frame.drop(columns=[c for c in frame.columns if c in RUN_TIME_COLUMNS])
-    return out.sort_values(list(out.columns), na_position="first", kind="stable").reset_index(drop=True)
+    """Run-time stamps dropped, rows sorted (row order is not a table property); ``table`` names it in failures."""
+    return comparable_rows(frame)
 
 
 def test_ddl_creates_every_table_of_the_models(warehouse):
