@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 API_PORT ?= 8765
 
-.PHONY: install run dev test test-fast lint format bench clean help
+.PHONY: install run dev test test-fast lint format bench screenshots clean help
 
 help:
 	@echo "make run    set up, then materialize every asset and check on the local CSV storage, print a summary"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint   ruff (lint + format check) and pyright (basic) on the package"
 	@echo "make format ruff's fixes and formatting, in place"
 	@echo "make dev    set up, then start the mock CRM API and the Dagster UI on http://127.0.0.1:3000"
+	@echo "make screenshots  with make dev running: docs/images/*.png from a real browser (RUN_ID=<a run to show>)"
 	@echo "make bench  time the pipeline at 10k, 100k and 1M clients (wall time, peak RSS, pandas floor)"
 	@echo "make clean  remove caches and benchmark scratch (never data/: the territory registry lives there)"
 
@@ -60,6 +61,11 @@ dev: install $(DAGSTER_HOME)
 
 bench: install
 	$(PY) -m crm_territory_tests.benchmarks.bench
+
+# Debian's chromium, driven by Playwright (its own browser download cannot work on a closed network).
+screenshots: install
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m crm_territory_tests.support.ui_screenshots http://127.0.0.1:3000 docs/images $(RUN_ID)
 
 clean:
 	rm -rf .bench .pytest_cache
