@@ -304,3 +304,16 @@ def test_a_split_off_part_keeps_the_key_rather_than_retire_it(reference):
     keys = key_of(second)
     assert keys["crm_api:100002"] == keys["crm_api:100001"] == "crm_api:100001"
     assert keys["csv_drop:D2"] == "crm_api:100002" and second.retirements.empty
+
+
+def test_a_chain_of_must_links_over_the_limit_stops_naming_its_lines_unless_accepted(records):
+    """The probe's 999-line must_link chain merged 927 clients into one, SUCCESS with every check passed."""
+    keys = sorted(records["record_key"])
+    chain = decisions(*[(a, b, "must_link", "pasted column") for a, b in zip(keys, keys[1:])])  # 9 lines, 10 records
+    with pytest.raises(
+        MatchDecisionsError, match=r"9 must_link lines \(lines 2-10\) join 10 records into one client .*at most 4 records"
+    ):
+        resolve(records, chain, None, None, NOW, max_must_link_group=4)
+    # within the limit, or accepted (no limit), the decisions are honoured as ever
+    assert len(clusters(resolve(records, chain, None, None, NOW, max_must_link_group=10))) == 1
+    assert len(clusters(resolve(records, chain, None, None, NOW, max_must_link_group=None))) == 1

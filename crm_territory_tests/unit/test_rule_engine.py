@@ -525,3 +525,23 @@ def test_the_readme_worked_example_table():
         ["Midwest", "Private Wealth", "midsize-retail-pilot", None],
     ]
     assert placed.secondary[["client_key", "overlay", "assigned_by"]].to_numpy().tolist() == [["c", "FOUNDATIONS", "foundations"]]
+
+
+def test_a_regular_expression_that_backtracks_catastrophically_fails_the_rules_instead_of_hanging(monkeypatch):
+    """One client named 40 a's and '!': re.fullmatch of the probe's `(a+)+$` ran for hours (2^40 ways to split the a's)."""
+    import crm_territory.logic.rules.engine as engine
+
+    monkeypatch.setattr(engine, "REGEX_SECONDS", 0.2)  # the budget, shortened for the test
+    clients = book(("k1", "a" * 40 + "!", "West", "Retail", None, 1.0, None), ("k2", "aaa", "West", "Retail", None, 1.0, None))
+    # the probe's pattern: the regex engine answers it at once (it recognises the nested repeat)
+    assert {
+        k for k, (_, _, by) in placed(evaluate(clients, one_rule("{client_name: {regex: '(a+)+$'}}"))).items() if by == "probe"
+    } == {"k2"}
+    # one it cannot shortcut: the budget runs out, and the rules fail naming the rule and the value
+    with pytest.raises(
+        RulesError, match=r"territories\.rules\[0\]\.when\.client_name\.regex: .*backtracks catastrophically"
+    ) as caught:
+        evaluate(clients, one_rule("{client_name: {regex: '(a|aa)+$'}}"))
+    assert "aaaa" in str(caught.value)  # names the value it stopped at
+    # an ordinary pattern on the same values is answered as re would
+    assert placed(evaluate(clients, one_rule("{client_name: {regex: 'a+'}}")))["k2"][2] == "probe"

@@ -475,3 +475,29 @@ def test_load_rules_names_the_file(tmp_path):
     with pytest.raises(RulesError) as caught:
         load_rules(latin1)
     assert caught.value.problems == [("(document)", "not UTF-8: byte 0xe9 at offset 14 (line 2)")]
+
+
+def test_yaml_aliases_are_refused_before_anything_walks_them():
+    """The probe's 723-byte billion laughs hung territory_rules (the duplicate-key walk followed every alias)."""
+    laughs = "version: 1\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for level in "bcdefghij":
+        previous = chr(ord(level) - 1)
+        laughs += f"{level}: &{level} [{', '.join(['*' + previous] * 9)}]\n"
+    with pytest.raises(RulesError, match=r"anchors and aliases .* are not allowed in a rules file \(line 2\)"):
+        parse_rules(laughs, "laughs.yaml")
+
+
+def test_a_python_object_tag_is_refused_in_words():
+    with pytest.raises(
+        RulesError, match=r"not valid YAML at line 2, column \d+: could not determine a constructor for the tag .*python/object"
+    ):
+        parse_rules("version: 1\nsegmentation: !!python/object:os.system {}\n", "tag.yaml")
+
+
+def test_a_rules_file_over_the_size_limit_is_refused_naming_its_size(tmp_path):
+    from crm_territory.logic.rules.loader import MAX_RULES_BYTES
+
+    path = tmp_path / "territory_rules.yaml"
+    path.write_text("version: 1\n" + "#" * MAX_RULES_BYTES + "\n")
+    with pytest.raises(RulesError, match=r"the rules file is [\d,]+ bytes; a rules file may have at most 1,000,000"):
+        load_rules(path)

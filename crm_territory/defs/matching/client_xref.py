@@ -7,7 +7,7 @@ from crm_territory.logic.integrity import client_keys_not_one_cluster, records_n
 from crm_territory.logic.matching.client_dim import client_records
 from crm_territory.logic.matching.client_keys import xref_from_client_dim
 from crm_territory.logic.matching.decisions import MatchDecisionsError
-from crm_territory.logic.matching.resolve import resolve
+from crm_territory.logic.matching.resolve import MAX_MUST_LINK_GROUP, resolve
 from crm_territory.resources.match_decisions_file import MatchDecisionsFile
 from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.storage.table_store import TableStore
@@ -15,6 +15,13 @@ from crm_territory.wiring.assets import TABLES_POOL, table_out
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
 from crm_territory.wiring.checks import violations_result
 from crm_territory.wiring.metadata import markdown_table, table_metadata
+
+
+class ClientXrefConfig(dg.Config):
+    max_must_link_group: int = MAX_MUST_LINK_GROUP
+    """The most records human must-link decisions may join into one client; a longer chain stops the run."""
+    accept_large_must_link_groups: bool = False
+    """Honour must-link groups over the limit (a deliberate mass merge, checked by someone)."""
 
 
 @dg.multi_asset(
@@ -57,6 +64,7 @@ from crm_territory.wiring.metadata import markdown_table, table_metadata
 )
 def client_xref(
     context: dg.AssetExecutionContext,
+    config: ClientXrefConfig,
     raw_clients: pd.DataFrame,
     reference_files: ReferenceFiles,
     match_decisions: MatchDecisionsFile,
@@ -77,7 +85,13 @@ def client_xref(
         previous_xref = _xref_from_client_dim(context, table_store.read_previous("client_dim"))
     try:
         resolution = resolve(
-            records, decisions, previous_xref, table_store.read_previous("client_key_retirements"), now, log=context.log.info
+            records,
+            decisions,
+            previous_xref,
+            table_store.read_previous("client_key_retirements"),
+            now,
+            log=context.log.info,
+            max_must_link_group=None if config.accept_large_must_link_groups else config.max_must_link_group,
         )
     except MatchDecisionsError as error:
         raise dg.Failure(

@@ -32,6 +32,10 @@ from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXre
 ONLY_RECORD, MATCHED, HUMAN = "only record", "matched", "human decision"
 
 
+# the most source records human must-links may join into one client unless the run accepts more
+MAX_MUST_LINK_GROUP = 10
+
+
 @dataclass(frozen=True)
 class Resolution:
     xref: pd.DataFrame  # ClientXref
@@ -74,8 +78,12 @@ def resolve(
     previous_retirements: pd.DataFrame | None,
     now: pd.Timestamp,
     log: Callable[[str], None] = lambda message: None,
+    max_must_link_group: int | None = MAX_MUST_LINK_GROUP,
 ) -> Resolution:
-    """Resolve ``records`` (``client_records``: one row per source record, positions 0..n-1)."""
+    """Resolve ``records`` (``client_records``: one row per source record, positions 0..n-1).
+
+    ``max_must_link_group``: the most records human must-links may join into one client (None: no limit).
+    """
     if not (isinstance(records.index, pd.RangeIndex) and records.index.start == 0 and records.index.step == 1):
         records = records.reset_index(drop=True)
     if not records["record_key"].is_monotonic_increasing:
@@ -107,6 +115,10 @@ def resolve(
 
     position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
     applied, not_applied = _decisions_on(decisions, position)
+    if max_must_link_group is not None:
+        _refuse_large_must_link_groups(
+            applied, records["record_key"].to_numpy(dtype=object), decisions.source, max_must_link_group
+        )
     is_match = (scored["decision"] == MATCH).to_numpy()
     try:
         clusters = cluster_records(
@@ -171,6 +183,36 @@ def _explain(
             f"{', '.join(str(int(x)) for x in sorted(chain['line']))} put them in one client"
         )
     return MatchDecisionsError(f"{source}: contradictory decisions: " + "; ".join(problems) + "; remove one of them")
+
+
+def _refuse_large_must_link_groups(applied: pd.DataFrame, record_key: np.ndarray, source: str, limit: int) -> None:
+    """Stop before clustering when must-link lines chain more than ``limit`` records into one client.
+
+    Must-links are always honoured and the loss guard ignores merges on purpose, so a chain of
+    decisions (a pasted column, a script gone wrong) could fold a share of the book into one client
+    with every check passing: the probe's 999 lines merged 927 clients. A real human decision joins
+    a handful of records.
+    """
+    musts = applied[applied["decision"] == MUST_LINK]
+    if len(musts) < limit:  # k lines join at most k + 1 records
+        return
+    a, b = musts["a"].to_numpy(dtype=np.int64), musts["b"].to_numpy(dtype=np.int64)
+    group = components(len(record_key), a, b)
+    sizes = np.bincount(group, minlength=len(record_key))
+    too_big = np.flatnonzero(sizes > limit)
+    if not len(too_big):
+        return
+    problems = []
+    for label in too_big[np.argsort(-sizes[too_big], kind="stable")][:3]:
+        members = np.flatnonzero(group == label)
+        lines = sorted(int(x) for x in musts.loc[group[a] == label, "line"])
+        shown = ", ".join(str(k) for k in record_key[members[:5]]) + (", ..." if len(members) > 5 else "")
+        span = f"lines {lines[0]}-{lines[-1]}" if len(lines) > 3 else "lines " + ", ".join(map(str, lines))
+        problems.append(f"{len(lines)} must_link lines ({span}) join {len(members):,} records into one client ({shown})")
+    raise MatchDecisionsError(
+        f"{source}: " + "; ".join(problems) + f"; a group of must-links may join at most {limit} records. "
+        "Check those lines; if the group is right, re-run with run config ops.client_xref.config.accept_large_must_link_groups: true"
+    )
 
 
 def _decisions_on(decisions: MatchDecisions, position: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:

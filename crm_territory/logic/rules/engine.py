@@ -23,7 +23,7 @@ Order of decisions, per client:
 
 from __future__ import annotations
 
-import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import regex
 
 from crm_territory.logic.rules.model import TEXT_OPERATORS, Condition, Rules, RulesError, Target, as_text
 
@@ -39,6 +40,7 @@ FALLBACK = "fallback"
 PARENT_ORG = "parent_org"
 OVERRIDE_PREFIX = "override:"
 _NOT_ALNUM = "[^0-9a-z]+"  # canonical.alias_key's character class
+REGEX_SECONDS = 2.0  # what one rule's regular expression may take over all the distinct values of its column
 # what numpy makes of a bare None (a 0-d object array), spelled out: numpy's stubs do not take None as ArrayLike
 _NONE = np.array(None, dtype=object)
 _T = TypeVar("_T")
@@ -108,6 +110,11 @@ class _Columns:
         self._replaced: dict[str, np.ndarray] = {}
         self._cache: dict[tuple[str, str], Any] = {}  # (column, kind) -> what that kind's builder made
 
+    @property
+    def source(self) -> str:
+        """The rules file these columns are evaluated for (what errors name)."""
+        return self._source
+
     def replace(self, name: str, values: np.ndarray) -> None:
         """Use ``values`` for column ``name`` from now on (the derived segment for the territory rules)."""
         self._replaced[name] = values
@@ -154,6 +161,30 @@ class _Columns:
             self._cache[(name, kind)] = build(self.series(name, key))
         # one kind, one builder: what is cached under (name, kind) is what ``build`` returns
         return cast(_T, self._cache[(name, kind)])
+
+
+def _regex_matches(pattern: str, values: np.ndarray, source: str, key: str) -> np.ndarray:
+    """Which distinct values ``pattern`` matches whole, within a time budget.
+
+    A pattern with nested quantifiers (``(a+)+$``) backtracks exponentially on a value that almost
+    matches: one hostile client name would hang the run. The ``regex`` package (Python's syntax, the
+    same answers as ``re``) takes a timeout, so the whole column gets ``REGEX_SECONDS`` and a pattern that
+    needs more fails the rules, naming the rule and the value, instead of hanging.
+    """
+    compiled = regex.compile(pattern)
+    deadline = time.monotonic() + REGEX_SECONDS
+    out = np.empty(len(values), dtype=bool)
+    for i, value in enumerate(values):  # distinct values only: a few thousand at a million clients
+        try:
+            out[i] = compiled.fullmatch(value, timeout=max(deadline - time.monotonic(), 0.001)) is not None
+        except TimeoutError:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            reason = (
+                f"the regular expression {pattern!r} took more than {REGEX_SECONDS:g} s on the clients' values (stopped at {shown!r}): "
+                "it backtracks catastrophically; avoid nested quantifiers such as (a+)+ or (a|aa)*"
+            )
+            raise RulesError(source, [(f"{key}.regex", reason)]) from None
+    return out
 
 
 def _factorize_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -204,8 +235,7 @@ def _condition_mask(columns: _Columns, column: str, condition: Condition, key: s
         if condition.not_in is not None:
             distinct &= ~pd.Series(values, dtype=object).isin(condition.not_in).to_numpy(dtype=bool)
         if condition.regex is not None:
-            fullmatch = re.compile(condition.regex).fullmatch  # Python's re, as documented; distinct values only
-            distinct &= np.fromiter((fullmatch(v) is not None for v in values), dtype=bool, count=len(values))
+            distinct &= _regex_matches(condition.regex, values, columns.source, key)
             keep[-1] = False
         both(keep[codes])
 
