@@ -171,7 +171,9 @@ class ClientMatches(_StrictModel):
     client_name_a: Series[str] = pa.Field(nullable=True)
     client_name_b: Series[str] = pa.Field(nullable=True)
     name_score: Series[float] = pa.Field(ge=0, le=100)
-    name_difference: Series[str] = pa.Field(isin=["same words", "typo or abbreviation", "different words", "different word count", "not compared (unmatchable name)"])
+    name_difference: Series[str] = pa.Field(
+        isin=["same words", "typo or abbreviation", "different words", "different word count", "not compared (unmatchable name)"]
+    )
     region_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
     parent_org_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
     advisor_email_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
@@ -237,7 +239,9 @@ class AssignmentsFact(_StrictModel):
     primary_advisor_email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL_PATTERN)
     assignment_type: Series[str] = pa.Field(isin=ASSIGNMENT_TYPES)
     is_current: Series[bool]
-    assigned_by: Series[str] = pa.Field(str_length={"min_value": 1})  # rule id, override:<client_key>, parent_org, overlay id, fallback
+    assigned_by: Series[str] = pa.Field(
+        str_length={"min_value": 1}
+    )  # rule id, override:<client_key>, parent_org, overlay id, fallback
     segment_rule: Series[str] = pa.Field(nullable=True)  # the tier that derived the segment (empty: the source's segment)
     advisor_reason: Series[str] = pa.Field(nullable=True, isin=ADVISOR_REASONS)  # why this advisor (PRIMARY rows)
     rules_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")  # content hash of the rules file

@@ -4,6 +4,7 @@ The drop sensor and ``raw_clients`` only use ``list_files`` and ``read_bytes``, 
 bucket can replace the local folder by subclassing, without touching either.
 """
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -11,6 +12,23 @@ import dagster as dg
 import pandas as pd
 
 from crm_territory.logic.ingest.raw_clients import LandingFile
+
+SYMLINK_REFUSAL = (
+    "a symbolic link: links in the landing zone are never followed (they could point anywhere on this machine); "
+    "copy the file itself into landing/"
+)
+NON_UTF8_NAME_REFUSAL = (
+    "the file name is not UTF-8 (shown with its bytes escaped); rename the file and it is read on the next run"
+)
+
+
+def readable_name(name: str) -> str:
+    """A directory entry's name as text people and every table can hold: bytes that are not UTF-8 shown as \\xNN.
+
+    Python hands such names over with surrogate escapes, which no UTF-8 writer accepts: one such
+    file failed the whole ingest with an error that named no file.
+    """
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
 
 
 def _is_candidate(name: str) -> bool:
@@ -52,11 +70,23 @@ class LocalLandingZone(LandingZone):
             )
         files = []
         for path in sorted(self.landing_dir.iterdir()):
-            if not path.is_file() or not _is_candidate(path.name):
+            name = readable_name(path.name)
+            if not _is_candidate(name):
                 continue
-            stat = path.stat()
-            files.append(LandingFile(path.name, stat.st_size, pd.Timestamp(stat.st_mtime_ns, unit="ns", tz="UTC")))
+            stat = path.lstat()  # the entry itself: a link is judged as a link, never followed
+            modified = pd.Timestamp(stat.st_mtime_ns, unit="ns", tz="UTC")
+            if path.is_symlink():
+                files.append(LandingFile(name, 0, modified, refusal=SYMLINK_REFUSAL))
+            elif not path.is_file():
+                continue  # folders and devices are not drops
+            elif name != path.name:
+                files.append(LandingFile(name, stat.st_size, modified, refusal=NON_UTF8_NAME_REFUSAL))
+            else:
+                files.append(LandingFile(name, stat.st_size, modified))
         return files
 
     def read_bytes(self, name: str) -> bytes:
-        return (self.landing_dir / name).read_bytes()
+        # O_NOFOLLOW: a drop swapped for a link after it was listed is refused, not followed
+        fd = os.open(self.landing_dir / name, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()

@@ -180,6 +180,29 @@ def test_bad_drops_are_rejected_or_quarantined_and_the_rest_loads(env):
     assert checks["raw_rows_conserved"].passed
 
 
+def test_a_link_and_a_name_that_is_not_utf8_are_rejected_alone_and_nothing_of_them_is_read(env):
+    """The probe: a link to /etc/passwd put its lines into ingest_manifest.message and the log; a latin-1 file name
+    failed the whole ingest with a UnicodeEncodeError that named no file, every run."""
+    import os
+
+    landing = env.data_dir / "landing"
+    (landing / "passwd.csv").symlink_to("/etc/passwd")
+    with open(os.path.join(os.fsencode(landing), b"caf\xe9.csv"), "wb") as handle:
+        handle.write(b"client_id,client_name,region,segment,parent_org,advisor_email\n50,Cafe Co,West,Retail,,\n")
+
+    result = run_job(env)
+    assert result.success
+    store = CsvTables(env.data_dir)
+    manifest = store.read("ingest_manifest").set_index("batch")
+    assert manifest.loc["passwd.csv", "status"] == "rejected" and "symbolic link" in manifest.loc["passwd.csv", "message"]
+    assert manifest.loc["caf\\xe9.csv", "status"] == "rejected" and "not UTF-8" in manifest.loc["caf\\xe9.csv", "message"]
+    assert manifest.loc["clients.csv", "status"] == "loaded"  # the rest of the landing zone loads
+    written = "".join(path.read_text() for path in env.data_dir.rglob("*.csv") if "landing" not in path.parts)
+    assert "root:x:" not in written
+    assert checks_by_name(result)["raw_rows_conserved"].passed
+    assert not checks_by_name(result)["landing_files_accepted"].passed
+
+
 def test_a_run_that_quarantines_new_rows_warns_by_source_and_reason_and_a_rerun_does_not(env):
     assert run_job(env).success  # the book as it is (the mock CRM sends a few bad rows of its own)
     header = "client_id,client_name,region,segment,parent_org,advisor_email\n"

@@ -21,13 +21,17 @@ def test_seed_sample_reads_cleanly():
     [
         (b"", "the file is empty"),
         (b"  \n\n", "the file is empty"),
-        (b"PK\x03\x04\x00\x00binary", "binary (it contains NUL bytes)"),
+        (b"PK\x03\x04\x00\x00binary", "binary: it contains a NUL byte at offset 4 (line 1)"),
         (HEADER.encode("utf-16"), "UTF-16"),
         ((HEADER + "1,Caf\xe9 Advisors,Northeast,Retail,,\n").encode("latin-1"), "not UTF-8 text: byte 0xe9"),
         (b"client_id,client_name\n1,Atlas\n", "missing region, segment, parent_org, advisor_email"),
         ((HEADER.strip() + ",client_id\n").encode(), "client_id more than once"),
+        # the probe's: a NUL byte past the first 64 KB was loaded into the core tables
+        ((HEADER + "1,Atlas Capital,Northeast,Retail,,a@b.com\n" * 2000 + "2,Nul\x00 Co,West,Retail,,\n").encode(), "NUL byte at offset"),
+        ((HEADER + "1,Atlas Capital,Northeast,Retail,,a@b.com\n").replace("\n", "\r").encode(), "CR only (old Mac line endings)"),
+        (HEADER.encode("utf-32"), "UTF-32"),
     ],
-    ids=["empty", "blank", "binary", "utf16", "latin1", "wrong-columns", "duplicate-column"],
+    ids=["empty", "blank", "binary", "utf16", "latin1", "wrong-columns", "duplicate-column", "late-nul", "cr-only", "utf32"],
 )
 def test_bad_files_are_rejected_naming_file_and_reason(content, expected):
     read = read_drop("drop_2026.csv", content)
@@ -105,3 +109,9 @@ def test_an_unbalanced_quote_is_flagged_not_silently_swallowed():
     assert "2,Beacon" in read.malformed["text"].iloc[0]
     # ...and the file's warning says that 3 lines made 1 row
     assert any("3 data lines hold 1 rows" in w for w in read.warnings)
+
+
+def test_a_late_nul_names_its_line():
+    data = (HEADER + "1,Atlas Capital,Northeast,Retail,,a@b.com\n" * 2000 + "2,Nul\x00 Co,West,Retail,,\n").encode()
+    assert len(data) > 64 * 1024
+    assert "(line 2,002)" in read_drop("late.csv", data).error

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from crm_territory.logic.ingest.drops import read_drop
+from crm_territory.logic.ingest.drops import read_drop, refused
 from crm_territory.logic.ingest.quarantine import new_quarantined_rows
 from crm_territory.logic.ingest.raw_clients import assemble_raw_clients
 from crm_territory.resources.landing import LandingZone
@@ -46,7 +46,10 @@ def raw_clients(
     context.log.info(f"Landing zone {landing.describe()}: {len(files)} file(s)")
     drops = []
     for landing_file in files:
-        read = read_drop(landing_file.name, landing.read_bytes(landing_file.name))
+        if landing_file.refusal:
+            read = refused(landing_file.name, landing_file.refusal)
+        else:
+            read = read_drop(landing_file.name, landing.read_bytes(landing_file.name))
         if read.error:
             context.log.warning(f"Rejected drop {read.error}")
         else:

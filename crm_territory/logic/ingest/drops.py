@@ -55,10 +55,19 @@ def _file_level_problem(data: bytes) -> str | None:
     head = data[:_SNIFF_BYTES]
     if not data.strip():
         return "the file is empty; a drop needs a header line and at least the columns " + ", ".join(DROP_COLUMNS)
+    if head.startswith((b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
+        return "the file is UTF-32 encoded; save it as UTF-8 (CSV UTF-8) and drop it again"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "the file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8) and drop it again"
-    if b"\x00" in head:
-        return "the file is binary (it contains NUL bytes), not a CSV text file"
+    nul = data.find(b"\x00")  # anywhere in the file, not only its start: one NUL would reach the core tables
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        return f"the file is binary: it contains a NUL byte at offset {nul:,} (line {line:,}), which no CSV text file has"
+    if b"\r" in data and b"\n" not in data:
+        return (
+            "its lines end in CR only (old Mac line endings), so it reads as one line; "
+            "save it with Windows (CRLF) or Unix (LF) line endings and drop it again"
+        )
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -68,6 +77,11 @@ def _file_level_problem(data: bytes) -> str | None:
             "save it as UTF-8 (CSV UTF-8) and drop it again"
         )
     return None
+
+
+def refused(name: str, reason: str) -> DropRead:
+    """A landing file that is not read at all (a link, a name that is not UTF-8): rejected alone, saying why."""
+    return _reject(name, reason)
 
 
 def read_drop(name: str, data: bytes) -> DropRead:

@@ -32,9 +32,10 @@ API_SOURCE_COLUMNS = SOURCE_COLUMNS + ["updated_at"]
 class LandingFile:
     """A file in the landing zone, identified by name, size and modification time."""
 
-    name: str
+    name: str  # as people read it: a name that is not UTF-8 is shown with its bytes escaped
     size: int
     modified_at: pd.Timestamp  # UTC
+    refusal: str | None = None  # why the file is not read at all (a symbolic link, a name that is not UTF-8)
 
     @property
     def modified_second(self) -> pd.Timestamp:
