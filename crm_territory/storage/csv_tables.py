@@ -1,5 +1,8 @@
 """CSV tables under a data folder: atomic writes, typed reads, both driven by the Pandera models.
 
+Text a spreadsheet would execute (``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``) is written defused
+with a leading apostrophe and read back as it was (``defuse_formulas``); Snowflake stores it unchanged.
+
 Layout: ``<data_dir>/<layer>/<table>.csv`` (``TABLES`` gives each table's layer), so the core
 tables land at ``data/core/client_dim.csv`` as in the system we replace. pyarrow does the
 parsing and formatting: at a million rows it is several times faster than pandas' own CSV code.
@@ -47,6 +50,26 @@ def _utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.binary_join_element_wise(pc.cast(naive, pa.string()), pa.scalar("Z"), "")
 
 
+# OWASP's CSV-injection rule: a cell a spreadsheet would run (=, +, -, @, or a tab or CR before one)
+# is written with a leading apostrophe, which spreadsheets show as text. A value that already starts
+# with apostrophes before such a character gets one more, so the reader's "drop one apostrophe" gives
+# back exactly what was written: the tables round-trip, and only the file people open is defused.
+_EXECUTABLE = r"^'*[=+\-@\t\r]"
+_DEFUSED = r"^'+[=+\-@\t\r]"
+
+
+def defuse_formulas(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Text a spreadsheet would execute, prefixed with an apostrophe (vectorised; other values unchanged)."""
+    executable = pc.fill_null(pc.match_substring_regex(column, _EXECUTABLE), False)
+    return pc.if_else(executable, pc.binary_join_element_wise(pa.scalar("'"), column, ""), column)
+
+
+def restore_formulas(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """The inverse of ``defuse_formulas``: one leading apostrophe dropped where it was added."""
+    defused = pc.fill_null(pc.match_substring_regex(column, _DEFUSED), False)
+    return pc.if_else(defused, pc.utf8_slice_codeunits(column, 1), column)
+
+
 def _model_dtypes(spec: TableSpec) -> dict[str, object]:
     return model_dtypes(spec.model)
 
@@ -77,6 +100,8 @@ class CsvTables:
         for i, field in enumerate(arrow_schema):
             if pa.types.is_timestamp(field.type):
                 arrow_table = arrow_table.set_column(i, field.name, _utc_text(arrow_table[field.name]))
+            elif pa.types.is_string(field.type):
+                arrow_table = arrow_table.set_column(i, field.name, defuse_formulas(arrow_table[field.name]))
         path = self.path_for(table)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -130,6 +155,9 @@ class CsvTables:
             )
         except (pa.ArrowInvalid, KeyError) as exc:
             raise ValueError(f"{path} does not match the {spec.model.__name__} layout: {exc}") from exc
+        for i, field in enumerate(arrow_table.schema):
+            if pa.types.is_string(field.type):
+                arrow_table = arrow_table.set_column(i, field.name, restore_formulas(arrow_table[field.name]))
         frame = arrow_table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
         for name in absent:
             fill = defaults.get(name)

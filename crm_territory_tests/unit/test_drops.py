@@ -27,7 +27,10 @@ def test_seed_sample_reads_cleanly():
         (b"client_id,client_name\n1,Atlas\n", "missing region, segment, parent_org, advisor_email"),
         ((HEADER.strip() + ",client_id\n").encode(), "client_id more than once"),
         # the probe's: a NUL byte past the first 64 KB was loaded into the core tables
-        ((HEADER + "1,Atlas Capital,Northeast,Retail,,a@b.com\n" * 2000 + "2,Nul\x00 Co,West,Retail,,\n").encode(), "NUL byte at offset"),
+        (
+            (HEADER + "1,Atlas Capital,Northeast,Retail,,a@b.com\n" * 2000 + "2,Nul\x00 Co,West,Retail,,\n").encode(),
+            "NUL byte at offset",
+        ),
         ((HEADER + "1,Atlas Capital,Northeast,Retail,,a@b.com\n").replace("\n", "\r").encode(), "CR only (old Mac line endings)"),
         (HEADER.encode("utf-32"), "UTF-32"),
     ],

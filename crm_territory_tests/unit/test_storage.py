@@ -24,6 +24,9 @@ TRICKY = (
     '1,"Atlas, ""Capital""",NE,INST,"Atlas\nHoldings",A@X.COM,active\n'
     "2,Zoë Ünïcode,NA,RET,,,inactive\n"
     ",missing id,NE,RET,,,\n"
+    # the probe's: formulas a spreadsheet would run, and one already written with an apostrophe
+    '3,"=HYPERLINK(""http://x"",""y"")",NE,RET,+cmd|' + "' /C calc'!A0,,active\n"
+    "4,@SUM(A1),NE,RET,'=already defused,,active\n"
 )
 
 
@@ -115,3 +118,16 @@ def test_reading_a_table_never_written_says_so(tmp_path):
     with pytest.raises(TableNotFoundError, match="client_dim has not been written yet"):
         CsvTables(tmp_path).read("client_dim")
     assert CsvTables(tmp_path).read_if_exists("client_dim") is None
+
+
+def test_formulas_are_defused_in_the_files_people_open_and_read_back_unchanged(tmp_path, reference):
+    """OWASP's CSV-injection rule: =, +, -, @ (or a tab/CR before one) would run in Excel; the file holds them as text."""
+    store = CsvTables(tmp_path)
+    clients = tables(reference)["client_dim"]
+    path = store.write("client_dim", clients)
+    cells = pa_csv.read_csv(path).to_pandas()
+    names = set(cells["client_name"].dropna())
+    assert '\'=HYPERLINK("http://x","y")' in names and "'@SUM(A1)" in names
+    assert not any(str(value).startswith(("=", "+", "-", "@", "\t")) for value in cells.astype(str).to_numpy().ravel())
+    assert "''=already defused" in set(cells["parent_org"].dropna())  # one more apostrophe, so reading is exact
+    pd.testing.assert_frame_equal(store.read("client_dim"), clients.reset_index(drop=True))
