@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
+UtcTimestamp: TypeAlias = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 
 # A pragmatic e-mail shape: one "@", no spaces, a dot in the domain. Deliverability is not our job.
 EMAIL_PATTERN = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
@@ -40,123 +40,263 @@ class _StrictModel(pa.DataFrameModel):
 
 
 class CrmApiClients(_StrictModel):
-    """Snapshot of the CRM API's client book: one row per CRM client id, as the API last sent it."""
+    """The CRM API's client book as last pulled: every record as the API sent it, upserted by client_id on each incremental pull."""
 
-    client_id: Series[str] = pa.Field(nullable=True)
-    client_name: Series[str] = pa.Field(nullable=True)
-    region: Series[str] = pa.Field(nullable=True)
-    segment: Series[str] = pa.Field(nullable=True)
-    parent_org: Series[str] = pa.Field(nullable=True)
-    advisor_email: Series[str] = pa.Field(nullable=True)
-    status: Series[str] = pa.Field(nullable=True)
-    aum_usd: Series[str] = pa.Field(nullable=True)  # kept as sent (text); parsed in client_dim
-    business_type: Series[str] = pa.Field(nullable=True)
-    updated_at: Series[str] = pa.Field(nullable=True)  # kept as sent; parsed (or quarantined) downstream
-    source_page: Series[pd.Int64Dtype] = pa.Field(ge=1)
-    pulled_at: Series[UtcTimestamp]
+    client_id: Series[str] = pa.Field(
+        nullable=True, description="The CRM's id of the client, as sent (text). Empty only for records the API sent without one."
+    )
+    client_name: Series[str] = pa.Field(nullable=True, description="The organisation's name as the source spells it (trimmed).")
+    region: Series[str] = pa.Field(
+        nullable=True,
+        description="Region as the source spells it; canonicalised through reference/region_aliases.csv in client_dim. Empty: none sent.",
+    )
+    segment: Series[str] = pa.Field(
+        nullable=True,
+        description="Segment as the source spells it; canonicalised through reference/segment_aliases.csv in client_dim. Empty: none sent.",
+    )
+    parent_org: Series[str] = pa.Field(
+        nullable=True, description="Name of the parent organisation (account family), as sent. Empty: no parent."
+    )
+    advisor_email: Series[str] = pa.Field(
+        nullable=True, description="The owning advisor's e-mail as sent (validated and lower-cased in client_dim)."
+    )
+    status: Series[str] = pa.Field(
+        nullable=True, description="active or inactive, as the CRM sent it (judged, or quarantined, in raw_clients)."
+    )
+    aum_usd: Series[str] = pa.Field(
+        nullable=True, description="Assets under management in USD, as sent (text); client_dim parses it."
+    )
+    business_type: Series[str] = pa.Field(
+        nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
+    )
+    updated_at: Series[str] = pa.Field(
+        nullable=True, description="When the CRM last changed the record (ISO 8601, as sent); drives the incremental pull."
+    )
+    source_page: Series[pd.Int64Dtype] = pa.Field(
+        ge=1, description="The CRM API page the record came from (1 = first). Empty for drops."
+    )
+    pulled_at: Series[UtcTimestamp] = pa.Field(description="When this pull ran (UTC).")
 
 
 class CrmApiAdvisors(_StrictModel):
-    """The CRM API's advisor roster as last pulled. Grain: one row per advisor record sent."""
+    """The CRM API's advisor roster as last pulled: who can own clients where, and how many; replaced whole on every pull."""
 
-    advisor_email: Series[str] = pa.Field(nullable=True)
-    advisor_name: Series[str] = pa.Field(nullable=True)
-    regions: Series[str] = pa.Field(nullable=True)  # ';'-joined, as the CRM spells them
-    segments: Series[str] = pa.Field(nullable=True)
-    capacity: Series[pd.Int64Dtype] = pa.Field(nullable=True)
-    active: Series[bool]
-    pulled_at: Series[UtcTimestamp]
+    advisor_email: Series[str] = pa.Field(
+        nullable=True, description="The owning advisor's e-mail as sent (validated and lower-cased in client_dim)."
+    )
+    advisor_name: Series[str] = pa.Field(nullable=True, description="The advisor's name as the CRM roster gives it.")
+    regions: Series[str] = pa.Field(nullable=True, description="Regions the advisor covers, ';'-joined, as the CRM spells them.")
+    segments: Series[str] = pa.Field(
+        nullable=True, description="Segments the advisor covers, ';'-joined, as the CRM spells them."
+    )
+    capacity: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, description="How many active clients the advisor can own (PRIMARY rows)."
+    )
+    active: Series[bool] = pa.Field(description="Whether the advisor can be given clients.")
+    pulled_at: Series[UtcTimestamp] = pa.Field(description="When this pull ran (UTC).")
 
 
 class AdvisorDim(_StrictModel):
-    """Advisor dimension. Grain: one row per advisor e-mail."""
+    """Advisor dimension: each advisor's territories (ids), capacity and whether they take clients."""
 
-    advisor_email: Series[str] = pa.Field(unique=True, str_matches=EMAIL_PATTERN)
-    advisor_name: Series[str] = pa.Field(nullable=True)
-    territories: Series[str] = pa.Field(nullable=True)  # ';'-joined territory ids served
-    capacity: Series[pd.Int64Dtype] = pa.Field(ge=0)
-    active: Series[bool]
+    advisor_email: Series[str] = pa.Field(
+        unique=True, str_matches=EMAIL_PATTERN, description="The advisor's e-mail, lower-cased: the advisor's key."
+    )
+    advisor_name: Series[str] = pa.Field(nullable=True, description="The advisor's name as the CRM roster gives it.")
+    territories: Series[str] = pa.Field(
+        nullable=True, description="Territory ids the advisor serves, ';'-joined (the roster's regions and segments translated)."
+    )
+    capacity: Series[pd.Int64Dtype] = pa.Field(
+        ge=0, description="How many active clients the advisor can own; 0 when the roster gives none."
+    )
+    active: Series[bool] = pa.Field(description="Whether the advisor can be given clients.")
 
 
 class RawClients(_StrictModel):
-    """Every usable source row: one row per (source batch, source row); several versions of a client may exist."""
+    """Every usable source row with its provenance, from the CRM API snapshot and the landing drops; several versions of a client may exist."""
 
-    client_id: Series[str] = pa.Field(str_matches=CLIENT_ID_PATTERN)
-    client_name: Series[str] = pa.Field(str_length={"min_value": 1})
-    region: Series[str] = pa.Field(nullable=True)
-    segment: Series[str] = pa.Field(nullable=True)
-    parent_org: Series[str] = pa.Field(nullable=True)
-    advisor_email: Series[str] = pa.Field(nullable=True)
-    status: Series[str] = pa.Field(nullable=True, isin=["active", "inactive"])
-    aum_usd: Series[str] = pa.Field(nullable=True)  # as sent; client_dim parses it
-    business_type: Series[str] = pa.Field(nullable=True)
-    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
-    source_record_id: Series[str]
-    source_file: Series[str] = pa.Field(nullable=True)
-    source_row: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
-    source_page: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
-    source_modified_at: Series[UtcTimestamp]
-    ingested_at: Series[UtcTimestamp]
+    client_id: Series[str] = pa.Field(
+        str_matches=CLIENT_ID_PATTERN,
+        description="The client's id in its source system, as sent (text: leading zeros and odd ids kept).",
+    )
+    client_name: Series[str] = pa.Field(
+        str_length={"min_value": 1}, description="The organisation's name as the source spells it (trimmed)."
+    )
+    region: Series[str] = pa.Field(
+        nullable=True,
+        description="Region as the source spells it; canonicalised through reference/region_aliases.csv in client_dim. Empty: none sent.",
+    )
+    segment: Series[str] = pa.Field(
+        nullable=True,
+        description="Segment as the source spells it; canonicalised through reference/segment_aliases.csv in client_dim. Empty: none sent.",
+    )
+    parent_org: Series[str] = pa.Field(
+        nullable=True, description="Name of the parent organisation (account family), as sent. Empty: no parent."
+    )
+    advisor_email: Series[str] = pa.Field(
+        nullable=True, description="The owning advisor's e-mail as sent (validated and lower-cased in client_dim)."
+    )
+    status: Series[str] = pa.Field(
+        nullable=True, isin=["active", "inactive"], description="active or inactive, as the source says it; empty means active."
+    )
+    aum_usd: Series[str] = pa.Field(
+        nullable=True, description="Assets under management in USD, as sent (text); client_dim parses it."
+    )
+    business_type: Series[str] = pa.Field(
+        nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
+    )
+    source_system: Series[str] = pa.Field(
+        isin=SOURCE_SYSTEMS, description="Where the row came from: crm_api (the CRM API) or csv_drop (a landing file)."
+    )
+    source_record_id: Series[str] = pa.Field(
+        description="The record's id in its source (client_id): with source_system, the record key."
+    )
+    source_file: Series[str] = pa.Field(nullable=True, description="The landing file the row came from. Empty for the CRM API.")
+    source_row: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=1, description="Row number in the file, 1 = first row after the header. Empty for the CRM API."
+    )
+    source_page: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=1, description="The CRM API page the record came from (1 = first). Empty for drops."
+    )
+    source_modified_at: Series[UtcTimestamp] = pa.Field(
+        description="When the source last changed the record (UTC): the file's mtime for drops, updated_at for the API."
+    )
+    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the run that read the row started (UTC).")
 
 
 class QuarantinedClients(_StrictModel):
-    """Source rows that could not be used: one row per rejected source row, with why and what it held."""
+    """Source rows that could not be used, with where they came from, why, and what they held: nothing is lost."""
 
-    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
-    source_file: Series[str] = pa.Field(nullable=True)
-    source_row: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
-    source_page: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
-    source_record_id: Series[str] = pa.Field(nullable=True)
-    reason: Series[str] = pa.Field(str_length={"min_value": 1})
-    original_values: Series[str]
-    ingested_at: Series[UtcTimestamp]
+    source_system: Series[str] = pa.Field(
+        isin=SOURCE_SYSTEMS, description="Where the row came from: crm_api (the CRM API) or csv_drop (a landing file)."
+    )
+    source_file: Series[str] = pa.Field(nullable=True, description="The landing file the row came from. Empty for the CRM API.")
+    source_row: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=1, description="Row number in the file, 1 = first row after the header. Empty for the CRM API."
+    )
+    source_page: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=1, description="The CRM API page the record came from (1 = first). Empty for drops."
+    )
+    source_record_id: Series[str] = pa.Field(
+        nullable=True, description="The record's id in its source (client_id): with source_system, the record key."
+    )
+    reason: Series[str] = pa.Field(
+        str_length={"min_value": 1},
+        description="Why the row could not be used (missing client_id, malformed row, unknown status, ...).",
+    )
+    original_values: Series[str] = pa.Field(
+        description="The row as it came in (JSON), so nothing is lost and it can be fixed at the source."
+    )
+    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the run that read the row started (UTC).")
 
 
 class IngestManifest(_StrictModel):
-    """What each run ingested: one row per source batch (a landing file, or the CRM API snapshot)."""
+    """What each run ingested: per source batch, rows read, loaded and quarantined, or why a file was rejected."""
 
-    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
-    batch: Series[str] = pa.Field(unique=True)
-    size_bytes: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0)
-    modified_at: Series[UtcTimestamp] = pa.Field(nullable=True)
-    status: Series[str] = pa.Field(isin=["loaded", "rejected"])
-    rows_read: Series[pd.Int64Dtype] = pa.Field(ge=0)
-    rows_loaded: Series[pd.Int64Dtype] = pa.Field(ge=0)
-    rows_quarantined: Series[pd.Int64Dtype] = pa.Field(ge=0)
-    message: Series[str] = pa.Field(nullable=True)
-    ingested_at: Series[UtcTimestamp]
+    source_system: Series[str] = pa.Field(
+        isin=SOURCE_SYSTEMS, description="crm_api (the API snapshot) or csv_drop (a landing file)."
+    )
+    batch: Series[str] = pa.Field(
+        unique=True, description="The source batch: a landing file's name, or crm_api:/clients for the API snapshot."
+    )
+    size_bytes: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=0, description="The file's size in bytes. Empty for the API snapshot."
+    )
+    modified_at: Series[UtcTimestamp] = pa.Field(
+        nullable=True, description="The file's modification time (UTC). Empty for the API snapshot."
+    )
+    status: Series[str] = pa.Field(
+        isin=["loaded", "rejected"], description="loaded (its rows were read) or rejected (the whole file; message says why)."
+    )
+    rows_read: Series[pd.Int64Dtype] = pa.Field(
+        ge=0, description="Data rows read from the batch (header aside): rows_loaded + rows_quarantined."
+    )
+    rows_loaded: Series[pd.Int64Dtype] = pa.Field(ge=0, description="Rows that reached raw_clients.")
+    rows_quarantined: Series[pd.Int64Dtype] = pa.Field(ge=0, description="Rows that went to quarantined_clients.")
+    message: Series[str] = pa.Field(
+        nullable=True, description="Why a file was rejected, or a warning about it. Empty when all is well."
+    )
+    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the run that read the row started (UTC).")
 
 
 class ClientDim(_StrictModel):
-    """One row per client (client_key), its latest version across sources, canonicalised."""
+    """Client dimension: the golden record of each real organisation across sources, canonicalised."""
 
-    client_key: Series[str] = pa.Field(unique=True)
-    client_name: Series[str] = pa.Field(str_length={"min_value": 1})
-    region: Series[str] = pa.Field(nullable=True)
-    segment: Series[str] = pa.Field(nullable=True)
-    parent_org: Series[str] = pa.Field(nullable=True)
-    primary_advisor_email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL_PATTERN)
-    is_active: Series[bool]
-    aum_usd: Series[float] = pa.Field(nullable=True, ge=0)
-    business_type: Series[str] = pa.Field(nullable=True)
-    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
-    source_record_id: Series[str]
-    source_modified_at: Series[UtcTimestamp]
-    source_record_count: Series[pd.Int64Dtype] = pa.Field(ge=1)  # source records merged into this client (client_xref lists them)
-    data_issues: Series[str] = pa.Field(nullable=True)
+    client_key: Series[str] = pa.Field(
+        unique=True, description="The client's stable key: the record key of its oldest source record, never reused."
+    )
+    client_name: Series[str] = pa.Field(
+        str_length={"min_value": 1},
+        description="The organisation's name from the surviving record (a usable value first, CRM over drops, newest).",
+    )
+    region: Series[str] = pa.Field(
+        nullable=True,
+        description="Canonical region (reference/region_aliases.csv). Empty: unknown spelling or none (see data_issues).",
+    )
+    segment: Series[str] = pa.Field(
+        nullable=True,
+        description="Canonical segment (reference/segment_aliases.csv). Empty: unknown spelling or none (see data_issues).",
+    )
+    parent_org: Series[str] = pa.Field(
+        nullable=True, description="Name of the parent organisation (account family), as sent. Empty: no parent."
+    )
+    primary_advisor_email: Series[str] = pa.Field(
+        nullable=True,
+        str_matches=EMAIL_PATTERN,
+        description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
+    )
+    is_active: Series[bool] = pa.Field(
+        description="Whether the client is active (from the source's status; a client never given one is active)."
+    )
+    aum_usd: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description="Assets under management in USD, parsed from the sources. Empty: none, or not a number (see data_issues).",
+    )
+    business_type: Series[str] = pa.Field(
+        nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
+    )
+    source_system: Series[str] = pa.Field(
+        isin=SOURCE_SYSTEMS, description="The source of the record the client's values came from (crm_api or csv_drop)."
+    )
+    source_record_id: Series[str] = pa.Field(description="The id, in that source, of the record the client's values came from.")
+    source_modified_at: Series[UtcTimestamp] = pa.Field(
+        description="When the source last changed the record (UTC): the file's mtime for drops, updated_at for the API."
+    )
+    source_record_count: Series[pd.Int64Dtype] = pa.Field(
+        ge=1, description="How many source records were merged into this client (client_xref lists them)."
+    )
+    data_issues: Series[str] = pa.Field(
+        nullable=True,
+        description="What is odd about the client, ';'-joined (unknown region spelling, invalid advisor e-mail, ...). Empty: none.",
+    )
 
 
 class ClientXref(_StrictModel):
-    """Which client each source record belongs to. Grain: one row per source record (source_system, source_record_id)."""
+    """Which client each source record belongs to, how it was linked, and why a name could not be matched."""
 
-    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS)
-    source_record_id: Series[str] = pa.Field(str_matches=CLIENT_ID_PATTERN)
-    client_key: Series[str] = pa.Field(str_length={"min_value": 1})
-    records_in_client: Series[pd.Int64Dtype] = pa.Field(ge=1)
-    linked_by: Series[str] = pa.Field(isin=["only record", "matched", "human decision"])
-    unmatchable_reason: Series[str] = pa.Field(nullable=True)  # why the name cannot be matched (stays alone)
-    client_key_issued_at: Series[UtcTimestamp]
-    first_seen_at: Series[UtcTimestamp]
+    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS, description="The record's source: crm_api or csv_drop.")
+    source_record_id: Series[str] = pa.Field(
+        str_matches=CLIENT_ID_PATTERN,
+        description="The record's id in its source (client_id): with source_system, the record key.",
+    )
+    client_key: Series[str] = pa.Field(
+        str_length={"min_value": 1},
+        description="The client's stable key: the record key of its oldest source record, never reused.",
+    )
+    records_in_client: Series[pd.Int64Dtype] = pa.Field(
+        ge=1, description="How many source records share this record's client_key."
+    )
+    linked_by: Series[str] = pa.Field(
+        isin=["only record", "matched", "human decision"],
+        description="How the record got its client_key: only record, matched (by the matcher) or human decision.",
+    )
+    unmatchable_reason: Series[str] = pa.Field(
+        nullable=True,
+        description="Why the name cannot be compared (empty, too short, too long, not Latin); such a record stays alone.",
+    )
+    client_key_issued_at: Series[UtcTimestamp] = pa.Field(description="When the client_key was first issued (UTC).")
+    first_seen_at: Series[UtcTimestamp] = pa.Field(description="When this source record was first seen by a run (UTC).")
 
     @pa.dataframe_check(error="a source record appears in client_xref more than once")
     def one_row_per_record(cls, df: pd.DataFrame) -> pd.Series:
@@ -164,27 +304,50 @@ class ClientXref(_StrictModel):
 
 
 class ClientMatches(_StrictModel):
-    """Scored record pairs worth a look. Grain: one row per pair (record_a < record_b) the matcher found alike, or a human decided."""
+    """Scored record pairs worth a look, for review: each field's agreement, the score and the decision."""
 
-    record_a: Series[str]
-    record_b: Series[str]
-    client_name_a: Series[str] = pa.Field(nullable=True)
-    client_name_b: Series[str] = pa.Field(nullable=True)
-    name_score: Series[float] = pa.Field(ge=0, le=100)
-    name_difference: Series[str] = pa.Field(
-        isin=["same words", "typo or abbreviation", "different words", "different word count", "not compared (unmatchable name)"]
+    record_a: Series[str] = pa.Field(
+        description="Record key (source_system:client_id) of the first record of the pair (record_a < record_b)."
     )
-    region_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
-    parent_org_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
-    advisor_email_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
-    advisor_domain_agreement: Series[str] = pa.Field(isin=["agree", "disagree", "unknown"])
-    score: Series[float]
-    decision: Series[str] = pa.Field(isin=["match", "possible", "must_link", "cannot_link"])
-    decided_by: Series[str] = pa.Field(isin=["matcher", "human"])
-    blocked_by: Series[str] = pa.Field(nullable=True)  # the blocking key that paired them (empty: a human decision)
-    merged: Series[bool]  # the two records ended in one client
-    client_key_a: Series[str]
-    client_key_b: Series[str]
+    record_b: Series[str] = pa.Field(description="Record key of the second record of the pair.")
+    client_name_a: Series[str] = pa.Field(nullable=True, description="record_a's name, for review.")
+    client_name_b: Series[str] = pa.Field(nullable=True, description="record_b's name, for review.")
+    name_score: Series[float] = pa.Field(
+        ge=0, le=100, description="Name similarity 0-100: the better of rapidfuzz ratio and token_sort_ratio on normalised names."
+    )
+    name_difference: Series[str] = pa.Field(
+        isin=["same words", "typo or abbreviation", "different words", "different word count", "not compared (unmatchable name)"],
+        description="How the names differ word by word: same words, typo or abbreviation, different words or word count.",
+    )
+    region_agreement: Series[str] = pa.Field(
+        isin=["agree", "disagree", "unknown"],
+        description="Whether the two records' canonical regions agree, disagree, or one is unknown.",
+    )
+    parent_org_agreement: Series[str] = pa.Field(
+        isin=["agree", "disagree", "unknown"],
+        description="Whether the parent organisations agree (fuzzy), disagree, or one is unknown.",
+    )
+    advisor_email_agreement: Series[str] = pa.Field(
+        isin=["agree", "disagree", "unknown"], description="Whether the advisor e-mails agree, disagree, or one is unknown."
+    )
+    advisor_domain_agreement: Series[str] = pa.Field(
+        isin=["agree", "disagree", "unknown"],
+        description="Whether the advisor e-mail domains agree, disagree, or one is unknown.",
+    )
+    score: Series[float] = pa.Field(
+        description="Name score plus the field points (docs/entity-resolution.md): at or above the match threshold, one client."
+    )
+    decision: Series[str] = pa.Field(
+        isin=["match", "possible", "must_link", "cannot_link"],
+        description="match or possible (the matcher), must_link or cannot_link (a human, in decisions.csv).",
+    )
+    decided_by: Series[str] = pa.Field(isin=["matcher", "human"], description="matcher, or human (data/matching/decisions.csv).")
+    blocked_by: Series[str] = pa.Field(
+        nullable=True, description="The blocking key that made the pair a candidate. Empty: a human decision."
+    )
+    merged: Series[bool] = pa.Field(description="Whether the two records ended in one client.")
+    client_key_a: Series[str] = pa.Field(description="record_a's client_key after this run.")
+    client_key_b: Series[str] = pa.Field(description="record_b's client_key after this run.")
 
     @pa.dataframe_check(error="(record_a, record_b) is the grain: ordered and unique")
     def pairs_are_ordered_and_unique(cls, df: pd.DataFrame) -> pd.Series:
@@ -192,24 +355,43 @@ class ClientMatches(_StrictModel):
 
 
 class ClientKeyRetirements(_StrictModel):
-    """Client keys retired when their cluster merged into an older one. Grain: one row per retired key."""
+    """Client keys retired when their cluster merged into an older one, with the key that survived."""
 
-    retired_client_key: Series[str] = pa.Field(unique=True)
-    client_key: Series[str]  # the key that survived the merge (it may itself be retired later: follow the chain)
-    retired_at: Series[UtcTimestamp]
-    reason: Series[str]
+    retired_client_key: Series[str] = pa.Field(
+        unique=True, description="A client_key no longer in use: its client turned out to be the same as an older one."
+    )
+    client_key: Series[str] = pa.Field(
+        description="The older key that survived the merge (it may be retired later too: follow the chain)."
+    )
+    retired_at: Series[UtcTimestamp] = pa.Field(description="When the key was retired (UTC).")
+    reason: Series[str] = pa.Field(description="Why the key was retired (which clients merged).")
 
 
 class TerritoryDim(_StrictModel):
-    """One row per territory ever issued (territory_id); ids are never renamed or reused."""
+    """Territory dimension: every territory ever issued, with its region, segment or overlay and owner role; ids are never renamed or reused."""
 
     # geographic ids (NOR_INS, NOR_INS_2), UNASSIGNED, or an overlay's code (FOUNDATIONS)
-    territory_id: Series[str] = pa.Field(unique=True, str_matches=r"^([A-Z0-9]{1,3}_[A-Z0-9]{1,3}(_\d+)?|UNASSIGNED|[A-Z0-9_]+)$")
-    region: Series[str] = pa.Field(nullable=True)
-    segment: Series[str] = pa.Field(nullable=True)
-    overlay: Series[str] = pa.Field(nullable=True)  # specialist (overlay) territories: the code; else empty
-    owner_role: Series[str] = pa.Field(str_length={"min_value": 1})
-    issued_at: Series[UtcTimestamp]
+    territory_id: Series[str] = pa.Field(
+        unique=True,
+        str_matches=r"^([A-Z0-9]{1,3}_[A-Z0-9]{1,3}(_\d+)?|UNASSIGNED|[A-Z0-9_]+)$",
+        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a suffix on collision, an overlay code, or UNASSIGNED.",
+    )
+    region: Series[str] = pa.Field(
+        nullable=True, description="The territory's canonical region. Empty for overlays and UNASSIGNED."
+    )
+    segment: Series[str] = pa.Field(
+        nullable=True, description="The territory's canonical segment. Empty for overlays and UNASSIGNED."
+    )
+    overlay: Series[str] = pa.Field(
+        nullable=True, description="A specialist (overlay) territory's code. Empty for geographic territories."
+    )
+    owner_role: Series[str] = pa.Field(
+        str_length={"min_value": 1},
+        description="The role that owns the territory (per segment, from reference/segments.csv or the rules).",
+    )
+    issued_at: Series[UtcTimestamp] = pa.Field(
+        description="When the territory id was issued (UTC); ids are never renamed or reused."
+    )
 
     @pa.dataframe_check(error="a territory is a unique (region, segment), an overlay, or UNASSIGNED: exactly one of them")
     def region_segment_identify_territory(cls, df: pd.DataFrame) -> pd.Series:
@@ -221,30 +403,61 @@ class TerritoryDim(_StrictModel):
 
 
 class TerritoryRules(_StrictModel):
-    """The rules in force. Grain: one row per rule of the rules file (tier, territory rule, override, ...)."""
+    """The rules in force, one rule per row, so the rules are visible (and queryable) next to the data."""
 
-    kind: Series[str] = pa.Field(isin=["segmentation tier", "territory rule", "override", "exclusion", "secondary", "overlay"])
-    rule_id: Series[str] = pa.Field(unique=True)
-    priority: Series[pd.Int64Dtype] = pa.Field(nullable=True)
-    criteria: Series[str] = pa.Field(nullable=True)  # the `when` as JSON
-    target: Series[str] = pa.Field(nullable=True)
-    rules_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
+    kind: Series[str] = pa.Field(
+        isin=["segmentation tier", "territory rule", "override", "exclusion", "secondary", "overlay"],
+        description="What the rule is: segmentation tier, territory rule, override, exclusion, secondary or overlay.",
+    )
+    rule_id: Series[str] = pa.Field(
+        unique=True, description="The rule's id in the rules file (overrides and exclusions: their kind and client_key)."
+    )
+    priority: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, description="Evaluation order of territory rules, lower first. Empty for other kinds."
+    )
+    criteria: Series[str] = pa.Field(nullable=True, description="The rule's `when` as JSON: column -> operators, all ANDed.")
+    target: Series[str] = pa.Field(
+        nullable=True, description="Where the rule places a client (region/segment, segment, overlay code or advisor)."
+    )
+    rules_version: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{12}$", description="Content hash (sha256, 12 hex) of the rules file that placed the row."
+    )
 
 
 class AssignmentsFact(_StrictModel):
-    """One row per (client, territory, assignment type): which territory and advisor own each client."""
+    """Which territory and advisor own each client, and why (rule, override, parent, overlay, fallback)."""
 
-    client_key: Series[str]
-    territory_id: Series[str]
-    primary_advisor_email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL_PATTERN)
-    assignment_type: Series[str] = pa.Field(isin=ASSIGNMENT_TYPES)
-    is_current: Series[bool]
+    client_key: Series[str] = pa.Field(
+        description="The client's stable key: the record key of its oldest source record, never reused."
+    )
+    territory_id: Series[str] = pa.Field(
+        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a suffix on collision, an overlay code, or UNASSIGNED."
+    )
+    primary_advisor_email: Series[str] = pa.Field(
+        nullable=True,
+        str_matches=EMAIL_PATTERN,
+        description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
+    )
+    assignment_type: Series[str] = pa.Field(
+        isin=ASSIGNMENT_TYPES,
+        description="PRIMARY (where the rules place the client, with its advisor) or SECONDARY (parent's territory, overlays).",
+    )
+    is_current: Series[bool] = pa.Field(description="Whether the assignment is in force: the client is active.")
     assigned_by: Series[str] = pa.Field(
-        str_length={"min_value": 1}
-    )  # rule id, override:<client_key>, parent_org, overlay id, fallback
-    segment_rule: Series[str] = pa.Field(nullable=True)  # the tier that derived the segment (empty: the source's segment)
-    advisor_reason: Series[str] = pa.Field(nullable=True, isin=ADVISOR_REASONS)  # why this advisor (PRIMARY rows)
-    rules_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")  # content hash of the rules file
+        str_length={"min_value": 1},
+        description="Why the client is there: a rule id, override:<client_key>, parent_org, an overlay id, or fallback.",
+    )
+    segment_rule: Series[str] = pa.Field(
+        nullable=True, description="The segmentation tier that derived the segment. Empty: the source's own segment."
+    )
+    advisor_reason: Series[str] = pa.Field(
+        nullable=True,
+        isin=ADVISOR_REASONS,
+        description="Why this advisor (PRIMARY rows): kept, pinned, assigned_new, reassigned_..., or why there is none.",
+    )
+    rules_version: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{12}$", description="Content hash (sha256, 12 hex) of the rules file that placed the row."
+    )
 
     @pa.dataframe_check(error="(client_key, territory_id, assignment_type) is the grain and must be unique")
     def grain_is_unique(cls, df: pd.DataFrame) -> pd.Series:
@@ -252,58 +465,121 @@ class AssignmentsFact(_StrictModel):
 
 
 class ClientDimHistory(_StrictModel):
-    """Every version of every client. Grain: one row per (client_key, valid_from)."""
+    """Every version of every client (SCD Type 2): what client_dim said, and when."""
 
-    client_key: Series[str]
-    client_name: Series[str]
-    region: Series[str] = pa.Field(nullable=True)
-    segment: Series[str] = pa.Field(nullable=True)
-    parent_org: Series[str] = pa.Field(nullable=True)
-    primary_advisor_email: Series[str] = pa.Field(nullable=True)
-    is_active: Series[bool]
-    aum_usd: Series[float] = pa.Field(nullable=True)
-    business_type: Series[str] = pa.Field(nullable=True)
-    source_system: Series[str]
-    source_record_id: Series[str]
-    source_modified_at: Series[UtcTimestamp]
-    data_issues: Series[str] = pa.Field(nullable=True)
+    client_key: Series[str] = pa.Field(
+        description="The client's stable key: the record key of its oldest source record, never reused."
+    )
+    client_name: Series[str] = pa.Field(description="The client's name in this version.")
+    region: Series[str] = pa.Field(nullable=True, description="The client's canonical region in this version.")
+    segment: Series[str] = pa.Field(nullable=True, description="The client's canonical segment in this version.")
+    parent_org: Series[str] = pa.Field(
+        nullable=True, description="Name of the parent organisation (account family), as sent. Empty: no parent."
+    )
+    primary_advisor_email: Series[str] = pa.Field(
+        nullable=True,
+        description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
+    )
+    is_active: Series[bool] = pa.Field(
+        description="Whether the client is active (from the source's status; a client never given one is active)."
+    )
+    aum_usd: Series[float] = pa.Field(nullable=True, description="Assets under management in USD in this version.")
+    business_type: Series[str] = pa.Field(
+        nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
+    )
+    source_system: Series[str] = pa.Field(
+        description="Where the row came from: crm_api (the CRM API) or csv_drop (a landing file)."
+    )
+    source_record_id: Series[str] = pa.Field(
+        description="The record's id in its source (client_id): with source_system, the record key."
+    )
+    source_modified_at: Series[UtcTimestamp] = pa.Field(
+        description="When the source last changed the record (UTC): the file's mtime for drops, updated_at for the API."
+    )
+    data_issues: Series[str] = pa.Field(
+        nullable=True,
+        description="What is odd about the client, ';'-joined (unknown region spelling, invalid advisor e-mail, ...). Empty: none.",
+    )
     # SCD Type 2 bookkeeping (crm_territory.logic.history.scd2)
-    valid_from: Series[UtcTimestamp]
-    valid_to: Series[UtcTimestamp] = pa.Field(nullable=True)  # empty while the version is open
-    is_current: Series[bool]
-    change_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+    valid_from: Series[UtcTimestamp] = pa.Field(
+        description="When this version became true: the start of the run that first saw it (UTC)."
+    )
+    valid_to: Series[UtcTimestamp] = pa.Field(
+        nullable=True, description="When this version stopped being true (UTC). Empty while it is the current version."
+    )
+    is_current: Series[bool] = pa.Field(description="Whether this is the client's current version (valid_to is empty).")
+    change_hash: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{16}$", description="Hash (16 hex) of the tracked columns: a new value means a new version."
+    )
 
 
 class AssignmentsFactHistory(_StrictModel):
-    """Every version of every assignment. Grain: one row per (client_key, territory_id, assignment_type, valid_from)."""
+    """Every version of every assignment (SCD Type 2): who owned which client, and when."""
 
-    client_key: Series[str]
-    territory_id: Series[str]
-    primary_advisor_email: Series[str] = pa.Field(nullable=True)
-    assignment_type: Series[str] = pa.Field(isin=ASSIGNMENT_TYPES)
-    assignment_is_current: Series[bool]  # the fact's is_current (client active); is_current here is the version's
-    assigned_by: Series[str]
-    segment_rule: Series[str] = pa.Field(nullable=True)
-    advisor_reason: Series[str] = pa.Field(nullable=True)
-    rules_version: Series[str]
+    client_key: Series[str] = pa.Field(
+        description="The client's stable key: the record key of its oldest source record, never reused."
+    )
+    territory_id: Series[str] = pa.Field(
+        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a suffix on collision, an overlay code, or UNASSIGNED."
+    )
+    primary_advisor_email: Series[str] = pa.Field(
+        nullable=True,
+        description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
+    )
+    assignment_type: Series[str] = pa.Field(
+        isin=ASSIGNMENT_TYPES,
+        description="PRIMARY (where the rules place the client, with its advisor) or SECONDARY (parent's territory, overlays).",
+    )
+    assignment_is_current: Series[bool] = pa.Field(
+        description="The fact's is_current (the client was active) while this version held."
+    )
+    assigned_by: Series[str] = pa.Field(
+        description="Why the client is there: a rule id, override:<client_key>, parent_org, an overlay id, or fallback."
+    )
+    segment_rule: Series[str] = pa.Field(
+        nullable=True, description="The segmentation tier that derived the segment. Empty: the source's own segment."
+    )
+    advisor_reason: Series[str] = pa.Field(
+        nullable=True,
+        description="Why this advisor (PRIMARY rows): kept, pinned, assigned_new, reassigned_..., or why there is none.",
+    )
+    rules_version: Series[str] = pa.Field(description="Content hash (sha256, 12 hex) of the rules file that placed the row.")
     # SCD Type 2 bookkeeping (crm_territory.logic.history.scd2)
-    valid_from: Series[UtcTimestamp]
-    valid_to: Series[UtcTimestamp] = pa.Field(nullable=True)  # empty while the version is open
-    is_current: Series[bool]
-    change_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+    valid_from: Series[UtcTimestamp] = pa.Field(
+        description="When this version became true: the start of the run that first saw it (UTC)."
+    )
+    valid_to: Series[UtcTimestamp] = pa.Field(
+        nullable=True, description="When this version stopped being true (UTC). Empty while it is the current version."
+    )
+    is_current: Series[bool] = pa.Field(description="Whether this is the assignment's current version (valid_to is empty).")
+    change_hash: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{16}$", description="Hash (16 hex) of the tracked columns: a new value means a new version."
+    )
 
 
 class AssignmentsPreview(_StrictModel):
-    """What activating the candidate rules would change. Grain: one row per client whose territory or advisor would change."""
+    """What activating the candidate rules (rules/candidate/territory_rules.yaml) would change; nothing moves until activation."""
 
-    client_key: Series[str] = pa.Field(unique=True)
-    territory_before: Series[str] = pa.Field(nullable=True)
-    territory_after: Series[str]
-    advisor_before: Series[str] = pa.Field(nullable=True)
-    advisor_after: Series[str] = pa.Field(nullable=True)
-    assigned_by_after: Series[str]
-    change: Series[str] = pa.Field(isin=["territory", "advisor", "territory and advisor"])
-    candidate_version: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
+    client_key: Series[str] = pa.Field(unique=True, description="The client that would change (its stable key).")
+    territory_before: Series[str] = pa.Field(
+        nullable=True, description="The client's current PRIMARY territory. Empty: a client with none today."
+    )
+    territory_after: Series[str] = pa.Field(description="The PRIMARY territory the candidate rules would give it.")
+    advisor_before: Series[str] = pa.Field(nullable=True, description="The client's current advisor. Empty: none.")
+    advisor_after: Series[str] = pa.Field(
+        nullable=True, description="The advisor it would have under the candidate rules. Empty: none."
+    )
+    assigned_by_after: Series[str] = pa.Field(
+        description="What would place it under the candidate rules (rule id, override, fallback)."
+    )
+    change: Series[str] = pa.Field(
+        isin=["territory", "advisor", "territory and advisor"],
+        description="What would change: territory, advisor, or territory and advisor.",
+    )
+    candidate_version: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{12}$",
+        description="Content hash of the candidate rules file previewed; activation names this version.",
+    )
 
 
 OWNERS = ("team:revops-data",)
