@@ -1,7 +1,7 @@
 """Screenshots of the Dagster UI for the docs: ``python -m crm_territory_tests.support.ui_screenshots URL OUT_DIR RUN_ID``.
 
 Drives Debian's Chromium (``apt-get install chromium``) with Playwright against a running ``make dev``
-(or ``dg dev``) and writes docs/images/{asset-graph,checks,run}.png. Not a test: the pictures are
+(or ``dg dev``) and writes docs/images/{asset-graph,asset,checks,run}.png. Not a test: the pictures are
 looked at by people; run it again when the UI changes.
 """
 
@@ -47,6 +47,11 @@ def main(base: str, out_dir: Path, run_id: str) -> None:
         # client_dim's neighbourhood: every domain group and the tables either side of the golden record
         _open(page, f"{base}/assets/client_dim?view=lineage&lineageScope=neighbors&lineageDepth=2", "client_xref")
         page.screenshot(path=out_dir / "asset-graph.png")
+        # the asset page: its description (what it is, its grain, how it is built) and its columns, from the table spec
+        page.set_viewport_size({"width": 1440, "height": 1000})
+        _open(page, f"{base}/assets/client_dim", "Columns")
+        page.screenshot(path=out_dir / "asset.png")
+        page.set_viewport_size({"width": 1440, "height": 860})
         _open(page, f"{base}/assets/client_dim?view=checks", "Latest execution")
         page.screenshot(path=out_dir / "checks.png")
         _open(page, f"{base}/runs/{run_id}", "assignments_fact")

@@ -495,7 +495,7 @@ def test_the_worked_example():
 
 
 def test_the_readme_worked_example_table():
-    """The three clients of the README's worked-example table, placed as the README says."""
+    """The three clients of the worked-example table in docs/rules.md, placed as it says."""
     from pathlib import Path
 
     import pandas as pd
