@@ -41,7 +41,8 @@ def mock_api_process(token: str, clients: int | None = None) -> Iterator[str]:
         env["MOCK_CRM_CLIENTS"] = str(clients)
     log = tempfile.NamedTemporaryFile(prefix="mock_api.", suffix=".log", delete=False)  # noqa: SIM115 (the child writes it for its whole life; removed in finally)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", str(port)],
+        # --exit-with-parent: if this process is killed (SIGKILL runs no finally), the API stops by itself
+        [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", str(port), "--exit-with-parent", str(os.getpid())],
         cwd=REPO_ROOT,
         env=env,
         stdout=log,

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import socket
 import sys
+import threading
+import time
 from collections.abc import Sequence
 
 import uvicorn
@@ -56,12 +59,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, help="delay added to each /clients request (env MOCK_CRM_LATENCY_MS)")
     parser.add_argument("--fail-pages", help='comma list of pages that always answer 500, e.g. "3" (env MOCK_CRM_FAIL_PAGES)')
     parser.add_argument(
+        "--exit-with-parent",
+        type=int,
+        metavar="PID",
+        help="stop when process PID is gone (what `make run` passes: a killed run must not leave the API running)",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn log level (default: warning; 'info' adds access logs)",
     )
     return parser
+
+
+def _exit_when_gone(pid: int, every_seconds: float = 0.5) -> None:
+    """A watcher thread: when ``pid`` is gone (even killed with SIGKILL, which no handler sees), exit at once."""
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # alive, owned by someone else
+            time.sleep(every_seconds)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def settings_from_args(args: argparse.Namespace) -> MockApiSettings:
@@ -85,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MockApiConfigError as exc:
         print(f"mock_api: {exc}", file=sys.stderr)
         return 2
+    if args.exit_with_parent:
+        _exit_when_gone(args.exit_with_parent)
     app = create_app(settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
     server = _AnnouncingServer(config, clients=settings.clients)

@@ -231,3 +231,39 @@ def test_a_rejected_file_is_named_in_the_summary_and_the_run_is_not_all_green(da
     assert re.search(r"\): SUCCESS with \d+ warnings? in", out), out
     assert re.fullmatch(r"\s+rejected files\s+1 \(export\.xlsx\.csv\)", summary_line(out, "rejected files"))
     assert re.search(r"^\s+WARN\s+ingest_manifest:landing_files_accepted$", out, flags=re.M), out
+
+
+def test_a_killed_make_run_leaves_no_mock_api_behind(data_dir, tmp_path):
+    """The probe: SIGKILL of `make run` left the mock CRM running as an orphan (no finally runs on SIGKILL)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_territory.cli", "run", "--start-mock-api", "--mock-api-clients", str(API_CLIENTS)],
+        cwd=REPO_ROOT,
+        env=cli_env(data_dir, tmp_path / "dagster_home"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started = None
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the API is up, then kill the run without warning
+        started = re.search(r"mock CRM API started on http://127\.0\.0\.1:(\d+) \(pid (\d+)\)", line)
+        if started or time.monotonic() > deadline:
+            break
+    assert started, "the mock API never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    port, pid = int(started[1]), int(started[2])
+    gone_by = time.monotonic() + 15
+    while (
+        time.monotonic() < gone_by and Path(f"/proc/{pid}").exists() and b"mock_api" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ):
+        time.sleep(0.2)
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    assert not (cmdline.exists() and b"mock_api" in cmdline.read_bytes()), f"mock API pid {pid} outlived the killed run"
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on port {port}"
