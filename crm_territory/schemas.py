@@ -40,19 +40,21 @@ class _StrictModel(pa.DataFrameModel):
 
 
 class CrmApiClients(_StrictModel):
-    """The CRM API's client book as last pulled: every record as the API sent it, upserted by client_id on each incremental pull."""
+    """The CRM API's client book as last pulled: every record as sent, upserted by client_id on each incremental pull."""
 
     client_id: Series[str] = pa.Field(
         nullable=True, description="The CRM's id of the client, as sent (text). Empty only for records the API sent without one."
     )
-    client_name: Series[str] = pa.Field(nullable=True, description="The organisation's name as the source spells it (trimmed).")
+    client_name: Series[str] = pa.Field(
+        nullable=True, description="The organisation's name exactly as the CRM sent it (trimmed, and judged, in raw_clients)."
+    )
     region: Series[str] = pa.Field(
         nullable=True,
-        description="Region as the source spells it; canonicalised through reference/region_aliases.csv in client_dim. Empty: none sent.",
+        description="Region as the source spells it (mapped by reference/region_aliases.csv in client_dim). Empty: none.",
     )
     segment: Series[str] = pa.Field(
         nullable=True,
-        description="Segment as the source spells it; canonicalised through reference/segment_aliases.csv in client_dim. Empty: none sent.",
+        description="Segment as the source spells it (mapped by reference/segment_aliases.csv in client_dim). Empty: none.",
     )
     parent_org: Series[str] = pa.Field(
         nullable=True, description="Name of the parent organisation (account family), as sent. Empty: no parent."
@@ -73,16 +75,19 @@ class CrmApiClients(_StrictModel):
         nullable=True, description="When the CRM last changed the record (ISO 8601, as sent); drives the incremental pull."
     )
     source_page: Series[pd.Int64Dtype] = pa.Field(
-        ge=1, description="The CRM API page the record came from (1 = first). Empty for drops."
+        ge=1, description="The CRM API page (1 = first) the record came from, in the pull that last sent it."
     )
-    pulled_at: Series[UtcTimestamp] = pa.Field(description="When this pull ran (UTC).")
+    pulled_at: Series[UtcTimestamp] = pa.Field(
+        description="When the pull that last sent this record ran (UTC); each incremental pull upserts by client_id."
+    )
 
 
 class CrmApiAdvisors(_StrictModel):
     """The CRM API's advisor roster as last pulled: who can own clients where, and how many; replaced whole on every pull."""
 
     advisor_email: Series[str] = pa.Field(
-        nullable=True, description="The owning advisor's e-mail as sent (validated and lower-cased in client_dim)."
+        nullable=True,
+        description="The advisor's e-mail as the CRM sent it (lower-cased and validated in advisor_dim; invalid ones dropped).",
     )
     advisor_name: Series[str] = pa.Field(nullable=True, description="The advisor's name as the CRM roster gives it.")
     regions: Series[str] = pa.Field(nullable=True, description="Regions the advisor covers, ';'-joined, as the CRM spells them.")
@@ -90,45 +95,49 @@ class CrmApiAdvisors(_StrictModel):
         nullable=True, description="Segments the advisor covers, ';'-joined, as the CRM spells them."
     )
     capacity: Series[pd.Int64Dtype] = pa.Field(
-        nullable=True, description="How many active clients the advisor can own (PRIMARY rows)."
+        nullable=True,
+        description="How many PRIMARY clients the advisor can own, as sent. Empty: none sent or not a number (0 in advisor_dim).",
     )
-    active: Series[bool] = pa.Field(description="Whether the advisor can be given clients.")
-    pulled_at: Series[UtcTimestamp] = pa.Field(description="When this pull ran (UTC).")
+    active: Series[bool] = pa.Field(description="Whether the advisor can be given clients (false when the CRM sent no flag).")
+    pulled_at: Series[UtcTimestamp] = pa.Field(description="When this pull ran (UTC); every pull replaces the whole roster.")
 
 
 class AdvisorDim(_StrictModel):
     """Advisor dimension: each advisor's territories (ids), capacity and whether they take clients."""
 
     advisor_email: Series[str] = pa.Field(
-        unique=True, str_matches=EMAIL_PATTERN, description="The advisor's e-mail, lower-cased: the advisor's key."
+        unique=True,
+        str_matches=EMAIL_PATTERN,
+        description="The advisor's e-mail, trimmed, lower-cased and validated (roster rows without a valid one are dropped).",
     )
     advisor_name: Series[str] = pa.Field(nullable=True, description="The advisor's name as the CRM roster gives it.")
     territories: Series[str] = pa.Field(
-        nullable=True, description="Territory ids the advisor serves, ';'-joined (the roster's regions and segments translated)."
+        nullable=True,
+        description="Territory ids the advisor serves, ';'-joined, from the roster's regions x segments. Empty: none issued.",
     )
     capacity: Series[pd.Int64Dtype] = pa.Field(
-        ge=0, description="How many active clients the advisor can own; 0 when the roster gives none."
+        ge=0, description="How many PRIMARY clients the advisor can own; 0 when the roster gives none or a negative number."
     )
     active: Series[bool] = pa.Field(description="Whether the advisor can be given clients.")
 
 
 class RawClients(_StrictModel):
-    """Every usable source row with its provenance, from the CRM API snapshot and the landing drops; several versions of a client may exist."""
+    """Every usable source row with provenance, from the CRM API snapshot and the drops; a client may have several versions."""
 
     client_id: Series[str] = pa.Field(
         str_matches=CLIENT_ID_PATTERN,
-        description="The client's id in its source system, as sent (text: leading zeros and odd ids kept).",
+        description="The client's id in its source system, as sent (text: leading zeros kept; letters, digits, '.', '-', '_').",
     )
     client_name: Series[str] = pa.Field(
         str_length={"min_value": 1}, description="The organisation's name as the source spells it (trimmed)."
     )
     region: Series[str] = pa.Field(
         nullable=True,
-        description="Region as the source spells it; canonicalised through reference/region_aliases.csv in client_dim. Empty: none sent.",
+        description="Region as the source spells it (mapped by reference/region_aliases.csv in client_dim). Empty: none.",
     )
     segment: Series[str] = pa.Field(
         nullable=True,
-        description="Segment as the source spells it; canonicalised through reference/segment_aliases.csv in client_dim. Empty: none sent.",
+        description="Segment as the source spells it (mapped by reference/segment_aliases.csv in client_dim). Empty: none.",
     )
     parent_org: Series[str] = pa.Field(
         nullable=True, description="Name of the parent organisation (account family), as sent. Empty: no parent."
@@ -137,7 +146,9 @@ class RawClients(_StrictModel):
         nullable=True, description="The owning advisor's e-mail as sent (validated and lower-cased in client_dim)."
     )
     status: Series[str] = pa.Field(
-        nullable=True, isin=["active", "inactive"], description="active or inactive, as the source says it; empty means active."
+        nullable=True,
+        isin=["active", "inactive"],
+        description="active or inactive, lower-cased from the source. Empty: not given (the client keeps its last known status).",
     )
     aum_usd: Series[str] = pa.Field(
         nullable=True, description="Assets under management in USD, as sent (text); client_dim parses it."
@@ -159,7 +170,7 @@ class RawClients(_StrictModel):
         nullable=True, ge=1, description="The CRM API page the record came from (1 = first). Empty for drops."
     )
     source_modified_at: Series[UtcTimestamp] = pa.Field(
-        description="When the source last changed the record (UTC): the file's mtime for drops, updated_at for the API."
+        description="When the source last changed the record (UTC): a drop's file mtime (to the second), the API's updated_at."
     )
     ingested_at: Series[UtcTimestamp] = pa.Field(description="When the run that read the row started (UTC).")
 
@@ -178,14 +189,14 @@ class QuarantinedClients(_StrictModel):
         nullable=True, ge=1, description="The CRM API page the record came from (1 = first). Empty for drops."
     )
     source_record_id: Series[str] = pa.Field(
-        nullable=True, description="The record's id in its source (client_id): with source_system, the record key."
+        nullable=True, description="The row's client_id as sent. Empty: the row had none, or was malformed."
     )
     reason: Series[str] = pa.Field(
         str_length={"min_value": 1},
-        description="Why the row could not be used (missing client_id, malformed row, unknown status, ...).",
+        description="Why the row could not be used, '; '-joined: missing or invalid client_id, unknown status, malformed row...",
     )
     original_values: Series[str] = pa.Field(
-        description="The row as it came in (JSON), so nothing is lost and it can be fixed at the source."
+        description="The row's source values as a JSON object (a malformed row: its raw_text), so it can be fixed at the source."
     )
     ingested_at: Series[UtcTimestamp] = pa.Field(description="When the run that read the row started (UTC).")
 
@@ -203,7 +214,8 @@ class IngestManifest(_StrictModel):
         nullable=True, ge=0, description="The file's size in bytes. Empty for the API snapshot."
     )
     modified_at: Series[UtcTimestamp] = pa.Field(
-        nullable=True, description="The file's modification time (UTC). Empty for the API snapshot."
+        nullable=True,
+        description="A file's modification time (UTC, to the second); for the API, its newest loaded record's updated_at.",
     )
     status: Series[str] = pa.Field(
         isin=["loaded", "rejected"], description="loaded (its rows were read) or rejected (the whole file; message says why)."
@@ -216,14 +228,15 @@ class IngestManifest(_StrictModel):
     message: Series[str] = pa.Field(
         nullable=True, description="Why a file was rejected, or a warning about it. Empty when all is well."
     )
-    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the run that read the row started (UTC).")
+    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the run that read the batch started (UTC).")
 
 
 class ClientDim(_StrictModel):
     """Client dimension: the golden record of each real organisation across sources, canonicalised."""
 
     client_key: Series[str] = pa.Field(
-        unique=True, description="The client's stable key: the record key of its oldest source record, never reused."
+        unique=True,
+        description="Stable client id: the record key (source_system:client_id) of its earliest record at issue; never reused.",
     )
     client_name: Series[str] = pa.Field(
         str_length={"min_value": 1},
@@ -246,29 +259,29 @@ class ClientDim(_StrictModel):
         description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
     )
     is_active: Series[bool] = pa.Field(
-        description="Whether the client is active (from the source's status; a client never given one is active)."
+        description="Whether the client is active: the most recent status a source gave; active if none ever did."
     )
     aum_usd: Series[float] = pa.Field(
         nullable=True,
         ge=0,
-        description="Assets under management in USD, parsed from the sources. Empty: none, or not a number (see data_issues).",
+        description="Assets under management in USD, from the most recent record. Empty: none or invalid (see data_issues).",
     )
     business_type: Series[str] = pa.Field(
         nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
     )
     source_system: Series[str] = pa.Field(
-        isin=SOURCE_SYSTEMS, description="The source of the record the client's values came from (crm_api or csv_drop)."
+        isin=SOURCE_SYSTEMS, description="The source of the client's most recently updated record (crm_api or csv_drop)."
     )
-    source_record_id: Series[str] = pa.Field(description="The id, in that source, of the record the client's values came from.")
+    source_record_id: Series[str] = pa.Field(description="That record's id in its source (with source_system, its record key).")
     source_modified_at: Series[UtcTimestamp] = pa.Field(
-        description="When the source last changed the record (UTC): the file's mtime for drops, updated_at for the API."
+        description="When the source last changed that record (UTC): the file's mtime for drops, updated_at for the API."
     )
     source_record_count: Series[pd.Int64Dtype] = pa.Field(
         ge=1, description="How many source records were merged into this client (client_xref lists them)."
     )
     data_issues: Series[str] = pa.Field(
         nullable=True,
-        description="What is odd about the client, ';'-joined (unknown region spelling, invalid advisor e-mail, ...). Empty: none.",
+        description="What is odd about the client, '; '-joined (unknown region, invalid advisor e-mail, ...). Empty: nothing.",
     )
 
 
@@ -282,7 +295,7 @@ class ClientXref(_StrictModel):
     )
     client_key: Series[str] = pa.Field(
         str_length={"min_value": 1},
-        description="The client's stable key: the record key of its oldest source record, never reused.",
+        description="The client this record belongs to (its stable client_key in client_dim).",
     )
     records_in_client: Series[pd.Int64Dtype] = pa.Field(
         ge=1, description="How many source records share this record's client_key."
@@ -317,7 +330,7 @@ class ClientMatches(_StrictModel):
     )
     name_difference: Series[str] = pa.Field(
         isin=["same words", "typo or abbreviation", "different words", "different word count", "not compared (unmatchable name)"],
-        description="How the names differ word by word: same words, typo or abbreviation, different words or word count.",
+        description="Word-by-word comparison: same words, typo or abbreviation, different words or word count, or not compared.",
     )
     region_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"],
@@ -335,7 +348,7 @@ class ClientMatches(_StrictModel):
         description="Whether the advisor e-mail domains agree, disagree, or one is unknown.",
     )
     score: Series[float] = pa.Field(
-        description="Name score plus the field points (docs/entity-resolution.md): at or above the match threshold, one client."
+        description="Name score (at least 95 if names agree word by word) plus field points; match: 90+ and agreeing names."
     )
     decision: Series[str] = pa.Field(
         isin=["match", "possible", "must_link", "cannot_link"],
@@ -343,7 +356,8 @@ class ClientMatches(_StrictModel):
     )
     decided_by: Series[str] = pa.Field(isin=["matcher", "human"], description="matcher, or human (data/matching/decisions.csv).")
     blocked_by: Series[str] = pa.Field(
-        nullable=True, description="The blocking key that made the pair a candidate. Empty: a human decision."
+        nullable=True,
+        description="The blocking key that made the pair a candidate (same name, same first word, ...). Empty: a human decision.",
     )
     merged: Series[bool] = pa.Field(description="Whether the two records ended in one client.")
     client_key_a: Series[str] = pa.Field(description="record_a's client_key after this run.")
@@ -363,18 +377,22 @@ class ClientKeyRetirements(_StrictModel):
     client_key: Series[str] = pa.Field(
         description="The older key that survived the merge (it may be retired later too: follow the chain)."
     )
-    retired_at: Series[UtcTimestamp] = pa.Field(description="When the key was retired (UTC).")
-    reason: Series[str] = pa.Field(description="Why the key was retired (which clients merged).")
+    retired_at: Series[UtcTimestamp] = pa.Field(
+        description="When the key was retired: the run that merged its client into an older one (UTC)."
+    )
+    reason: Series[str] = pa.Field(
+        description="Why the key was retired: 'merged into an older cluster' (a new record or a must-link joined the two)."
+    )
 
 
 class TerritoryDim(_StrictModel):
-    """Territory dimension: every territory ever issued, with its region, segment or overlay and owner role; ids are never renamed or reused."""
+    """Territory dimension: every territory ever issued, its region and segment or overlay, and owner role; ids never reused."""
 
     # geographic ids (NOR_INS, NOR_INS_2), UNASSIGNED, or an overlay's code (FOUNDATIONS)
     territory_id: Series[str] = pa.Field(
         unique=True,
         str_matches=r"^([A-Z0-9]{1,3}_[A-Z0-9]{1,3}(_\d+)?|UNASSIGNED|[A-Z0-9_]+)$",
-        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a suffix on collision, an overlay code, or UNASSIGNED.",
+        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a collision suffix, an overlay code, or UNASSIGNED.",
     )
     region: Series[str] = pa.Field(
         nullable=True, description="The territory's canonical region. Empty for overlays and UNASSIGNED."
@@ -387,11 +405,9 @@ class TerritoryDim(_StrictModel):
     )
     owner_role: Series[str] = pa.Field(
         str_length={"min_value": 1},
-        description="The role that owns the territory (per segment, from reference/segments.csv or the rules).",
+        description="Owning role: the segment's (reference/segments.csv), the overlay's, or triage for UNASSIGNED.",
     )
-    issued_at: Series[UtcTimestamp] = pa.Field(
-        description="When the territory id was issued (UTC); ids are never renamed or reused."
-    )
+    issued_at: Series[UtcTimestamp] = pa.Field(description="When the territory id was first issued (UTC).")
 
     @pa.dataframe_check(error="a territory is a unique (region, segment), an overlay, or UNASSIGNED: exactly one of them")
     def region_segment_identify_territory(cls, df: pd.DataFrame) -> pd.Series:
@@ -410,17 +426,24 @@ class TerritoryRules(_StrictModel):
         description="What the rule is: segmentation tier, territory rule, override, exclusion, secondary or overlay.",
     )
     rule_id: Series[str] = pa.Field(
-        unique=True, description="The rule's id in the rules file (overrides and exclusions: their kind and client_key)."
+        unique=True,
+        description="The rule's id in the file; override:<client_key>, exclusion:<client_key>:<territory>, or parent_org.",
     )
     priority: Series[pd.Int64Dtype] = pa.Field(
-        nullable=True, description="Evaluation order of territory rules, lower first. Empty for other kinds."
+        nullable=True,
+        description="Evaluation order, lower first: a territory rule's priority or a tier's position. Empty for other kinds.",
     )
-    criteria: Series[str] = pa.Field(nullable=True, description="The rule's `when` as JSON: column -> operators, all ANDed.")
+    criteria: Series[str] = pa.Field(
+        nullable=True,
+        description="The rule's `when` as JSON (column -> operators, all ANDed). Empty: no condition (override, exclusion, ...).",
+    )
     target: Series[str] = pa.Field(
-        nullable=True, description="Where the rule places a client (region/segment, segment, overlay code or advisor)."
+        nullable=True,
+        description="What it gives: a segment, 'Region x Segment', an override's territory/advisor, 'never ...' or an overlay.",
     )
     rules_version: Series[str] = pa.Field(
-        str_matches=r"^[0-9a-f]{12}$", description="Content hash (sha256, 12 hex) of the rules file that placed the row."
+        str_matches=r"^[0-9a-f]{12}$",
+        description="Content hash (first 12 hex of its sha256) of the active rules file these rows come from.",
     )
 
 
@@ -428,35 +451,37 @@ class AssignmentsFact(_StrictModel):
     """Which territory and advisor own each client, and why (rule, override, parent, overlay, fallback)."""
 
     client_key: Series[str] = pa.Field(
-        description="The client's stable key: the record key of its oldest source record, never reused."
+        description="Stable client id: the record key (source_system:client_id) of its earliest record at issue; never reused."
     )
     territory_id: Series[str] = pa.Field(
-        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a suffix on collision, an overlay code, or UNASSIGNED."
+        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a collision suffix, an overlay code, or UNASSIGNED."
     )
     primary_advisor_email: Series[str] = pa.Field(
         nullable=True,
         str_matches=EMAIL_PATTERN,
-        description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
+        description="PRIMARY: the advisor (pinned, by capacity, or the source's if no roster). Empty: SECONDARY rows or none.",
     )
     assignment_type: Series[str] = pa.Field(
         isin=ASSIGNMENT_TYPES,
         description="PRIMARY (where the rules place the client, with its advisor) or SECONDARY (parent's territory, overlays).",
     )
-    is_current: Series[bool] = pa.Field(description="Whether the assignment is in force: the client is active.")
+    is_current: Series[bool] = pa.Field(description="Whether the assignment is in force: true while the client is active.")
     assigned_by: Series[str] = pa.Field(
         str_length={"min_value": 1},
         description="Why the client is there: a rule id, override:<client_key>, parent_org, an overlay id, or fallback.",
     )
     segment_rule: Series[str] = pa.Field(
-        nullable=True, description="The segmentation tier that derived the segment. Empty: the source's own segment."
+        nullable=True,
+        description="The segmentation tier that derived the segment. Empty: the source's own segment, and on SECONDARY rows.",
     )
     advisor_reason: Series[str] = pa.Field(
         nullable=True,
         isin=ADVISOR_REASONS,
-        description="Why this advisor (PRIMARY rows): kept, pinned, assigned_new, reassigned_..., or why there is none.",
+        description="Why this advisor (kept, pinned, assigned_new, reassigned_...) or why none. Empty on SECONDARY rows.",
     )
     rules_version: Series[str] = pa.Field(
-        str_matches=r"^[0-9a-f]{12}$", description="Content hash (sha256, 12 hex) of the rules file that placed the row."
+        str_matches=r"^[0-9a-f]{12}$",
+        description="Content hash (first 12 hex of its sha256) of the rules file that placed the row.",
     )
 
     @pa.dataframe_check(error="(client_key, territory_id, assignment_type) is the grain and must be unique")
@@ -468,48 +493,46 @@ class ClientDimHistory(_StrictModel):
     """Every version of every client (SCD Type 2): what client_dim said, and when."""
 
     client_key: Series[str] = pa.Field(
-        description="The client's stable key: the record key of its oldest source record, never reused."
+        description="Stable client id: the record key (source_system:client_id) of its earliest record at issue; never reused."
     )
     client_name: Series[str] = pa.Field(description="The client's name in this version.")
     region: Series[str] = pa.Field(nullable=True, description="The client's canonical region in this version.")
     segment: Series[str] = pa.Field(nullable=True, description="The client's canonical segment in this version.")
     parent_org: Series[str] = pa.Field(
-        nullable=True, description="Name of the parent organisation (account family), as sent. Empty: no parent."
+        nullable=True, description="Name of the parent organisation (account family) in this version. Empty: no parent."
     )
     primary_advisor_email: Series[str] = pa.Field(
         nullable=True,
-        description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
+        description="The owning advisor's e-mail in this version, lower-cased and validated. Empty: none or invalid.",
     )
-    is_active: Series[bool] = pa.Field(
-        description="Whether the client is active (from the source's status; a client never given one is active)."
-    )
+    is_active: Series[bool] = pa.Field(description="Whether the client was active in this version.")
     aum_usd: Series[float] = pa.Field(nullable=True, description="Assets under management in USD in this version.")
     business_type: Series[str] = pa.Field(
-        nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
+        nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) in this version."
     )
     source_system: Series[str] = pa.Field(
-        description="Where the row came from: crm_api (the CRM API) or csv_drop (a landing file)."
+        description="The source of the client's most recently updated record when this version opened (crm_api or csv_drop)."
     )
-    source_record_id: Series[str] = pa.Field(
-        description="The record's id in its source (client_id): with source_system, the record key."
-    )
+    source_record_id: Series[str] = pa.Field(description="That record's id in its source, when this version opened.")
     source_modified_at: Series[UtcTimestamp] = pa.Field(
-        description="When the source last changed the record (UTC): the file's mtime for drops, updated_at for the API."
+        description="When the source last changed that record (UTC), as of this version's opening; not tracked."
     )
     data_issues: Series[str] = pa.Field(
         nullable=True,
-        description="What is odd about the client, ';'-joined (unknown region spelling, invalid advisor e-mail, ...). Empty: none.",
+        description="What was odd about the client when this version opened, '; '-joined (see client_dim). Empty: nothing.",
     )
     # SCD Type 2 bookkeeping (crm_territory.logic.history.scd2)
     valid_from: Series[UtcTimestamp] = pa.Field(
-        description="When this version became true: the start of the run that first saw it (UTC)."
+        description="When this version became true: the start of the run that first saw it (UTC, to the second)."
     )
     valid_to: Series[UtcTimestamp] = pa.Field(
-        nullable=True, description="When this version stopped being true (UTC). Empty while it is the current version."
+        nullable=True,
+        description="When this version stopped being true: start of the run that saw it change or go (UTC). Empty: current.",
     )
     is_current: Series[bool] = pa.Field(description="Whether this is the client's current version (valid_to is empty).")
     change_hash: Series[str] = pa.Field(
-        str_matches=r"^[0-9a-f]{16}$", description="Hash (16 hex) of the tracked columns: a new value means a new version."
+        str_matches=r"^[0-9a-f]{16}$",
+        description="Hash (16 hex) of the tracked columns (name, region, segment, parent, advisor, active, AUM, business type).",
     )
 
 
@@ -517,14 +540,14 @@ class AssignmentsFactHistory(_StrictModel):
     """Every version of every assignment (SCD Type 2): who owned which client, and when."""
 
     client_key: Series[str] = pa.Field(
-        description="The client's stable key: the record key of its oldest source record, never reused."
+        description="Stable client id: the record key (source_system:client_id) of its earliest record at issue; never reused."
     )
     territory_id: Series[str] = pa.Field(
-        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a suffix on collision, an overlay code, or UNASSIGNED."
+        description="The territory: {REGION}_{SEGMENT} prefixes (NOR_INS), a collision suffix, an overlay code, or UNASSIGNED."
     )
     primary_advisor_email: Series[str] = pa.Field(
         nullable=True,
-        description="The owning advisor's e-mail, lower-cased and validated. Empty: none or invalid (see data_issues).",
+        description="PRIMARY: the advisor (pinned, by capacity, or the source's if no roster). Empty: SECONDARY rows or none.",
     )
     assignment_type: Series[str] = pa.Field(
         isin=ASSIGNMENT_TYPES,
@@ -537,23 +560,28 @@ class AssignmentsFactHistory(_StrictModel):
         description="Why the client is there: a rule id, override:<client_key>, parent_org, an overlay id, or fallback."
     )
     segment_rule: Series[str] = pa.Field(
-        nullable=True, description="The segmentation tier that derived the segment. Empty: the source's own segment."
+        nullable=True,
+        description="The segmentation tier that derived the segment. Empty: the source's own segment, and on SECONDARY rows.",
     )
     advisor_reason: Series[str] = pa.Field(
         nullable=True,
-        description="Why this advisor (PRIMARY rows): kept, pinned, assigned_new, reassigned_..., or why there is none.",
+        description="Why this advisor (kept, pinned, assigned_new, reassigned_...) or why none. Empty on SECONDARY rows.",
     )
-    rules_version: Series[str] = pa.Field(description="Content hash (sha256, 12 hex) of the rules file that placed the row.")
+    rules_version: Series[str] = pa.Field(
+        description="Content hash of the rules file that placed the row when this version opened (a rules edit alone opens none)."
+    )
     # SCD Type 2 bookkeeping (crm_territory.logic.history.scd2)
     valid_from: Series[UtcTimestamp] = pa.Field(
-        description="When this version became true: the start of the run that first saw it (UTC)."
+        description="When this version became true: the start of the run that first saw it (UTC, to the second)."
     )
     valid_to: Series[UtcTimestamp] = pa.Field(
-        nullable=True, description="When this version stopped being true (UTC). Empty while it is the current version."
+        nullable=True,
+        description="When this version stopped being true: start of the run that saw it change or go (UTC). Empty: current.",
     )
     is_current: Series[bool] = pa.Field(description="Whether this is the assignment's current version (valid_to is empty).")
     change_hash: Series[str] = pa.Field(
-        str_matches=r"^[0-9a-f]{16}$", description="Hash (16 hex) of the tracked columns: a new value means a new version."
+        str_matches=r"^[0-9a-f]{16}$",
+        description="Hash (16 hex) of primary_advisor_email, assignment_is_current, assigned_by and segment_rule.",
     )
 
 
@@ -578,7 +606,7 @@ class AssignmentsPreview(_StrictModel):
     )
     candidate_version: Series[str] = pa.Field(
         str_matches=r"^[0-9a-f]{12}$",
-        description="Content hash of the candidate rules file previewed; activation names this version.",
+        description="Content hash (12 hex) of the candidate rules file previewed; activate-rules --version takes it.",
     )
 
 
