@@ -9,6 +9,7 @@ Exit code: 0 when the run succeeded and no blocking check failed; 1 otherwise.
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -124,7 +125,8 @@ def _root_cause(error) -> str:
     """The innermost error message: what went wrong, not the framework's wrapper around it."""
     while error.cause is not None:
         error = error.cause
-    return error.message.strip().splitlines()[-1] if error.message.strip() else "unknown error"
+    text = error.message.strip().splitlines()[-1] if error.message.strip() else "unknown error"
+    return re.sub(r"^(?:[a-z_]+\.)+[A-Z]\w*: ", "", text)  # "crm_territory.x.SomeError: why" -> "why"
 
 
 def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: float) -> tuple[str, bool]:
@@ -162,6 +164,9 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
             lines.append(f"          next: {e.metadata['next_step'].value}")
     if not result.success:
         for event in result.all_events:
+            if event.is_resource_init_failure:  # e.g. another run holds the data folder: nothing ran
+                error = event.event_specific_data.error if event.event_specific_data else None
+                lines.append(f"    run stopped before any step: {_root_cause(error) if error else 'a resource failed to start'}")
             if event.is_step_failure:
                 error = event.step_failure_data.error
                 lines.append(f"    step {event.step_key} failed: {_root_cause(error) if error else 'unknown error'}")

@@ -6,6 +6,7 @@ CRM_STORAGE    ``local`` (CSV under CRM_DATA_DIR; the default) or ``snowflake`` 
                credentials from the SNOWFLAKE_* variables below, read by the resources at run time).
 CRM_API_URL    the CRM API's base URL (default http://127.0.0.1:8765, the mock API of ``make run``).
 CRM_API_TOKEN  the CRM API's bearer token; read by the resource at run time, never logged.
+CRM_LOCK_WAIT_SECONDS  how long a run waits for another run writing the same data folder (default 300).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Settings:
     data_dir: Path
     storage: str
     api_url: str
+    lock_wait_seconds: float = 300.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,7 +48,12 @@ class Settings:
             check_snowflake_environment()
         data_dir = Path(os.environ.get("CRM_DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
         api_url = os.environ.get("CRM_API_URL", "http://127.0.0.1:8765").rstrip("/")
-        return cls(data_dir=data_dir, storage=storage, api_url=api_url)
+        wait = os.environ.get("CRM_LOCK_WAIT_SECONDS", "300")
+        try:
+            lock_wait_seconds = float(wait)
+        except ValueError:
+            raise SettingsError(f"CRM_LOCK_WAIT_SECONDS={wait!r} is not a number of seconds") from None
+        return cls(data_dir=data_dir, storage=storage, api_url=api_url, lock_wait_seconds=lock_wait_seconds)
 
     @property
     def landing_dir(self) -> Path:

@@ -20,9 +20,12 @@ def storage_resources(settings: Settings) -> dict[str, object]:
     if settings.storage == "snowflake":
         from crm_territory.storage.snowflake import snowflake_storage_resources  # the connector loads only when used
 
-        return snowflake_storage_resources()
+        return snowflake_storage_resources(str(settings.data_dir), settings.lock_wait_seconds)
     data_dir = str(settings.data_dir)
-    return {"io_manager": LocalCsvIOManager(data_dir=data_dir), "table_store": LocalCsvTableStore(data_dir=data_dir)}
+    return {
+        "io_manager": LocalCsvIOManager(data_dir=data_dir, lock_wait_seconds=settings.lock_wait_seconds),
+        "table_store": LocalCsvTableStore(data_dir=data_dir),
+    }
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

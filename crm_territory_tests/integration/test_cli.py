@@ -267,3 +267,20 @@ def test_a_killed_make_run_leaves_no_mock_api_behind(data_dir, tmp_path):
     with socket.socket() as sock:
         sock.settimeout(2)
         assert sock.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on port {port}"
+
+
+def test_a_second_run_on_a_data_folder_in_use_waits_then_refuses_naming_the_holder(data_dir, tmp_path):
+    """The probe: two `cli run`s on one folder neither waited nor refused; one pull was silently thrown away."""
+    from crm_territory.storage.writer_lock import DataFolderLock
+
+    holder = DataFolderLock(data_dir)
+    holder.acquire("feedbeef-a-run-in-progress")
+    try:
+        proc = run_with_mock_api({**cli_env(data_dir, tmp_path / "dagster_home"), "CRM_LOCK_WAIT_SECONDS": "1"})
+    finally:
+        holder.release()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(r"run stopped before any step: The data folder .* is in use by run feedbeef \(pid \d+", proc.stdout), (
+        proc.stdout
+    )
+    assert not (data_dir / "core").exists()  # it wrote nothing

@@ -441,3 +441,28 @@ def test_a_failing_blocking_integrity_check_fails_its_step_and_stops_what_is_dow
     assert {e.step_key for e in result.all_events if e.is_step_start} == {"client_dim_client_dim_conserves_clients"}
     pd.testing.assert_frame_equal(store.read("territory_dim"), territories_before)
     pd.testing.assert_frame_equal(store.read("assignments_fact"), tampered)
+
+
+@pytest.mark.integration
+def test_a_run_on_a_data_folder_another_run_holds_waits_then_fails_naming_it_and_writes_nothing(monkeypatch, data_dir):
+    """The probe: two `cli run`s on one folder neither waited nor refused, and one pull was silently thrown away."""
+    from crm_territory.storage.writer_lock import DataFolderLock
+
+    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("CRM_API_TOKEN", raising=False)
+    monkeypatch.delenv("CRM_API_URL", raising=False)
+    monkeypatch.setenv("CRM_LOCK_WAIT_SECONDS", "0.5")
+    job = build_definitions(Settings.from_env()).resolve_job_def("drop_ingest_job")
+    quick = QUIET
+    other = DataFolderLock(data_dir)
+    other.acquire("0123abcd-the-other-run")
+    try:
+        blocked = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=quick)
+    finally:
+        other.release()
+    assert not blocked.success
+    errors = [e.event_specific_data.error for e in blocked.all_events if e.is_resource_init_failure]
+    assert errors and "in use by run 0123abcd" in errors[0].to_string()
+    assert not (data_dir / "raw").exists() and not (data_dir / "core").exists()  # nothing was written
+    # once the other run is done, the same run goes through
+    assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=quick).success

@@ -197,7 +197,7 @@ def test_apply_ddl_without_credentials_exits_2_naming_them(env, capsys):
     assert "SNOWFLAKE_ACCOUNT" in capsys.readouterr().err
 
 
-def test_an_older_client_dim_is_upgraded_by_the_ddl_and_reads_back(env):
+def test_an_older_client_dim_is_upgraded_by_the_ddl_and_reads_back(env, tmp_path):
     """A CORE.CLIENT_DIM created before entity resolution (no SOURCE_RECORD_COUNT, rows in it): applying the DDL adds
     the column with the value old rows hold, and the table store reads the old rows with it."""
     from crm_territory.storage.snowflake import SnowflakeTableStore, snowflake_storage_resources
@@ -218,7 +218,7 @@ def test_an_older_client_dim_is_upgraded_by_the_ddl_and_reads_back(env):
         apply_ddl(connection)
         cursor.execute("SELECT CLIENT_KEY, SOURCE_RECORD_COUNT FROM CRM_TERRITORY.CORE.CLIENT_DIM")
         assert cursor.fetchall() == [("csv_drop:1", 1)]
-        store = snowflake_storage_resources()["table_store"]
+        store = snowflake_storage_resources(str(tmp_path))["table_store"]
         assert isinstance(store, SnowflakeTableStore)
         with dg.build_resources({"table_store": store}) as resources:
             previous = resources.table_store.read_previous("client_dim")
