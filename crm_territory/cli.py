@@ -165,7 +165,8 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
     if not result.success:
         for event in result.all_events:
             if event.is_resource_init_failure:  # e.g. another run holds the data folder: nothing ran
-                error = event.event_specific_data.error if event.event_specific_data else None
+                # an EngineEventData: its error is the resource's exception
+                error = getattr(event.event_specific_data, "error", None)
                 lines.append(f"    run stopped before any step: {_root_cause(error) if error else 'a resource failed to start'}")
             if event.is_step_failure:
                 error = event.step_failure_data.error
