@@ -24,12 +24,11 @@ import dagster as dg
 import pandas as pd
 import snowflake.connector.pandas_tools as pandas_tools
 from dagster_snowflake import SnowflakeResource
-from pydantic import PrivateAttr
 
 from crm_territory.schemas import COLUMN_DEFAULTS, TABLES, TableSpec, conform
 from crm_territory.settings import check_snowflake_environment
 from crm_territory.storage.table_store import TableStore, input_missing_ok, spec_for
-from crm_territory.storage.writer_lock import DataFolderLock, lock_for_run
+from crm_territory.storage.writer_lock import WriterLockedIOManager
 
 
 def _require_table(cursor, database: str, spec: TableSpec) -> None:
@@ -87,23 +86,13 @@ def _database(snowflake: SnowflakeResource) -> str:
     return database
 
 
-class SnowflakeTablesIOManager(dg.ConfigurableIOManager):
-    """Each asset as the Snowflake table its spec names, replaced atomically, read back with the model's dtypes."""
+class SnowflakeTablesIOManager(WriterLockedIOManager):
+    """Each asset as the Snowflake table its spec names, replaced atomically, read back with the model's dtypes.
+
+    ``data_dir`` is the data folder (landing, rules) this deployment reads: its writer lock is held for the run.
+    """
 
     snowflake: SnowflakeResource
-    data_dir: str
-    """The data folder (landing, rules) this deployment reads: its writer lock is held for the run."""
-    lock_wait_seconds: float = 300.0
-
-    _lock: Any = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._lock = DataFolderLock(self.data_dir, self.lock_wait_seconds)
-        lock_for_run(self._lock, context)
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._lock is not None:
-            self._lock.release()
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         spec = spec_for(context.asset_key)

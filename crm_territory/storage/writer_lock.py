@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 LOCK_NAME = ".crm-territory.lock"
 
@@ -91,3 +92,24 @@ def lock_for_run(lock: DataFolderLock, context: dg.InitResourceContext) -> None:
         lock.acquire(context.run_id or "outside a run", log=context.log.info if context.log else None)
     except DataFolderBusy as busy:
         raise dg.Failure(str(busy)) from busy
+
+
+class WriterLockedIOManager(dg.ConfigurableIOManager):
+    """An IO manager that holds its data folder's writer lock from the start of the run's resources to their end.
+
+    The CSV and Snowflake IO managers derive from it: every asset that writes a table uses one of them.
+    """
+
+    data_dir: str
+    lock_wait_seconds: float = 300.0
+    """How long a run waits for another run writing the same data folder before it gives up."""
+
+    _lock: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._lock = DataFolderLock(self.data_dir, self.lock_wait_seconds)
+        lock_for_run(self._lock, context)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
