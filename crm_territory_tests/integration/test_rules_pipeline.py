@@ -1,5 +1,6 @@
 """Rules, advisors, history and the preview through Dagster, on a temporary data folder and the real mock API."""
 
+import logging
 import shutil
 
 import dagster as dg
@@ -174,6 +175,37 @@ def test_preview_then_explicit_activation_moves_exactly_what_was_previewed(env):
     assert set(after["rules_version"]) == {version}
     assert "SECONDARY" in set(after["assignment_type"])  # parent_org and overlay rows
     assert "FOUNDATIONS" in set(store.read("territory_dim")["territory_id"])
+
+
+def test_a_candidate_over_the_preview_time_limit_is_stopped_and_reported_and_the_run_succeeds(env):
+    from crm_territory_tests.unit.test_preview import SLOW_CANDIDATE, SLOW_NAME
+
+    # a client whose name makes each of the candidate's 500 rules take ~0.1 s: about a minute in all
+    (env.data_dir / "landing" / "slow_name.csv").write_text(
+        f"client_id,client_name,region,segment,parent_org,advisor_email\nS1,{SLOW_NAME},Midwest,Retail,,advisor1@example.com\n"
+    )
+    candidate = env.data_dir / "rules" / "candidate" / "territory_rules.yaml"
+    candidate.parent.mkdir(parents=True)
+    candidate.write_text(SLOW_CANDIDATE)
+    config = {**QUIET, "ops": {"assignments_preview": {"config": {"time_limit_seconds": 1}}}}
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(env, run_config=config, instance=instance)
+
+    assert result.success  # a broken candidate never fails a production run
+    assert {"client_dim", "territory_dim", "assignments_fact", "assignments_preview"} <= materialized(result)
+    store = CsvTables(env.data_dir)
+    assert SLOW_NAME in set(store.read("client_dim")["client_name"])
+    assert store.read("assignments_preview").empty
+    mat = next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "assignments_preview"
+    )
+    assert mat.metadata["candidate"].value == "timed out after 1 s"
+    assert "cannot be activated" in mat.metadata["meaning"].value
+    assert "time_limit_seconds" in mat.metadata["what_to_do"].value
+    logged = [e for e in instance.all_logs(result.run_id) if e.level == logging.ERROR and e.step_key == "assignments_preview"]
+    assert any("took more than 1 s and was stopped" in e.user_message for e in logged)
 
 
 def test_a_range_on_a_text_column_is_refused_before_anything_runs(env):

@@ -1,11 +1,13 @@
 """The preview of a candidate rules file: what would move, per client, territory and advisor; nothing moves."""
 
+import os
+
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
-from crm_territory.logic.placement.pipeline import build_star
-from crm_territory.logic.rules.model import RulesError
-from crm_territory.logic.rules.preview import preview
+from crm_territory.logic.rules.preview import CandidatePreview, current_secondary_rows, evaluate_candidate
+from crm_territory.logic.rules.time_limit import ChildFailed, TimeLimitExceeded, run_with_time_limit
 from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.resources.rules_files import RulesFiles, check_rules
 from crm_territory.schemas import AssignmentsPreview, empty_frame
@@ -13,14 +15,44 @@ from crm_territory.storage.table_store import missing_ok_input
 from crm_territory.wiring.assets import table_asset
 from crm_territory.wiring.metadata import markdown_table, table_metadata
 
+# The preview of a sound candidate costs about what territory_dim + assignments_fact cost: well under
+# a minute at a million clients (docs/performance.md). 120 s leaves that room on a busy machine, and
+# bounds what a hostile or runaway candidate can add to a production run (it runs in the same run).
+DEFAULT_TIME_LIMIT_SECONDS = 120.0
+TIME_LIMIT_VARIABLE = "CRM_PREVIEW_TIME_LIMIT_SECONDS"
 
-def _current_secondary_rows(fact: pd.DataFrame) -> int:
-    return int(((fact["assignment_type"] == "SECONDARY") & fact["is_current"]).sum())
+
+class AssignmentsPreviewConfig(dg.Config):
+    time_limit_seconds: float | None = Field(default=None, gt=0)
+    """The most seconds evaluating the candidate may take; then it is stopped and the preview says so.
+    Unset: the CRM_PREVIEW_TIME_LIMIT_SECONDS environment variable, else 120."""
+
+
+def _time_limit(config: AssignmentsPreviewConfig, log: dg.DagsterLogManager) -> float:
+    if config.time_limit_seconds is not None:
+        return config.time_limit_seconds
+    text = os.environ.get(TIME_LIMIT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_TIME_LIMIT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:  # NaN too
+        log.error(f"{TIME_LIMIT_VARIABLE}={text!r} is not a positive number of seconds; using {DEFAULT_TIME_LIMIT_SECONDS:g}")
+        return DEFAULT_TIME_LIMIT_SECONDS
+    return seconds
+
+
+def _empty(candidate: str, **extra: object) -> dg.Output[pd.DataFrame]:
+    empty = empty_frame(AssignmentsPreview)
+    return dg.Output(empty, metadata=table_metadata(empty, candidate=candidate, **extra))
 
 
 @table_asset("assignments_preview", ins={"crm_api_advisors": missing_ok_input()})
 def assignments_preview(
     context: dg.AssetExecutionContext,
+    config: AssignmentsPreviewConfig,
     client_dim: pd.DataFrame,
     territory_dim: pd.DataFrame,
     advisor_dim: pd.DataFrame,
@@ -33,46 +65,63 @@ def assignments_preview(
     no territory id is issued, no assignment moves. Its metadata shows the counts per territory and
     per advisor and the load balance before and after. To apply it, run ``activate_rules_job`` with
     the candidate version shown here (``python -m crm_territory.cli activate-rules --version ...``).
+    The candidate is evaluated in a child process under a time limit (run config ``time_limit_seconds``,
+    or CRM_PREVIEW_TIME_LIMIT_SECONDS, default 120 s): a candidate that needs more is stopped and reported.
+    A broken candidate is the author's problem, not the pipeline's: it is reported here and never fails the run.
     """
+    path = rules_files.candidate_path
+    if not path.is_file():  # the usual case: no child process to pay for
+        context.log.info(f"No candidate rules at {path}: nothing to preview")
+        return _empty(f"none: put a rules file at {path}")
+    seconds = _time_limit(config, context.log)
     try:
-        candidate = rules_files.load_candidate()
-    except RulesError as exc:  # a broken candidate is the author's problem, not the pipeline's: report, don't fail
-        context.log.error(f"The candidate rules cannot be previewed: {exc}")
-        empty = empty_frame(AssignmentsPreview)
-        return dg.Output(empty, metadata=table_metadata(empty, candidate=f"invalid: {exc}"))
-    if candidate is None:
-        context.log.info(f"No candidate rules at {rules_files.candidate_path}: nothing to preview")
-        empty = empty_frame(AssignmentsPreview)
-        return dg.Output(
-            empty, metadata=table_metadata(empty, candidate=f"none: put a rules file at {rules_files.candidate_path}")
+        result: CandidatePreview = run_with_time_limit(
+            evaluate_candidate,
+            (path, check_rules, reference_files.load(), client_dim, territory_dim, assignments_fact, crm_api_advisors),
+            seconds,
         )
-    reference = reference_files.load()
-    try:
-        findings = check_rules(candidate, reference)
-    except RulesError as exc:
-        context.log.error(f"The candidate rules cannot be previewed: {exc}")
-        empty = empty_frame(AssignmentsPreview)
-        return dg.Output(empty, metadata=table_metadata(empty, candidate=f"invalid: {exc}"))
-    # advisors are re-translated onto the candidate's territories (a new territory gets its advisors too)
-    star = build_star(client_dim, candidate, reference, previous_territories=territory_dim, roster=crm_api_advisors)
-    result = preview(assignments_fact, star, star.advisor_dim, territory_dim)
-    moved = int(result.changes["change"].str.contains("territory").sum())
-    context.log.info(f"candidate {candidate.version}: {len(result.changes):,} clients would change ({moved:,} of territory)")
+    except TimeLimitExceeded:
+        meaning = (
+            f"evaluating the candidate took more than {seconds:g} s and was stopped: there is no preview of it, "
+            "and it cannot be activated (activation needs a preview). Nothing else is affected."
+        )
+        fix = (
+            "Simplify the candidate (a regular expression that backtracks, thousands of rules or overrides), "
+            f"or, if it is sound and the book is large, raise the limit: run config ops.assignments_preview.config.time_limit_seconds "
+            f"or {TIME_LIMIT_VARIABLE}."
+        )
+        context.log.error(f"The candidate rules {path} cannot be previewed: {meaning} {fix}")
+        return _empty(f"timed out after {seconds:g} s", time_limit_seconds=seconds, meaning=meaning, what_to_do=fix)
+    except ChildFailed as exc:  # a bug the candidate hit in the engine: reported with its traceback, not raised
+        context.log.error(f"The candidate rules {path} cannot be previewed: {exc.error}\n{exc.details}")
+        return _empty(f"failed: {exc.error}", what_to_do="Report it with the candidate file and this run's log.")
+    if result.status == "none":
+        context.log.info(f"No candidate rules at {path}: nothing to preview")
+        return _empty(f"none: put a rules file at {path}")
+    if result.status == "invalid" or result.preview is None:
+        context.log.error(f"The candidate rules cannot be previewed: {result.problem}")
+        return _empty(f"invalid: {result.problem}")
+    changes = result.preview.changes
+    moved = int(changes["change"].str.contains("territory").sum())
+    context.log.info(f"candidate {result.version}: {len(changes):,} clients would change ({moved:,} of territory)")
     return dg.Output(
-        result.changes,
+        changes,
         metadata=table_metadata(
-            result.changes,
-            candidate_version=candidate.version,
+            changes,
+            candidate_version=result.version,
             active_version=rules_files.load_active().version,
             clients_changing_territory=moved,
-            clients_changing_advisor=int(result.changes["change"].str.contains("advisor").sum()),
-            secondary_rows_before=_current_secondary_rows(assignments_fact),
-            secondary_rows_after=_current_secondary_rows(star.assignments.fact),
-            per_territory=dg.MetadataValue.md(markdown_table(result.territories[result.territories["change"] != 0], limit=200)),
-            per_advisor=dg.MetadataValue.md(markdown_table(result.advisors, limit=100)),
-            load_balance=dg.MetadataValue.md(markdown_table(result.balance)),
-            new_territories=dg.MetadataValue.md(markdown_table(result.new_territories, limit=50)),
-            analysis_warnings=len(findings),
-            activate=f"python -m crm_territory.cli activate-rules --version {candidate.version}",
+            clients_changing_advisor=int(changes["change"].str.contains("advisor").sum()),
+            secondary_rows_before=current_secondary_rows(assignments_fact),
+            secondary_rows_after=result.secondary_rows_after,
+            per_territory=dg.MetadataValue.md(
+                markdown_table(result.preview.territories[result.preview.territories["change"] != 0], limit=200)
+            ),
+            per_advisor=dg.MetadataValue.md(markdown_table(result.preview.advisors, limit=100)),
+            load_balance=dg.MetadataValue.md(markdown_table(result.preview.balance)),
+            new_territories=dg.MetadataValue.md(markdown_table(result.preview.new_territories, limit=50)),
+            analysis_warnings=result.analysis_warnings,
+            time_limit_seconds=seconds,
+            activate=f"python -m crm_territory.cli activate-rules --version {result.version}",
         ),
     )

@@ -7,12 +7,17 @@ or advisor would change, plus counts per territory and per advisor and the load 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from crm_territory.logic.placement.pipeline import Star
+from crm_territory.logic.placement.pipeline import Star, build_star
+from crm_territory.logic.reference.reference_data import ReferenceData
+from crm_territory.logic.rules.loader import load_rules
+from crm_territory.logic.rules.model import Rules, RulesError
 from crm_territory.schemas import AssignmentsPreview, conform, empty_frame
 
 
@@ -98,4 +103,53 @@ def preview(
         advisors=advisors.sort_values("utilisation_after", ascending=False).reset_index(drop=True),
         new_territories=candidate.territory_dim[new_ids][["territory_id", "region", "segment", "overlay", "owner_role"]],
         balance=balance,
+    )
+
+
+@dataclass(frozen=True)
+class CandidatePreview:
+    """What evaluating a candidate rules file gave: its preview, or why there is none."""
+
+    status: str  # "previewed", "none" (no candidate file) or "invalid" (the candidate's rules are refused)
+    version: str | None = None
+    preview: Preview | None = None
+    problem: str | None = None  # invalid: the RulesError's text
+    analysis_warnings: int = 0
+    secondary_rows_after: int = 0
+
+
+def current_secondary_rows(fact: pd.DataFrame) -> int:
+    return int(((fact["assignment_type"] == "SECONDARY") & fact["is_current"]).sum())
+
+
+def evaluate_candidate(
+    path: Path,
+    check: Callable[[Rules, ReferenceData], Sequence[object]],
+    reference: ReferenceData,
+    client_dim: pd.DataFrame,
+    territory_dim: pd.DataFrame,
+    assignments_fact: pd.DataFrame,
+    roster: pd.DataFrame | None,
+) -> CandidatePreview:
+    """Read, check and evaluate the candidate rules at ``path`` on the current book; nothing is stored.
+
+    Everything the candidate's author controls happens in here (parsing, static analysis by
+    ``check``, which raises on errors and returns the warnings, the engine, capacity), so that one
+    time limit around this call bounds all of it (``assignments_preview`` runs it in a child process).
+    """
+    if not path.is_file():
+        return CandidatePreview("none")
+    try:
+        candidate = load_rules(path)
+        findings = check(candidate, reference)
+        # advisors are re-translated onto the candidate's territories (a new territory gets its advisors too)
+        star = build_star(client_dim, candidate, reference, previous_territories=territory_dim, roster=roster)
+    except RulesError as exc:  # the engine raises it too, e.g. for a regular expression over its time budget
+        return CandidatePreview("invalid", problem=str(exc))
+    return CandidatePreview(
+        "previewed",
+        version=candidate.version,
+        preview=preview(assignments_fact, star, star.advisor_dim, territory_dim),
+        analysis_warnings=len(findings),
+        secondary_rows_after=current_secondary_rows(star.assignments.fact),
     )
