@@ -317,3 +317,45 @@ def test_a_chain_of_must_links_over_the_limit_stops_naming_its_lines_unless_acce
     # within the limit, or accepted (no limit), the decisions are honoured as ever
     assert len(clusters(resolve(records, chain, None, None, NOW, max_must_link_group=10))) == 1
     assert len(clusters(resolve(records, chain, None, None, NOW, max_must_link_group=None))) == 1
+
+
+def test_many_small_must_link_groups_that_fold_a_large_share_of_the_book_stop_unless_accepted(reference):
+    """Each group is within the group limit, but together they merge half of the book: a join gone wrong."""
+    names = [
+        f"{word} {kind}" for word in ("Atlas", "Beacon", "Crescent", "Delta", "Ember", "Fjord") for kind in "ABCDEFGHIJKLMNOPQRST"
+    ]
+    crm = [api(str(200000 + i), f"{name} Holdings", "West", "2026-01-01T00:00:00Z") for i, name in enumerate(names)]
+    records = book(reference, crm)  # 120 records
+    keys = sorted(records["record_key"])
+    pairs = [(a, b, "must_link", "joined on the wrong column") for a, b in zip(keys[0::2], keys[1::2])]
+    with pytest.raises(MatchDecisionsError) as refused:
+        resolve(records, decisions(*pairs), None, None, NOW)  # 60 groups of 2, each far within the group limit
+    message = str(refused.value)
+    assert "must_link decisions would merge 60 of the 120 records (50% of the book) into other records, in 60 groups" in message
+    assert "at most 5% of the book (at least 50 records: 50 here)" in message
+    assert "accept_large_must_link_groups: true" in message
+    # accepted (no limit): honoured; a handful of decisions: honoured under the default limits
+    assert len(clusters(resolve(records, decisions(*pairs), None, None, NOW, max_must_link_share=None))) <= 60
+    assert len(clusters(resolve(records, decisions(*pairs[:10]), None, None, NOW))) <= 110
+
+
+def test_a_decisions_file_over_the_size_limit_is_refused_naming_its_size_and_the_limit(tmp_path):
+    from crm_territory.logic.matching.decisions import MAX_DECISIONS_BYTES, read_decisions
+
+    path = tmp_path / "decisions.csv"
+    path.write_text("record_a,record_b,decision,note\n" + "#" * MAX_DECISIONS_BYTES + "\n")
+    with pytest.raises(MatchDecisionsError) as refused:
+        read_decisions(path)
+    assert str(refused.value).startswith(
+        f"{path}: the match decisions file is {path.stat().st_size:,} bytes; "
+        f"a match decisions file may have at most {MAX_DECISIONS_BYTES:,} bytes: each line is a pair of records someone reviewed"
+    )
+
+
+def test_the_probes_100000_decision_lines_are_within_the_size_limit(tmp_path):
+    from crm_territory.logic.matching.decisions import read_decisions
+
+    path = tmp_path / "decisions.csv"
+    lines = [f"crm_api:{200000 + i},csv_drop:D{i:07d},must_link,checked by hand" for i in range(100_000)]
+    path.write_text("record_a,record_b,decision,note\n" + "\n".join(lines) + "\n")
+    assert len(read_decisions(path).pairs) == 100_000

@@ -2,12 +2,13 @@
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from crm_territory.logic.integrity import client_keys_not_one_cluster, records_not_in_one_client
 from crm_territory.logic.matching.client_dim import client_records
 from crm_territory.logic.matching.client_keys import xref_from_client_dim
 from crm_territory.logic.matching.decisions import MatchDecisionsError
-from crm_territory.logic.matching.resolve import MAX_MUST_LINK_GROUP, resolve
+from crm_territory.logic.matching.resolve import MAX_MUST_LINK_GROUP, MAX_MUST_LINK_SHARE, resolve
 from crm_territory.resources.match_decisions_file import MatchDecisionsFile
 from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.storage.table_store import TableStore
@@ -20,8 +21,11 @@ from crm_territory.wiring.metadata import markdown_table, table_metadata
 class ClientXrefConfig(dg.Config):
     max_must_link_group: int = MAX_MUST_LINK_GROUP
     """The most records human must-link decisions may join into one client; a longer chain stops the run."""
+    max_must_link_share: float = Field(default=MAX_MUST_LINK_SHARE, gt=0, le=1)
+    """The largest share of the book's records must-link decisions may merge into other records, all groups
+    together (at least 50 records); more stops the run."""
     accept_large_must_link_groups: bool = False
-    """Honour must-link groups over the limit (a deliberate mass merge, checked by someone)."""
+    """Honour must-links over either limit (a deliberate mass merge, checked by someone)."""
 
 
 @dg.multi_asset(
@@ -92,6 +96,7 @@ def client_xref(
             now,
             log=context.log.info,
             max_must_link_group=None if config.accept_large_must_link_groups else config.max_must_link_group,
+            max_must_link_share=None if config.accept_large_must_link_groups else config.max_must_link_share,
         )
     except MatchDecisionsError as error:
         raise dg.Failure(

@@ -15,16 +15,27 @@ reported (the record may arrive in a later drop), not applied.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from crm_territory.logic.size_limits import FileTooLarge, read_at_most
 from crm_territory.schemas import CLIENT_ID_PATTERN, SOURCE_SYSTEMS
 
 MUST_LINK, CANNOT_LINK = "must_link", "cannot_link"
 DECISION_COLUMNS = ["record_a", "record_b", "decision", "note"]
 RECORD_PATTERN = rf"^({'|'.join(SOURCE_SYSTEMS)}):{CLIENT_ID_PATTERN[1:]}"
+# Each line is a pair someone reviewed: a real book's decisions number in the hundreds or thousands, a
+# few hundred kB. 25 MB is 250,000 lines of 100 bytes (2.5 times the 100,000 lines the fault probe
+# loaded in 5 s, which must keep working), read in a few seconds; a file beyond it was generated.
+MAX_DECISIONS_BYTES = 25_000_000
+_DECISIONS_TOO_LARGE = (
+    "each line is a pair of records someone reviewed, and a real book's decisions are a few hundred kB; "
+    "a file this size was generated or pasted by mistake. Check it and keep the decisions people made; "
+    "bulk merges belong in the sources (one record per organisation), not in decisions"
+)
 
 
 class MatchDecisionsError(ValueError):
@@ -96,10 +107,22 @@ def read_decisions(path: Path) -> MatchDecisions:
     """The decisions file, or no decisions when it does not exist. Blank lines and lines starting with '#' are skipped."""
     if not path.exists():
         return MatchDecisions.none()
-    with path.open(encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's byte-order mark is fine
-        numbered = [
-            (number, line) for number, line in enumerate(handle, start=1) if line.strip() and not line.lstrip().startswith("#")
-        ]
+    try:
+        data = read_at_most(path, MAX_DECISIONS_BYTES, "match decisions file", _DECISIONS_TOO_LARGE)
+    except FileTooLarge as exc:
+        raise MatchDecisionsError(f"{path}: {exc}") from None
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is fine
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MatchDecisionsError(
+            f"{path}: not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); save it as UTF-8"
+        ) from None
+    numbered = [  # newline="": the lines a file opened for csv gives
+        (number, line)
+        for number, line in enumerate(io.StringIO(text, newline=""), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not numbered:
         return MatchDecisions.none()  # an empty file: no decisions yet
     rows = list(csv.reader(line for _, line in numbered))

@@ -34,6 +34,13 @@ ONLY_RECORD, MATCHED, HUMAN = "only record", "matched", "human decision"
 
 # the most source records human must-links may join into one client unless the run accepts more
 MAX_MUST_LINK_GROUP = 10
+# The most of the book human must-links may merge into other records, all groups together, unless the
+# run accepts more: many small groups can fold the book as surely as one long chain (a join gone wrong
+# pairing record i with record i+1 merges half of it in groups of two, each within the group limit).
+# The matcher itself merges ~4% of the demo book; human decisions correct its few misses, a small part
+# of that. The floor keeps a small book's handful of decisions (tests, a pilot) from tripping it.
+MAX_MUST_LINK_SHARE = 0.05
+MUST_LINK_SHARE_FLOOR = 50
 
 
 @dataclass(frozen=True)
@@ -79,10 +86,13 @@ def resolve(
     now: pd.Timestamp,
     log: Callable[[str], None] = lambda message: None,
     max_must_link_group: int | None = MAX_MUST_LINK_GROUP,
+    max_must_link_share: float | None = MAX_MUST_LINK_SHARE,
 ) -> Resolution:
     """Resolve ``records`` (``client_records``: one row per source record, positions 0..n-1).
 
     ``max_must_link_group``: the most records human must-links may join into one client (None: no limit).
+    ``max_must_link_share``: the largest share of the records human must-links may merge into another
+    record, all groups together, with a floor of ``MUST_LINK_SHARE_FLOOR`` records (None: no limit).
     """
     if not (isinstance(records.index, pd.RangeIndex) and records.index.start == 0 and records.index.step == 1):
         records = records.reset_index(drop=True)
@@ -115,9 +125,9 @@ def resolve(
 
     position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
     applied, not_applied = _decisions_on(decisions, position)
-    if max_must_link_group is not None:
+    if max_must_link_group is not None or max_must_link_share is not None:
         _refuse_large_must_link_groups(
-            applied, records["record_key"].to_numpy(dtype=object), decisions.source, max_must_link_group
+            applied, records["record_key"].to_numpy(dtype=object), decisions.source, max_must_link_group, max_must_link_share
         )
     is_match = (scored["decision"] == MATCH).to_numpy()
     try:
@@ -185,34 +195,55 @@ def _explain(
     return MatchDecisionsError(f"{source}: contradictory decisions: " + "; ".join(problems) + "; remove one of them")
 
 
-def _refuse_large_must_link_groups(applied: pd.DataFrame, record_key: np.ndarray, source: str, limit: int) -> None:
-    """Stop before clustering when must-link lines chain more than ``limit`` records into one client.
+def _refuse_large_must_link_groups(
+    applied: pd.DataFrame, record_key: np.ndarray, source: str, limit: int | None, share: float | None
+) -> None:
+    """Stop before clustering when must-link lines chain more than ``limit`` records into one client,
+    or merge more than ``share`` of the book (at least ``MUST_LINK_SHARE_FLOOR`` records) in all.
 
     Must-links are always honoured and the loss guard ignores merges on purpose, so a chain of
     decisions (a pasted column, a script gone wrong) could fold a share of the book into one client
     with every check passing: the probe's 999 lines merged 927 clients. A real human decision joins
-    a handful of records.
+    a handful of records, and all of them together a small part of the book.
     """
     musts = applied[applied["decision"] == MUST_LINK]
-    if len(musts) < limit:  # k lines join at most k + 1 records
+    n = len(record_key)
+    most_merged = max(MUST_LINK_SHARE_FLOOR, int(share * n)) if share is not None else None
+    # k lines join at most k + 1 records into one client and merge at most k records in all
+    if (limit is None or len(musts) < limit) and (most_merged is None or len(musts) <= most_merged):
         return
     a, b = musts["a"].to_numpy(dtype=np.int64), musts["b"].to_numpy(dtype=np.int64)
-    group = components(len(record_key), a, b)
-    sizes = np.bincount(group, minlength=len(record_key))
-    too_big = np.flatnonzero(sizes > limit)
-    if not len(too_big):
-        return
-    problems = []
-    for label in too_big[np.argsort(-sizes[too_big], kind="stable")][:3]:
+    group = components(n, a, b)
+    sizes = np.bincount(group, minlength=n)
+    lines_of = musts["line"].to_numpy()
+
+    def describe(label: int) -> str:
         members = np.flatnonzero(group == label)
-        lines = sorted(int(x) for x in musts.loc[group[a] == label, "line"])
+        lines = sorted(int(x) for x in lines_of[group[a] == label])
         shown = ", ".join(str(k) for k in record_key[members[:5]]) + (", ..." if len(members) > 5 else "")
         span = f"lines {lines[0]}-{lines[-1]}" if len(lines) > 3 else "lines " + ", ".join(map(str, lines))
-        problems.append(f"{len(lines)} must_link lines ({span}) join {len(members):,} records into one client ({shown})")
-    raise MatchDecisionsError(
-        f"{source}: " + "; ".join(problems) + f"; a group of must-links may join at most {limit} records. "
-        "Check those lines; if the group is right, re-run with run config ops.client_xref.config.accept_large_must_link_groups: true"
+        return f"{len(lines)} must_link lines ({span}) join {len(members):,} records into one client ({shown})"
+
+    accept = (
+        "Check those lines; if the merges are right, re-run with run config "
+        "ops.client_xref.config.accept_large_must_link_groups: true"
     )
+    too_big = np.flatnonzero(sizes > limit) if limit is not None else np.zeros(0, np.int64)
+    if len(too_big):
+        problems = [describe(label) for label in too_big[np.argsort(-sizes[too_big], kind="stable")][:3]]
+        raise MatchDecisionsError(
+            f"{source}: " + "; ".join(problems) + f"; a group of must-links may join at most {limit} records. " + accept
+        )
+    linked = sizes[sizes > 1]
+    merged = int((linked - 1).sum())  # records that stop being a client of their own
+    if most_merged is not None and merged > most_merged:
+        largest = np.flatnonzero(sizes > 1)[np.argsort(-linked, kind="stable")][:3]
+        raise MatchDecisionsError(
+            f"{source}: must_link decisions would merge {merged:,} of the {n:,} records ({merged / n:.0%} of the book) "
+            f"into other records, in {len(linked):,} groups (the largest: " + "; ".join(describe(g) for g in largest) + "); "
+            f"must-links may merge at most {share:.0%} of the book (at least {MUST_LINK_SHARE_FLOOR} records: {most_merged:,} here). "
+            "A join or a paste gone wrong? " + accept
+        )
 
 
 def _decisions_on(decisions: MatchDecisions, position: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:

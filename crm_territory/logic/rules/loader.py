@@ -29,9 +29,14 @@ from crm_territory.logic.rules.model import (
     _describe,
     content_version,
 )
+from crm_territory.logic.size_limits import FileTooLarge, read_at_most, too_large
 
 # a rules file is written by people: a few hundred rules are a few tens of kB
 MAX_RULES_BYTES = 1_000_000
+_RULES_TOO_LARGE = (
+    "rules are written by people (a few hundred rules are a few tens of kB); a file this size was generated or "
+    "pasted by mistake. Check it; per-client placements by the thousand belong in the CRM's data, not in overrides"
+)
 
 
 def load_rules(path: str | Path) -> Rules:
@@ -39,12 +44,9 @@ def load_rules(path: str | Path) -> Rules:
     path = Path(path)
     source = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_RULES_BYTES:
-            raise RulesError(
-                source, [(DOCUMENT_KEY, f"the rules file is {size:,} bytes; a rules file may have at most {MAX_RULES_BYTES:,}")]
-            )
-        data = path.read_bytes()
+        data = read_at_most(path, MAX_RULES_BYTES, "rules file", _RULES_TOO_LARGE)
+    except FileTooLarge as exc:
+        raise RulesError(source, [(DOCUMENT_KEY, str(exc))]) from None
     except FileNotFoundError:
         raise RulesError(source, [(DOCUMENT_KEY, "the rules file does not exist")]) from None
     except OSError as exc:
@@ -60,12 +62,10 @@ def load_rules(path: str | Path) -> Rules:
 
 def parse_rules(text: str, source_name: str) -> Rules:
     """Validate rules given as text (``source_name`` is what error messages call it)."""
-    if len(text) > MAX_RULES_BYTES:
-        raise RulesError(
-            source_name,
-            [(DOCUMENT_KEY, f"the rules are {len(text):,} characters; a rules file may have at most {MAX_RULES_BYTES:,}")],
-        )
-    return _parse(text, source_name, content_version(text.encode("utf-8")))
+    data = text.encode("utf-8")
+    if len(data) > MAX_RULES_BYTES:
+        raise RulesError(source_name, [(DOCUMENT_KEY, too_large(len(data), MAX_RULES_BYTES, "rules file", _RULES_TOO_LARGE))])
+    return _parse(text, source_name, content_version(data))
 
 
 def _parse(text: str, source: str, version: str) -> Rules:
