@@ -24,6 +24,7 @@ import dagster as dg
 import httpx
 
 from crm_territory.definitions import build_definitions
+from crm_territory.instance.run_worker import fail_dead_runs, worker_tags
 from crm_territory.settings import REPO_ROOT, Settings
 
 
@@ -80,15 +81,33 @@ def mock_api_process(token: str, clients: int | None = None) -> Iterator[str]:
 
 # The local instance (make run, make dev): one run at a time writes the tables (every table-writing asset is in
 # the pool crm_tables, limit 1, held at the queue: see infra/dagster.yaml), since every job rewrites the same tables
-# and territory_dim is read-modify-write; a burst of drops queues instead of racing. Telemetry off.
+# and territory_dim is read-modify-write; a burst of drops queues instead of racing. A run whose process dies
+# (kill -9, out of memory) would hold that pool for good: the launcher lets `make dev`'s run-monitoring daemon see
+# that the process is gone and fail the run within a poll or two (docs/automation.md, "Runs that die"); it does
+# not resume runs, hence max_resume_run_attempts 0. Telemetry off.
 LOCAL_INSTANCE_YAML = """\
 concurrency:
   pools:
     default_limit: 1
     granularity: run
+run_launcher:
+  module: crm_territory.instance.run_launcher
+  class: MonitoredRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  max_resume_run_attempts: 0
 telemetry:
   enabled: false
 """
+
+# What earlier versions wrote as the local dagster.yaml, byte for byte. A file equal to one of them is ours and is
+# brought up to date; any other content is the user's and is left alone.
+PREVIOUS_LOCAL_INSTANCE_YAMLS = (
+    "telemetry:\n  enabled: false\n",
+    "run_queue:\n  max_concurrent_runs: 1\ntelemetry:\n  enabled: false\n",
+    "concurrency:\n  pools:\n    default_limit: 1\n    granularity: run\ntelemetry:\n  enabled: false\n",
+)
 
 
 def ensure_dagster_home(path: Path) -> None:
@@ -97,6 +116,19 @@ def ensure_dagster_home(path: Path) -> None:
     config = path / "dagster.yaml"
     if not config.exists():
         config.write_text(LOCAL_INSTANCE_YAML)
+    elif config.read_text() in PREVIOUS_LOCAL_INSTANCE_YAMLS:
+        config.write_text(LOCAL_INSTANCE_YAML)
+        print(f"{config}: updated to the current local instance (runs whose process dies are now marked failed)")
+
+
+def fail_dead_runs_at_start(instance: dg.DagsterInstance) -> None:
+    """Mark the instance's STARTED runs whose process is gone as failed, one line each.
+
+    No daemon watches runs under `make run`: without this, a run killed earlier would stay STARTED for good.
+    """
+    for dead in fail_dead_runs(instance):
+        pid = f"pid {dead.pid}" if dead.pid is not None else "its process"
+        print(f"run {dead.run_id[:8]} ({dead.job_name}) was still STARTED but {pid} is gone: marked FAILED")
 
 
 def _meta(result: dg.ExecuteInProcessResult, asset: str, key: str) -> object:
@@ -183,10 +215,12 @@ def run(settings: Settings) -> int:
     job = defs.resolve_job_def("materialize_all_job")
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
+        fail_dead_runs_at_start(instance)
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags=worker_tags(),  # names this host, so the pid in the run's RUN_START event can be checked
         )
     summary, blocking_failed = summarise(result, settings, time.monotonic() - started)
     print(summary)
