@@ -24,6 +24,7 @@ from dagster._core.storage.local_compute_log_manager import LocalComputeLogManag
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from crm_territory.definitions import build_definitions
+from crm_territory.instance.run_launcher import MonitoredRunLauncher
 from crm_territory.settings import Settings
 from crm_territory_tests.support.mock_api_server import TEST_TOKEN, run_mock_api
 from crm_territory_tests.support.postgres_server import run_postgres
@@ -102,14 +103,14 @@ def test_dagster_yaml_uses_postgres_with_credentials_from_the_environment():
     assert literal_secrets(config) == []
 
 
-def test_dagster_yaml_queues_runs_launches_locally_and_turns_telemetry_off():
+def test_dagster_yaml_queues_runs_launches_locally_with_monitoring_and_turns_telemetry_off():
     config = load_yaml(DAGSTER_YAML)
     coordinator = config["run_coordinator"]
     assert coordinator["class"] == "QueuedRunCoordinator"
     assert "config" not in coordinator, "limits live under concurrency (Dagster refuses them in both places)"
     assert config["concurrency"]["runs"]["max_concurrent_runs"] > 1
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "run"}, "the tables are protected by a pool"
-    assert config["run_launcher"]["class"] == "DefaultRunLauncher"
+    assert config["run_launcher"] == {"module": "crm_territory.instance.run_launcher", "class": "MonitoredRunLauncher"}
     assert config["compute_logs"]["class"] == "LocalComputeLogManager"
     assert config["compute_logs"]["config"]["base_dir"] == {"env": "DAGSTER_COMPUTE_LOG_DIR"}
     assert config["telemetry"] == {"enabled": False}
@@ -120,10 +121,20 @@ def test_dagster_yaml_is_a_valid_instance_config(instance_env):
     ref = InstanceRef.from_dir(str(instance_env))
     assert (ref.storage_data.module_name, ref.storage_data.class_name) == ("dagster_postgres", "DagsterPostgresStorage")
     assert type(ref.run_coordinator).__name__ == "QueuedRunCoordinator"
-    assert type(ref.run_launcher).__name__ == "DefaultRunLauncher"
+    assert type(ref.run_launcher) is MonitoredRunLauncher
     assert isinstance(ref.compute_log_manager, LocalComputeLogManager)
     assert ref.settings["telemetry"] == {"enabled": False}
     assert ref.settings["concurrency"]["runs"]["max_concurrent_runs"] == 4  # schema-checked by InstanceRef above
+
+
+def test_dagster_yaml_fails_runs_whose_process_is_gone(instance_env):
+    """Run monitoring on, with a launcher that can answer it, polling often enough for the queue to move on."""
+    ref = InstanceRef.from_dir(str(instance_env))  # Dagster's schema accepts every run_monitoring key
+    monitoring = ref.settings["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["poll_interval_seconds"] <= 60, "a dead run frees the pool within a minute or two"
+    assert monitoring["max_resume_run_attempts"] == 0, "the launcher does not resume runs (Dagster refuses otherwise)"
+    assert ref.run_launcher is not None and ref.run_launcher.supports_check_run_worker_health
 
 
 def test_every_asset_that_writes_a_table_is_in_the_one_pool_the_instance_limits(instance_env):
@@ -176,6 +187,14 @@ def test_helm_values_run_the_code_location_with_k8s_jobs_and_secrets_from_kubern
     assert coordinator["enabled"] is True and coordinator["type"] == "QueuedRunCoordinator"
     assert values["telemetry"] == {"enabled": False}
     assert literal_secrets(values) == []
+
+
+def test_helm_values_fail_runs_whose_job_is_gone_as_the_single_host_instance_does():
+    helm = load_yaml(HELM_VALUES)["dagsterDaemon"]["runMonitoring"]
+    single_host = load_yaml(DAGSTER_YAML)["run_monitoring"]
+    assert helm["enabled"] is True and single_host["enabled"] is True
+    assert helm["pollIntervalSeconds"] == single_host["poll_interval_seconds"]
+    assert helm["maxResumeRunAttempts"] == single_host["max_resume_run_attempts"] == 0
 
 
 def test_helm_and_single_host_instance_apply_the_same_queue_limits():
@@ -234,7 +253,8 @@ def test_instance_on_real_postgres_records_run_materializations_and_checks(tmp_p
                 assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
                 assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
                 assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-                assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+                assert type(instance.run_launcher) is MonitoredRunLauncher
+                assert instance.run_monitoring_enabled and instance.run_launcher.supports_check_run_worker_health
 
                 result = defs.resolve_job_def("materialize_all_job").execute_in_process(
                     instance=instance, raise_on_error=False, run_config=QUIET
