@@ -5,31 +5,47 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from crm_territory.storage.csv_tables import CsvTables, TableNotFoundError
-from crm_territory.storage.table_store import TableStore, input_missing_ok, spec_for
-from crm_territory.storage.writer_lock import WriterLockedIOManager
+from crm_territory.storage.csv_set import CsvTableSet
+from crm_territory.storage.csv_tables import TableNotFoundError
+from crm_territory.storage.table_set_io import RunLog, TableSetIOManager
+from crm_territory.storage.table_store import TableStore
 
 
-class LocalCsvIOManager(WriterLockedIOManager):
-    """Each asset as ``<data_dir>/<layer>/<asset>.csv``, written atomically, read back with the model's dtypes."""
+class LocalCsvIOManager(TableSetIOManager):
+    """Each asset as ``<data_dir>/<layer>/<asset>.csv``, read back with the model's dtypes.
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        spec = spec_for(context.asset_key)
-        path = CsvTables(self.data_dir).write(spec.name, obj)
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+    A run's tables are staged under ``<data_dir>/.staging/<run_id>/`` and published together when it
+    succeeds (``csv_set``).
+    """
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame | None:
-        spec = spec_for(context.asset_key)
+    @property
+    def tables(self) -> CsvTableSet:
+        return CsvTableSet(self.data_dir)
+
+    def recover(self, log: RunLog) -> None:
+        self.tables.recover(log.warning)
+
+    def stage(self, table: str, frame: pd.DataFrame) -> dict[str, dg.RawMetadataValue]:
+        self.tables.stage(self._run_id, table, frame)
+        return {"path": dg.MetadataValue.path(str(self.tables.published.path_for(table)))}
+
+    def read_for_run(self, table: str, missing_ok: bool) -> pd.DataFrame | None:
         try:
-            return CsvTables(self.data_dir).read(spec.name)
+            return self.tables.read_for_run(self._run_id, table)
         except TableNotFoundError:
-            if input_missing_ok(context):
+            if missing_ok:
                 return None
             raise
+
+    def publish(self, log: RunLog) -> None:
+        self.tables.publish(self._run_id, log.info)
+
+    def discard(self, log: RunLog, why: str) -> None:
+        self.tables.discard(self._run_id, log.error, why)
 
 
 class LocalCsvTableStore(TableStore):
     data_dir: str
 
     def read_previous(self, table: str) -> pd.DataFrame | None:
-        return CsvTables(self.data_dir).read_if_exists(table)
+        return CsvTableSet(self.data_dir).read_published_if_exists(table)

@@ -6,10 +6,11 @@ gives NUMBER back as float and names columns in upper case). The tables are crea
 ``infra/snowflake/tables.sql`` (``python -m crm_territory.cli apply-ddl``); a write to a missing table
 fails and says so, rather than letting the connector create one with guessed types.
 
-A write replaces the table's rows atomically: the frame is loaded into a staging table first
-(``write_pandas``, whose stage commands would commit any open transaction), then one transaction
-deletes the old rows and inserts the new ones. A failure at any point leaves the previous rows;
-re-running gives the same table, never duplicated rows.
+A run's tables are published as one set: each output is loaded into a run-scoped staging table
+(``TABLE__RUN_<run>``; ``write_pandas``, whose stage commands would commit any open transaction), and
+when the run has succeeded ONE transaction deletes every target's old rows and inserts the staged
+ones. A failure at any point leaves every table's previous rows; staging tables a dead run left are
+dropped by the next run, which says so. Re-running gives the same tables, never duplicated rows.
 
 Built on dagster-snowflake's public ``SnowflakeResource`` (connection settings as EnvVars); the IO
 manager is ours because the table layout, the atomic replace and the model's dtypes are ours.
@@ -24,11 +25,12 @@ import dagster as dg
 import pandas as pd
 import snowflake.connector.pandas_tools as pandas_tools
 from dagster_snowflake import SnowflakeResource
+from pydantic import PrivateAttr
 
-from crm_territory.schemas import COLUMN_DEFAULTS, TABLES, TableSpec, conform
+from crm_territory.schemas import COLUMN_DEFAULTS, TABLES, TableSpec, conform, empty_frame
 from crm_territory.settings import check_snowflake_environment
-from crm_territory.storage.table_store import TableStore, input_missing_ok, spec_for
-from crm_territory.storage.writer_lock import WriterLockedIOManager
+from crm_territory.storage.table_set_io import RunLog, TableSetIOManager
+from crm_territory.storage.table_store import TableStore
 
 
 def _require_table(cursor, database: str, spec: TableSpec) -> None:
@@ -40,43 +42,89 @@ def _require_table(cursor, database: str, spec: TableSpec) -> None:
         )
 
 
-def read_table(connection, database: str, spec: TableSpec) -> pd.DataFrame:
-    """The whole table, with the model's columns and dtypes (a table written before a column was added gets its default)."""
+def read_table(connection, database: str, spec: TableSpec, name: str | None = None) -> pd.DataFrame:
+    """The whole table (or its staging copy ``name``), with the model's columns and dtypes.
+
+    A table written before a column was added gets the column's default.
+    """
     cursor = connection.cursor()
     _require_table(cursor, database, spec)
-    cursor.execute(f"SELECT * FROM {database}.{spec.warehouse_name}")
+    cursor.execute(f"SELECT * FROM {database}.{name or spec.warehouse_name}")
     rows = cursor.fetchall()
     columns = [d[0] for d in cursor.description]
     return conform(pd.DataFrame(rows, columns=columns), spec.model, COLUMN_DEFAULTS.get(spec.name))
 
 
-def replace_table(connection, database: str, spec: TableSpec, obj: pd.DataFrame) -> str:
-    """Replace the table's rows with ``obj`` in one transaction (through a staging table); returns the table's name."""
+STAGING_MARK = "__RUN_"  # a run's staged copy of TABLE is TABLE__RUN_<first 8 characters of the run id>
+
+
+def staging_table_name(spec: TableSpec, run_id: str) -> str:
+    return f"{spec.warehouse_table}{STAGING_MARK}{run_id[:8].upper()}"
+
+
+def stage_table(connection, database: str, spec: TableSpec, obj: pd.DataFrame, run_id: str) -> str | None:
+    """Load ``obj`` into the run's staging copy of the table (no reader looks there); None for an empty frame.
+
+    The staging table is created from the frame (``write_pandas``, whose stage commands commit any open
+    transaction: that is why staging comes before, and outside, the publishing transaction).
+    """
     frame = conform(obj, spec.model).rename(columns=str.upper)
-    schema, table = spec.warehouse_schema, spec.warehouse_table
-    target, staging = f"{database}.{schema}.{table}", f"{table}__STAGING"
     cursor = connection.cursor()
     _require_table(cursor, database, spec)
-    columns = ", ".join(frame.columns)
+    staging = staging_table_name(spec, run_id)
+    cursor.execute(f"DROP TABLE IF EXISTS {database}.{spec.warehouse_schema}.{staging}")
+    if not len(frame):
+        return None
+    # looked up on the module at call time: fakesnow's patch replaces it there
+    pandas_tools.write_pandas(
+        conn=connection, df=frame, table_name=staging, schema=spec.warehouse_schema, database=database,
+        auto_create_table=True, overwrite=True, table_type="transient",
+        use_logical_type=True, quote_identifiers=True,
+    )  # fmt: skip
+    return staging
+
+
+def publish_tables(connection, database: str, staged: dict[str, str | None]) -> None:
+    """Replace every target table's rows with its staged rows in ONE transaction: readers see all of it or none.
+
+    ``staged`` maps a table to its staging table (None: the run wrote it empty). The staging tables are
+    dropped once the transaction has committed; a failure rolls every table back to its previous rows.
+    """
+    cursor = connection.cursor()
     try:
-        if len(frame):
-            # looked up on the module at call time: fakesnow's patch replaces it there
-            pandas_tools.write_pandas(
-                conn=connection, df=frame, table_name=staging, schema=schema, database=database,
-                auto_create_table=True, overwrite=True, table_type="transient",
-                use_logical_type=True, quote_identifiers=True,
-            )  # fmt: skip
         cursor.execute("BEGIN")
-        cursor.execute(f"DELETE FROM {target}")
-        if len(frame):
-            cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {database}.{schema}.{staging}")
+        for table, staging in staged.items():
+            spec = TABLES[table]
+            target = f"{database}.{spec.warehouse_name}"
+            cursor.execute(f"DELETE FROM {target}")
+            if staging is not None:
+                columns = ", ".join(c.upper() for c in spec.model.to_schema().columns)
+                cursor.execute(
+                    f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {database}.{spec.warehouse_schema}.{staging}"
+                )
         cursor.execute("COMMIT")
     except Exception:
         cursor.execute("ROLLBACK")
         raise
-    finally:
-        cursor.execute(f"DROP TABLE IF EXISTS {database}.{schema}.{staging}")
-    return target
+    drop_staging(connection, database, staged)
+
+
+def drop_staging(connection, database: str, staged: dict[str, str | None]) -> None:
+    cursor = connection.cursor()
+    for table, staging in staged.items():
+        if staging is not None:
+            cursor.execute(f"DROP TABLE IF EXISTS {database}.{TABLES[table].warehouse_schema}.{staging}")
+
+
+def leftover_staging(connection, database: str) -> list[str]:
+    """Staging tables that runs which died left behind (``SCHEMA.TABLE__RUN_xxxxxxxx``)."""
+    cursor = connection.cursor()
+    found = []
+    for schema in sorted({spec.warehouse_schema for spec in TABLES.values()}):
+        cursor.execute(f"SHOW TABLES LIKE '%{STAGING_MARK}%' IN SCHEMA {database}.{schema}")
+        names = [row[1] for row in cursor.fetchall()]  # SHOW TABLES: created_on, name, ...
+        found += [f"{schema}.{name}" for name in names if STAGING_MARK in name.upper()]
+    return found
 
 
 def _database(snowflake: SnowflakeResource) -> str:
@@ -86,26 +134,69 @@ def _database(snowflake: SnowflakeResource) -> str:
     return database
 
 
-class SnowflakeTablesIOManager(WriterLockedIOManager):
-    """Each asset as the Snowflake table its spec names, replaced atomically, read back with the model's dtypes.
+class SnowflakeTablesIOManager(TableSetIOManager):
+    """Each asset as the Snowflake table its spec names, read back with the model's dtypes.
 
-    ``data_dir`` is the data folder (landing, rules) this deployment reads: its writer lock is held for the run.
+    A run's tables are staged as ``TABLE__RUN_<run>`` and published together in one transaction when
+    the run succeeds. ``data_dir`` is the data folder (landing, rules) this deployment reads: its writer
+    lock is held for the run.
     """
 
     snowflake: SnowflakeResource
+    _staged: dict[str, str | None] = PrivateAttr(default_factory=dict)
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        spec = spec_for(context.asset_key)
+    def recover(self, log: RunLog) -> None:
+        self._staged = {}
         with self.snowflake.get_connection() as connection:
-            target = replace_table(connection, _database(self.snowflake), spec, obj)
-        context.add_output_metadata({"dagster/storage_kind": "snowflake", "table": target})
+            leftovers = leftover_staging(connection, _database(self.snowflake))
+            for name in leftovers:
+                connection.cursor().execute(f"DROP TABLE IF EXISTS {_database(self.snowflake)}.{name}")
+        if leftovers:
+            log.warning(
+                f"Dropped {len(leftovers)} staging table(s) that runs which stopped before publishing left behind "
+                f"({', '.join(leftovers)}); none of their rows was ever visible, the published tables are unchanged."
+            )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame | None:
-        spec = spec_for(context.asset_key)
+    def stage(self, table: str, frame: pd.DataFrame) -> dict[str, dg.RawMetadataValue]:
+        spec = TABLES[table]
         with self.snowflake.get_connection() as connection:
-            frame = read_table(connection, _database(self.snowflake), spec)
+            self._staged[table] = stage_table(connection, _database(self.snowflake), spec, frame, self._run_id)
+        return {"dagster/storage_kind": "snowflake", "table": f"{_database(self.snowflake)}.{spec.warehouse_name}"}
+
+    def read_for_run(self, table: str, missing_ok: bool) -> pd.DataFrame | None:
+        spec = TABLES[table]
+        database = _database(self.snowflake)
+        if table in self._staged:
+            staging = self._staged[table]
+            if staging is None:  # staged empty
+                return empty_frame(spec.model)
+            with self.snowflake.get_connection() as connection:
+                return read_table(connection, database, spec, f"{spec.warehouse_schema}.{staging}")
+        with self.snowflake.get_connection() as connection:
+            frame = read_table(connection, database, spec)
         # the DDL creates every table up front, so "never written" reads as empty here
-        return None if frame.empty and input_missing_ok(context) else frame
+        return None if frame.empty and missing_ok else frame
+
+    def publish(self, log: RunLog) -> None:
+        if not self._staged:
+            return
+        with self.snowflake.get_connection() as connection:
+            publish_tables(connection, _database(self.snowflake), self._staged)
+        log.info(
+            f"Published {len(self._staged)} table(s) of run {self._run_id[:8]} in one transaction: {', '.join(self._staged)}"
+        )
+        self._staged = {}
+
+    def discard(self, log: RunLog, why: str) -> None:
+        if not self._staged:
+            return
+        with self.snowflake.get_connection() as connection:
+            drop_staging(connection, _database(self.snowflake), self._staged)
+        log.error(
+            f"None of the {len(self._staged)} table(s) run {self._run_id[:8]} wrote was published{why}: "
+            f"{', '.join(self._staged)}. The published tables are unchanged; re-run once the cause is fixed."
+        )
+        self._staged = {}
 
 
 class SnowflakeTableStore(TableStore):

@@ -1,7 +1,7 @@
 """One writer per data folder: a run holds ``<data_dir>/.crm-territory.lock`` from its start to its end.
 
-The IO manager (CSV or Snowflake: every asset that writes a table uses it) takes the lock when the
-run's resources start and releases it when they stop.
+The IO manager (CSV or Snowflake: every asset that writes a table uses it; see ``table_set_io``) takes
+the lock when the run's resources start and releases it when they stop.
 
 Two runs on one folder (two ``cli run``s, a CLI run and a sensor run, two instances pointed at the same
 folder) would interleave their writes: one pull was silently thrown away, a CLI run and a sensor run
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
 
 LOCK_NAME = ".crm-territory.lock"
 
@@ -92,24 +91,3 @@ def lock_for_run(lock: DataFolderLock, context: dg.InitResourceContext) -> None:
         lock.acquire(context.run_id or "outside a run", log=context.log.info if context.log else None)
     except DataFolderBusy as busy:
         raise dg.Failure(str(busy)) from busy
-
-
-class WriterLockedIOManager(dg.ConfigurableIOManager):
-    """An IO manager that holds its data folder's writer lock from the start of the run's resources to their end.
-
-    The CSV and Snowflake IO managers derive from it: every asset that writes a table uses one of them.
-    """
-
-    data_dir: str
-    lock_wait_seconds: float = 300.0
-    """How long a run waits for another run writing the same data folder before it gives up."""
-
-    _lock: Any = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._lock = DataFolderLock(self.data_dir, self.lock_wait_seconds)
-        lock_for_run(self._lock, context)
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._lock is not None:
-            self._lock.release()

@@ -38,11 +38,11 @@ def warehouse(env):
         connection.close()
 
 
-def run_all(storage: str, monkeypatch) -> dg.ExecuteInProcessResult:
+def run_all(storage: str, monkeypatch, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
     monkeypatch.setenv("CRM_STORAGE", storage)
     defs = build_definitions(Settings.from_env())
     return defs.resolve_job_def("materialize_all_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
+        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
     )
 
 
@@ -101,11 +101,25 @@ def test_rerunning_on_snowflake_gives_the_same_tables_and_no_duplicates(warehous
     assert territories["territory_id"].is_unique
 
 
-def test_a_write_that_fails_leaves_the_previous_rows(warehouse, env):
+def staging_tables(warehouse) -> list[str]:
+    cursor = warehouse.cursor()
+    return [
+        f"{schema}.{row[1]}"
+        for schema in ("RAW", "CORE")
+        for row in cursor.execute(f"SHOW TABLES IN SCHEMA CRM_TERRITORY.{schema}").fetchall()
+        if "__RUN_" in row[1]
+    ]
+
+
+def test_a_run_whose_write_fails_publishes_none_of_its_tables(warehouse, env, data_dir):
     import snowflake.connector.pandas_tools as pandas_tools
 
     assert run_all("snowflake", env).success
-    before = read_table(warehouse, "assignments_fact")
+    before = {t: read_table(warehouse, t) for t in ("raw_clients", "client_dim", "assignments_fact")}
+    # a new drop changes raw_clients and client_dim; then the fact's load fails
+    (data_dir / "landing" / "2026-12-06_more.csv").write_text(
+        "client_id,client_name,region,segment,parent_org,advisor_email\n901,Quillon Harbour Advisors,Northeast,Retail,,\n"
+    )
     load = pandas_tools.write_pandas  # fakesnow's, patched in by the fixture
 
     def fail_for_the_fact(conn, df, table_name, **kwargs):
@@ -117,11 +131,29 @@ def test_a_write_that_fails_leaves_the_previous_rows(warehouse, env):
     result = run_all("snowflake", env)
     assert not result.success
     assert next(e for e in result.all_events if e.is_step_failure).step_key == "assignments_fact"
-    after = read_table(warehouse, "assignments_fact")
-    assert len(after) == len(before) > 0
-    pd.testing.assert_frame_equal(comparable(after, "assignments_fact"), comparable(before, "assignments_fact"))
-    tables = {row[1] for row in warehouse.cursor().execute("SHOW TABLES IN SCHEMA CRM_TERRITORY.CORE").fetchall()}
-    assert not any(name.endswith("__STAGING") for name in tables)  # no staging table left behind
+    assert {"raw_clients", "client_dim"} <= materialized(result)  # staged in this run ...
+    for table, rows in before.items():  # ... and, like the fact, never published: every table as it was
+        after = read_table(warehouse, table)
+        assert len(after) == len(rows) > 0, table
+        pd.testing.assert_frame_equal(comparable(after, table), comparable(rows, table), obj=table)
+    assert staging_tables(warehouse) == []  # the failed run dropped what it staged
+
+
+def test_staging_tables_a_dead_run_left_are_dropped_by_the_next_run_which_says_so(warehouse, env):
+    assert run_all("snowflake", env).success
+    rows = len(read_table(warehouse, "client_dim"))
+    # what a run killed between staging and publishing leaves: its staged copy, never published
+    warehouse.cursor().execute(
+        "CREATE TABLE CRM_TERRITORY.CORE.CLIENT_DIM__RUN_DEADBEEF AS SELECT * FROM CRM_TERRITORY.CORE.CLIENT_DIM LIMIT 3"
+    )
+    assert staging_tables(warehouse) == ["CORE.CLIENT_DIM__RUN_DEADBEEF"]
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_all("snowflake", env, instance)
+    assert result.success
+    assert staging_tables(warehouse) == []
+    assert len(read_table(warehouse, "client_dim")) == rows
+    said = [e.user_message for e in instance.all_logs(result.run_id) if "CLIENT_DIM__RUN_DEADBEEF" in e.user_message]
+    assert len(said) == 1 and "none of their rows was ever visible" in said[0]
 
 
 def test_a_write_to_a_table_the_ddl_did_not_create_fails_naming_the_fix(warehouse, env):
@@ -163,11 +195,12 @@ def test_a_wrong_password_fails_the_run_with_the_connectors_error_and_writes_not
             env.setenv(name, value)
         result = run_all("snowflake", env)
     assert not result.success
-    failures = [e for e in result.all_events if e.is_step_failure]
-    # the first steps that touch the warehouse (reading the snapshot, storing the roster) fail, with the connector's words
-    assert {f.step_key for f in failures} <= {"crm_api_clients", "crm_api_advisors", "territory_rules"} and failures
-    for failure in failures:
-        text = error_text(failure)
+    # the IO manager connects when the run's resources start (to clear what a dead run left staged), so the run
+    # stops before any step, with the connector's words and without the password
+    init_failures = [e for e in result.all_events if e.is_resource_init_failure]
+    assert init_failures and not [e for e in result.all_events if e.is_step_start]
+    for failure in init_failures:
+        text = str(failure.event_specific_data.error.to_string())
         assert "Incorrect username or password was specified" in text
         assert "wrong-password-123" not in text
     assert materialized(result) == set()
