@@ -27,9 +27,9 @@ from crm_territory.instance.liveness import HostIdentity, WorkerState, this_host
 WORKER_HOST_TAG = "crm_territory/worker_host"
 
 WHAT_TO_DO = (
-    "Steps that finished keep what they wrote; nothing else of this run will happen. Run the job again "
-    "(make run, or Re-execute in the UI); if runs keep dying, look for the cause in the kernel log "
-    "(dmesg | grep -i -e oom -e killed)."
+    "Nothing else of this run will happen; its tables were published whole or not at all "
+    "(docs/storage-and-deploy.md). Run the job again (make run, or Re-execute in the UI); if runs keep dying, "
+    "look for the cause in the kernel log (dmesg | grep -i -e oom -e killed)."
 )
 
 
