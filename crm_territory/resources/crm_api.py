@@ -11,6 +11,8 @@ import dagster as dg
 import httpx
 import pandas as pd
 
+from crm_territory.resources.fixed_at_load import FixedAtLoad
+
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -18,8 +20,12 @@ class CrmApiError(RuntimeError):
     """The CRM API could not deliver a page."""
 
 
-class CrmApiResource(dg.ConfigurableResource):
-    """The CRM API's ``/clients`` endpoint, paginated, with an optional ``updated_since`` filter."""
+class CrmApiResource(FixedAtLoad, dg.ConfigurableResource):
+    """The CRM API's ``/clients`` endpoint, paginated, with an optional ``updated_since`` filter.
+
+    ``base_url`` and ``token`` are fixed when the definitions load (``FixedAtLoad``): no run config can
+    send the token elsewhere.
+    """
 
     base_url: str
     token: str

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from crm_territory.logic.ingest.raw_clients import LandingFile
+from crm_territory.resources.fixed_at_load import FixedAtLoad
 
 SYMLINK_REFUSAL = (
     "a symbolic link: links in the landing zone are never followed (they could point anywhere on this machine); "
@@ -36,8 +37,9 @@ def _is_candidate(name: str) -> bool:
     return not (name.startswith((".", "~")) or name.endswith((".tmp", ".part", ".crdownload")))
 
 
-class LandingZone(dg.ConfigurableResource, ABC):
-    """Where drops arrive."""
+class LandingZone(FixedAtLoad, dg.ConfigurableResource, ABC):
+    """Where drops arrive: fixed when the definitions load, no run config can move it (``FixedAtLoad``; a subclass
+    that reads a bucket adds its field to ``DESTINATION_FIELDS``)."""
 
     @abstractmethod
     def list_files(self) -> list[LandingFile]: ...

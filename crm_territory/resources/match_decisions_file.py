@@ -5,9 +5,10 @@ from pathlib import Path
 import dagster as dg
 
 from crm_territory.logic.matching.decisions import MatchDecisions, read_decisions
+from crm_territory.resources.fixed_at_load import FixedAtLoad
 
 
-class MatchDecisionsFile(dg.ConfigurableResource):
+class MatchDecisionsFile(FixedAtLoad, dg.ConfigurableResource):
     data_dir: str
 
     @property

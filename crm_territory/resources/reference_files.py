@@ -5,9 +5,10 @@ from pathlib import Path
 import dagster as dg
 
 from crm_territory.logic.reference.reference_data import ReferenceData, load_reference_data
+from crm_territory.resources.fixed_at_load import FixedAtLoad
 
 
-class ReferenceFiles(dg.ConfigurableResource):
+class ReferenceFiles(FixedAtLoad, dg.ConfigurableResource):
     data_dir: str
 
     def load(self) -> ReferenceData:

@@ -17,6 +17,7 @@ from crm_territory.logic.reference.reference_data import ReferenceData
 from crm_territory.logic.rules.analysis import Finding, analyse_rules, raise_on_errors
 from crm_territory.logic.rules.loader import load_rules, parse_rules
 from crm_territory.logic.rules.model import Rules, RulesError
+from crm_territory.resources.fixed_at_load import FixedAtLoad
 from crm_territory.schemas import ClientDim, columns_of, model_dtypes
 
 # what rules may look at: every client_dim column; ranges only on its numeric ones
@@ -33,7 +34,7 @@ def check_rules(rules: Rules, reference: ReferenceData) -> list[Finding]:
     return findings
 
 
-class RulesFiles(dg.ConfigurableResource):
+class RulesFiles(FixedAtLoad, dg.ConfigurableResource):
     data_dir: str
 
     @property

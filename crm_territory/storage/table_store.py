@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 import dagster as dg
 import pandas as pd
 
+from crm_territory.resources.fixed_at_load import FixedAtLoad
 from crm_territory.schemas import TABLES, TableSpec
 
 MISSING_OK = "crm/missing_ok"
@@ -38,7 +39,7 @@ def spec_for(asset_key: dg.AssetKey) -> TableSpec:
     return TABLES[name]
 
 
-class TableStore(dg.ConfigurableResource, ABC):
+class TableStore(FixedAtLoad, dg.ConfigurableResource, ABC):
     """Reads the last stored version of a table (None if it was never written)."""
 
     @abstractmethod
