@@ -17,8 +17,7 @@ CRM_API_TOKEN, CRM_DATA_DIR, SNOWFLAKE_*) when the definitions load, and from no
    IO manager) is never in the run config.
 2. ``refuse_redirects`` fails a run whose config sets any fixed field, for any resource, when its
    resources start, before a request is sent or a file is read or written. It covers the token, a
-   resource that does not take the mixin (the IO manager calls it from its own set-up), and Dagster
-   changing how schemas are built.
+   resource that does not take the mixin, and Dagster changing how schemas are built.
 
 The token stays in the schema, as ``{env: CRM_API_TOKEN}`` by default, so that Dagster resolves it the way
 it resolves the Snowflake settings: its value exists only in the run's process, and a missing variable

@@ -21,6 +21,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 
+from crm_territory.resources.fixed_at_load import FixedAtLoad
 from crm_territory.storage.table_store import input_missing_ok, spec_for
 from crm_territory.storage.writer_lock import DataFolderLock, lock_for_run
 
@@ -48,8 +49,12 @@ def why_not_publish(context: dg.InitResourceContext) -> str | None:
     return " because the run was cancelled"
 
 
-class TableSetIOManager(dg.ConfigurableIOManager):
-    """Base of the CSV and Snowflake IO managers: the lock, recovery, staging and the publish of the set."""
+class TableSetIOManager(FixedAtLoad, dg.ConfigurableIOManager):
+    """Base of the CSV and Snowflake IO managers: the lock, recovery, staging and the publish of the set.
+
+    ``data_dir`` (and the Snowflake connection) are fixed when the definitions load: no run config moves the
+    tables elsewhere (``FixedAtLoad``).
+    """
 
     data_dir: str
     lock_wait_seconds: float = 300.0
@@ -84,6 +89,7 @@ class TableSetIOManager(dg.ConfigurableIOManager):
 
     # --- the run's life -----------------------------------------------------------------------------------
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        super().setup_for_execution(context)  # refuses a redirecting run config before the lock: nothing waits or is held
         self._run_id = context.run.run_id if context.run is not None else "outside-a-run"
         self._lock = DataFolderLock(self.data_dir, self.lock_wait_seconds)
         lock_for_run(self._lock, context)

@@ -29,14 +29,6 @@ RUN_CONFIGURABLE = {
     "crm_api": {"page_size", "timeout_seconds", "max_retries", "backoff_seconds", "token"},
     "io_manager": {"lock_wait_seconds"},
 }
-# The IO manager's class lives in crm_territory/storage/ (being rewritten) and does not take the FixedAtLoad mixin
-# yet: its data_dir is still in the schema. The other resources' set-up refuses such a run before any step (test
-# below), but the IO manager may first take its writer lock in the other folder. The strict xfails below turn
-# into failures the day it takes the mixin: then delete them and this entry.
-NOT_YET_OUT_OF_SCHEMA = {("io_manager", "data_dir")}
-IO_MANAGER_WITHOUT_MIXIN = pytest.mark.xfail(
-    strict=True, reason="the IO manager (crm_territory/storage/) does not take FixedAtLoad yet: its data_dir is in the schema"
-)
 
 
 def resource_config_fields(job: dg.JobDefinition) -> dict[str, set[str]]:
@@ -135,9 +127,9 @@ def test_no_destination_is_in_any_jobs_run_config_schema(settings):
     for name in jobs:
         fields = resource_config_fields(defs.resolve_job_def(name))
         for key, names in fields.items():
-            leftover = {n for n in names & set(DESTINATION_FIELDS) if (key, n) not in NOT_YET_OUT_OF_SCHEMA}
+            leftover = names & set(DESTINATION_FIELDS)
             assert not leftover, f"{name}: resources.{key}.config still offers {leftover} to a run's config"
-            allowed = RUN_CONFIGURABLE.get(key, set()) | {n for k, n in NOT_YET_OUT_OF_SCHEMA if k == key}
+            allowed = RUN_CONFIGURABLE.get(key, set())
             assert names <= allowed, f"{name}: resources.{key}.config offers {names - allowed}; is it a destination or a secret?"
 
 
@@ -186,29 +178,15 @@ def _move_the_tables(settings: Settings, elsewhere: Path, **kwargs) -> dg.Execut
     )
 
 
-def test_a_moved_io_manager_folder_fails_the_run_before_any_step(settings, tmp_path):
-    elsewhere = tmp_path / "elsewhere"
-    before = sorted(p.relative_to(settings.data_dir) for p in settings.data_dir.rglob("*"))
-    result = _move_the_tables(settings, elsewhere, raise_on_error=False)
-    assert not result.success
-    errors = [
-        str(e.event_specific_data) for e in result.all_events if e.event_type_value in ("RUN_FAILURE", "RESOURCE_INIT_FAILURE")
-    ]
-    assert any("Refused: this run's config sets resources.io_manager.config.data_dir" in text for text in errors), errors
-    assert not any(e.is_step_start for e in result.all_events)
-    assert result.get_asset_materialization_events() == []
-    assert [p.name for p in elsewhere.rglob("*") if p.is_file()] in ([], [".crm-territory.lock"])  # no table, ever
-    assert sorted(p.relative_to(settings.data_dir) for p in settings.data_dir.rglob("*")) == before
-
-
-@IO_MANAGER_WITHOUT_MIXIN
 def test_a_moved_io_manager_folder_is_refused_before_any_run_exists(settings, tmp_path):
     elsewhere = tmp_path / "elsewhere"
+    before = sorted(p.relative_to(settings.data_dir) for p in settings.data_dir.rglob("*"))
     with pytest.raises(
         dg.DagsterInvalidConfigError, match='unexpected config entry "data_dir" at path root:resources:io_manager'
     ):
         _move_the_tables(settings, elsewhere)
     assert not elsewhere.exists()  # not even the writer lock's folder
+    assert sorted(p.relative_to(settings.data_dir) for p in settings.data_dir.rglob("*")) == before
 
 
 def test_another_secret_as_the_token_fails_the_run_before_any_request(settings, capture, monkeypatch):
@@ -230,7 +208,7 @@ def test_a_run_config_repeating_the_configured_values_runs(settings, capture):
     defs = build_definitions(settings)
     same = {
         "crm_api": {"config": {"token": {"env": "CRM_API_TOKEN"}, "page_size": 100}},
-        "io_manager": {"config": {"data_dir": str(settings.data_dir), "lock_wait_seconds": 5}},
+        "io_manager": {"config": {"lock_wait_seconds": 5}},
     }
     result = defs.resolve_job_def("crm_api_pull_job").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), run_config={**QUIET, "resources": same}, raise_on_error=False
