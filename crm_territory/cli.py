@@ -161,6 +161,19 @@ def _root_cause(error) -> str:
     return re.sub(r"^(?:[a-z_]+\.)+[A-Z]\w*: ", "", text)  # "crm_territory.x.SomeError: why" -> "why"
 
 
+def _published(run_id: str, settings: Settings) -> str:
+    """Whose tables readers see now: this run's set, or (it published nothing) which earlier run's."""
+    from crm_territory.storage.csv_set import CsvTableSet
+
+    by_run: dict[str, int] = {}
+    for entry in CsvTableSet(settings.data_dir).manifest().values():
+        by_run[entry["run_id"]] = by_run.get(entry["run_id"], 0) + 1
+    if run_id in by_run:
+        return f"{by_run[run_id]} table(s) of this run, as one set"
+    before = ", ".join(f"run {other[:8]}" for other in by_run) or "no run yet"
+    return f"none of this run's tables; readers still see the tables of {before}"
+
+
 def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: float) -> tuple[str, bool]:
     """The short summary ``make run`` prints, and whether a blocking check failed."""
     evaluations = result.get_asset_check_evaluations()
@@ -206,6 +219,8 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
                 if event.step_failure_data.user_failure_data and event.step_failure_data.user_failure_data.description:
                     lines.append(f"          {event.step_failure_data.user_failure_data.description}")
     lines.append(f"  outputs            {settings.data_dir}/core, raw, quarantine")
+    if settings.storage == "local":
+        lines.append(f"  published          {_published(result.run_id, settings)}")
     lines.append("  see the run in the UI: make dev, then open http://127.0.0.1:3000/runs")
     return "\n".join(lines), bool(failed)
 

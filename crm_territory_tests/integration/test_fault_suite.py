@@ -147,6 +147,7 @@ def test_a_run_killed_while_publishing_leaves_a_whole_set_and_the_next_run_recov
     else:
         assert "finished the move" in said
     assert not any((data_dir / ".staging").iterdir())
+    assert f"published          {len(TABLES)} table(s) of this run, as one set" in recovered.stdout
     assert_same_tables(assert_whole_and_sound(data_dir), states["new_set"], f"after the run that followed {point} #{n}")
     # what the kill left half-moved is now moved: the plain files are the published set
     assert {m["run_id"] for m in CsvTableSet(data_dir).manifest().values()}
@@ -162,6 +163,8 @@ def test_a_run_whose_step_fails_publishes_none_of_its_tables(states, tmp_path):
     said = failed.stdout + failed.stderr
     assert "step territory_rules failed" in said
     assert "wrote was published because step(s) territory_rules failed" in said
+    first_run = CsvTableSet(states["old"]).manifest()["client_dim"]["run_id"][:8]
+    assert f"published          none of this run's tables; readers still see the tables of run {first_run}" in said
     # raw_clients, client_xref and client_dim were computed from the new drop, and none of them is visible
     assert_same_tables(assert_whole_and_sound(data_dir), states["old_set"], "after a failed run")
     assert not any((data_dir / ".staging").iterdir())
