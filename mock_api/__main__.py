@@ -1,8 +1,8 @@
 """Command line: ``python -m mock_api [--host H] [--port P] [--clients N] ...``.
 
-Flags override the ``MOCK_CRM_*`` environment variables; the token only comes
-from ``CRM_API_TOKEN`` (a flag would leak it into ``ps`` output and shell
-history). Binds to 127.0.0.1 unless ``--host`` says otherwise, since the API
+Flags override the ``MOCK_CRM_*`` environment variables; the tokens only come
+from ``CRM_API_TOKEN`` and ``MOCK_CRM_WRITE_TOKEN`` (a flag would leak them into
+``ps`` output and shell history). Binds to 127.0.0.1 unless ``--host`` says otherwise, since the API
 serves client data with a static token.
 """
 
@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, help="delay added to each /clients request (env MOCK_CRM_LATENCY_MS)")
     parser.add_argument("--fail-pages", help='comma list of pages that always answer 500, e.g. "3" (env MOCK_CRM_FAIL_PAGES)')
     parser.add_argument(
+        "--change-log-size", type=int, help="changes the feed keeps (env MOCK_CRM_CHANGE_LOG_SIZE, default 10000)"
+    )
+    parser.add_argument(
         "--exit-with-parent",
         type=int,
         metavar="PID",
@@ -94,7 +97,7 @@ def settings_from_args(args: argparse.Namespace) -> MockApiSettings:
     settings = MockApiSettings.from_env()
     overrides = {
         name: getattr(args, name)
-        for name in ("clients", "seed", "error_rate", "fault_seed", "latency_ms")
+        for name in ("clients", "seed", "error_rate", "fault_seed", "latency_ms", "change_log_size")
         if getattr(args, name) is not None
     }
     if args.fail_pages is not None:

@@ -6,6 +6,7 @@ what to do next; nothing is returned, so a failed pull never becomes a partial l
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 import httpx
@@ -18,6 +19,26 @@ RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
 class CrmApiError(RuntimeError):
     """The CRM API could not deliver a page."""
+
+
+class ChangeFeedExpired(CrmApiError):
+    """The change feed cannot continue from the cursor (HTTP 410): changes after it are gone.
+
+    ``head`` is the feed's newest cursor: after a full pull, follow the feed from there.
+    """
+
+    def __init__(self, message: str, head: str | None) -> None:
+        super().__init__(message)
+        self.head = head
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """Changes read from the feed, oldest first, and the cursor to read the next ones from."""
+
+    changes: list[dict]
+    cursor: str | None
+    more: bool  # the read stopped at its limit with changes still waiting
 
 
 class CrmApiResource(FixedAtLoad, dg.ConfigurableResource):
@@ -131,3 +152,61 @@ class CrmApiResource(FixedAtLoad, dg.ConfigurableResource):
                     raise CrmApiError(f"CRM API page {page}: next_page {next_page} does not advance; stopping")
                 page = next_page
         return pages, announced
+
+    def fetch_changes(
+        self, after: str | None, max_changes: int = 5000, log: Callable[[str], None] = lambda _: None
+    ) -> ChangeBatch:
+        """The change feed (``/changes``) after cursor ``after`` (None: from its oldest change kept).
+
+        Pages are read until the feed is drained or ``max_changes`` are held (``more`` says so), each
+        with the same retries as ``/clients``. An expired or foreign cursor raises ChangeFeedExpired;
+        any other failure CrmApiError, so a caller never advances its cursor on a partial answer.
+        """
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+
+        def recognise_gap(response: httpx.Response) -> None:
+            # A response hook, so _get_json's retries stay the one retry loop: it runs before any status
+            # is judged, and the exception passes through (it is not an httpx transport error).
+            if response.status_code != 410:
+                return
+            response.read()
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            body = body if isinstance(body, dict) else {}
+            head = body.get("head") if isinstance(body.get("head"), str) else None
+            raise ChangeFeedExpired(
+                f"CRM API change feed at {self.base_url} cannot continue from cursor {after!r} (HTTP 410): "
+                f"{body.get('detail') or 'the cursor expired'}",
+                head,
+            )
+
+        changes: list[dict] = []
+        cursor = after
+        more = True
+        with httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=self.timeout_seconds,
+            event_hooks={"response": [recognise_gap]},
+        ) as client:
+            while more and len(changes) < max_changes:
+                params: dict = {"limit": min(self.page_size, 1000, max_changes - len(changes))}
+                if cursor is not None:
+                    params["after"] = cursor
+                body = self._get_json(client, "/changes", params, f"/changes after {cursor!r}", log)
+                if not (
+                    isinstance(body, dict)
+                    and isinstance(body.get("data"), list)
+                    and isinstance(body.get("next_cursor"), str)
+                    and isinstance(body.get("has_more"), bool)
+                ):
+                    raise CrmApiError(
+                        "CRM API /changes: the answer is not the expected JSON (an object with 'data', 'next_cursor', 'has_more')"
+                    )
+                if body["has_more"] and not body["data"]:
+                    raise CrmApiError(f"CRM API /changes after {cursor!r}: has_more with no changes; stopping")
+                changes.extend(body["data"])
+                cursor, more = body["next_cursor"], body["has_more"]
+        return ChangeBatch(changes=changes, cursor=cursor, more=more)

@@ -63,3 +63,60 @@ def test_updated_since_pulls_only_newer_records():
     expected = sum(1 for s in stamps if pd.Timestamp(s) >= since)
     assert len(ids(newer)) == expected
     assert 0 < expected < 300
+
+
+# --- the change feed ----------------------------------------------------------------
+
+
+def test_the_change_feed_is_read_page_by_page_from_a_cursor():
+    from crm_territory_tests.support.mock_crm_writes import run_writable_mock_api, set_fields
+
+    with run_writable_mock_api(clients=50) as url:
+        api = resource(url, page_size=2)  # two changes a page: the cursor must carry the read across pages
+        start = api.fetch_changes(None)
+        assert start.changes == [] and start.cursor is not None and not start.more
+        for n, client_id in enumerate(["100001", "100002", "100003", "100004", "100005"]):
+            set_fields(url, client_id, client_name=f"Renamed {n}").raise_for_status()
+        batch = api.fetch_changes(start.cursor)
+        assert [c["client_id"] for c in batch.changes] == ["100001", "100002", "100003", "100004", "100005"]
+        assert batch.cursor == batch.changes[-1]["cursor"] and not batch.more
+        assert api.fetch_changes(batch.cursor).changes == []
+        # a cap on one read: the rest waits behind the cursor it returns
+        capped = api.fetch_changes(start.cursor, max_changes=3)
+        assert len(capped.changes) == 3 and capped.more
+        assert [c["client_id"] for c in api.fetch_changes(capped.cursor).changes] == ["100004", "100005"]
+
+
+def test_the_change_feed_is_retried_through_transient_errors():
+    from crm_territory_tests.support.mock_crm_writes import run_writable_mock_api, set_fields
+
+    with run_writable_mock_api(clients=20, error_rate=0.4, fault_seed=3) as url:
+        for client_id in ["100001", "100002", "100003"]:
+            for _ in range(10):  # the writes meet the same injected 503s; an injected failure changed nothing
+                if set_fields(url, client_id, region="West").status_code != 503:
+                    break
+        messages = []
+        batch = resource(url, page_size=1, max_retries=8).fetch_changes(None, log=messages.append)
+    assert [c["client_id"] for c in batch.changes] == ["100001", "100002", "100003"]
+    assert any("/changes" in m and "HTTP 503" in m and "retry" in m for m in messages)
+
+
+def test_an_expired_cursor_is_recognised_and_names_the_head():
+    from crm_territory.resources.crm_api import ChangeFeedExpired
+    from crm_territory_tests.support.mock_crm_writes import run_writable_mock_api, set_fields
+
+    with run_writable_mock_api(clients=20, change_log_size=2) as url:
+        api = resource(url)
+        start = api.fetch_changes(None).cursor
+        for client_id in ["100001", "100002", "100003"]:
+            set_fields(url, client_id, region="West").raise_for_status()
+        with pytest.raises(ChangeFeedExpired, match=r"cannot continue from cursor .* \(HTTP 410\): .*expired") as gap:
+            api.fetch_changes(start)
+        head = api.fetch_changes(None).cursor
+        assert gap.value.head == head
+        with pytest.raises(ChangeFeedExpired, match="another change log"):
+            api.fetch_changes("0badc0de.1")
+        with pytest.raises(CrmApiError, match="HTTP 422"):
+            api.fetch_changes("not-a-cursor")
+        with pytest.raises(CrmApiError, match="HTTP 401.*CRM_API_TOKEN"):
+            resource(url, token="wrong-token").fetch_changes(None)

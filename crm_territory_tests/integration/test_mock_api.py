@@ -307,3 +307,188 @@ def test_partial_error_rate_is_repeatable_with_the_fault_seed() -> None:
         first, second = statuses(a), statuses(b)
     assert first == second
     assert set(first) == {200, 503}
+
+
+# --- writes and the change feed -------------------------------------------------------
+
+
+def _feed(client: httpx.Client, after: str | None = None, limit: int = 100) -> list[dict]:
+    """Every change after ``after``, following next_cursor page by page."""
+    changes, cursor, pages = [], after, 0
+    while True:
+        params = {"limit": limit, **({"after": cursor} if cursor is not None else {})}
+        resp = client.get("/changes", params=params)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        changes.extend(body["data"])
+        cursor = body["next_cursor"]
+        pages += 1
+        assert pages < 100, "next_cursor never ends"
+        if not body["has_more"]:
+            return changes
+
+
+def test_writes_are_recorded_in_order_and_paginated_by_cursor() -> None:
+    from crm_territory_tests.support.mock_crm_writes import WRITE_TOKEN, run_writable_mock_api
+
+    with run_writable_mock_api(clients=50) as base_url:
+        with (
+            httpx.Client(base_url=base_url, headers=auth_headers(), timeout=10.0) as reader,
+            httpx.Client(base_url=base_url, headers=auth_headers(WRITE_TOKEN), timeout=10.0) as writer,
+        ):
+            empty = reader.get("/changes").json()
+            assert empty["data"] == [] and not empty["has_more"] and empty["next_cursor"] == empty["head"]
+            before = {r["client_id"]: r for r in _walk(reader)}
+
+            assert writer.patch("/clients/100007", json={"region": "Nowhere Land"}).status_code == 200
+            assert writer.patch("/clients/100008", json={"status": "inactive"}).status_code == 200
+            created = writer.post("/clients", json={"client_name": "Zephyr Holdings", "region": "West"})
+            assert created.status_code == 201
+            new_id = created.json()["record"]["client_id"]
+            assert new_id == "100051"
+            assert writer.patch("/clients/100007", json={"segment": "Retail", "region": "West"}).status_code == 200
+            # the same values again: nothing changes, nothing is recorded
+            same = writer.patch("/clients/100007", json={"region": "West"})
+            assert same.status_code == 200 and same.json()["change"] is None
+
+            changes = _feed(reader, limit=1)  # one change a page: the cursor carries the position
+            assert [(c["kind"], c["client_id"]) for c in changes] == [
+                ("update", "100007"),
+                ("status_change", "100008"),
+                ("create", new_id),
+                ("update", "100007"),
+            ]
+            seqs = [int(c["cursor"].rsplit(".", 1)[1]) for c in changes]
+            assert seqs == sorted(seqs) and len(set(seqs)) == 4
+            assert changes[0]["fields"] == {"region": {"from": before["100007"]["region"], "to": "Nowhere Land"}}
+            assert changes[3]["fields"]["region"] == {"from": "Nowhere Land", "to": "West"}
+            # from any cursor, exactly the changes after it
+            assert _feed(reader, after=changes[1]["cursor"]) == changes[2:]
+            assert _feed(reader, after=changes[3]["cursor"]) == []
+            assert reader.get("/changes").json()["head"] == changes[3]["cursor"]
+
+            # the edited clients moved to the end of update order: an incremental pull from before the edits gets them
+            since = max(r["updated_at"] for r in before.values())
+            pulled = {r["client_id"]: r for r in _walk(reader, updated_since=since) if r["updated_at"] > since}
+            assert set(pulled) == {"100007", "100008", new_id}
+            assert (pulled["100007"]["region"], pulled["100007"]["segment"]) == ("West", "Retail")
+            assert pulled["100008"]["status"] == "inactive"
+            assert pulled["100007"]["updated_at"] == changes[3]["changed_at"]
+            everything = _walk(reader)
+            assert len(everything) == 51 == len({r["client_id"] for r in everything})
+            assert reader.get("/health").json()["clients"] == 51
+
+
+def test_an_old_cursor_expires_with_a_410_naming_the_head() -> None:
+    from crm_territory_tests.support.mock_crm_writes import WRITE_TOKEN, run_writable_mock_api
+
+    with run_writable_mock_api(clients=20, change_log_size=3) as base_url:
+        with (
+            httpx.Client(base_url=base_url, headers=auth_headers(), timeout=10.0) as reader,
+            httpx.Client(base_url=base_url, headers=auth_headers(WRITE_TOKEN), timeout=10.0) as writer,
+        ):
+            start = reader.get("/changes").json()["head"]
+            for n, client_id in enumerate(["100001", "100002", "100003"]):
+                writer.patch(f"/clients/{client_id}", json={"client_name": f"Renamed {n}"}).raise_for_status()
+            # three changes, three kept: the starting cursor still reads all of them
+            assert len(_feed(reader, after=start)) == 3
+            writer.patch("/clients/100004", json={"client_name": "Renamed 3"}).raise_for_status()
+            kept = _feed(reader)
+            assert [c["client_id"] for c in kept] == ["100002", "100003", "100004"]
+            # the first change is gone: a cursor before it cannot continue
+            gone = reader.get("/changes", params={"after": start})
+            assert gone.status_code == 410
+            body = gone.json()
+            assert body["error"] == "cursor_expired" and "expired" in body["detail"] and "last 3" in body["detail"]
+            assert body["head"] == kept[-1]["cursor"]
+            # the cursor of the first change (dropped) still continues exactly: nothing after it was lost
+            first = kept[0]["cursor"].rsplit(".", 1)[0] + ".1"
+            assert _feed(reader, after=first) == kept
+            # a cursor of another log (the mock restarted), and one ahead of the log, expire too
+            foreign = reader.get("/changes", params={"after": "0badc0de.1"})
+            assert foreign.status_code == 410 and "another change log" in foreign.json()["detail"]
+            ahead = reader.get("/changes", params={"after": kept[-1]["cursor"].rsplit(".", 1)[0] + ".99"})
+            assert ahead.status_code == 410 and "ahead" in ahead.json()["detail"]
+            # a malformed one is the client's mistake, not an expiry
+            assert reader.get("/changes", params={"after": "yesterday"}).status_code == 422
+
+
+def test_the_read_token_cannot_write_and_tokens_are_never_echoed() -> None:
+    from crm_territory_tests.support.mock_crm_writes import WRITE_TOKEN, run_writable_mock_api, set_fields
+
+    with run_writable_mock_api(clients=20) as base_url:
+        refused = set_fields(base_url, "100001", token=TEST_TOKEN, region="West")
+        assert refused.status_code == 403 and "MOCK_CRM_WRITE_TOKEN" in refused.json()["detail"]
+        created = httpx.post(f"{base_url}/clients", json={"client_name": "X"}, headers=auth_headers(TEST_TOKEN), timeout=10)
+        assert created.status_code == 403
+        for token in ("wrong-token-123", "x"):
+            resp = set_fields(base_url, "100001", token=token, region="West")
+            assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer"
+        assert httpx.patch(f"{base_url}/clients/100001", json={"region": "West"}, timeout=10).status_code == 401
+        # the write token is for writing only: it cannot read the book or the feed
+        for path in ("/clients", "/changes"):
+            assert httpx.get(f"{base_url}{path}", headers=auth_headers(WRITE_TOKEN), timeout=10).status_code == 401
+        for resp in (refused, created):
+            assert TEST_TOKEN not in resp.text and WRITE_TOKEN not in resp.text
+        # nothing was written by the refused requests
+        assert httpx.get(f"{base_url}/changes", headers=auth_headers(), timeout=10).json()["data"] == []
+        # bad writes: unknown client, unknown field, invalid status
+        assert set_fields(base_url, "999999", region="West").status_code == 404
+        assert set_fields(base_url, "100001", colour="red").status_code == 422
+        assert set_fields(base_url, "100001", status="asleep").status_code == 422
+        assert set_fields(base_url, "100001", region="West").status_code == 200
+
+
+def test_without_a_write_token_the_book_is_read_only() -> None:
+    from crm_territory_tests.support.mock_crm_writes import set_fields
+
+    with run_mock_api(clients=20) as base_url:
+        resp = set_fields(base_url, "100001", token=TEST_TOKEN, region="West")
+        assert resp.status_code == 403 and "read-only" in resp.json()["detail"]
+        assert set_fields(base_url, "100001", token="anything", region="West").status_code == 401
+
+
+def test_write_token_settings() -> None:
+    with pytest.raises(MockApiConfigError, match="must differ from CRM_API_TOKEN"):
+        MockApiSettings.from_env({"CRM_API_TOKEN": "same", "MOCK_CRM_WRITE_TOKEN": "same"})
+    with pytest.raises(MockApiConfigError, match="MOCK_CRM_CHANGE_LOG_SIZE"):
+        MockApiSettings.from_env({"CRM_API_TOKEN": "t", "MOCK_CRM_CHANGE_LOG_SIZE": "0"})
+    settings = MockApiSettings.from_env(
+        {"CRM_API_TOKEN": "t", "MOCK_CRM_WRITE_TOKEN": "w-sekrit", "MOCK_CRM_CHANGE_LOG_SIZE": "5"}
+    )
+    assert settings.change_log_size == 5 and "w-sekrit" not in repr(settings)
+    assert MockApiSettings.from_env({"CRM_API_TOKEN": "t", "MOCK_CRM_WRITE_TOKEN": "  "}).write_token == ""
+
+
+def test_error_rate_applies_to_the_feed_and_to_writes_before_they_change_anything() -> None:
+    from crm_territory_tests.support.mock_crm_writes import run_writable_mock_api, set_fields
+
+    with run_writable_mock_api(clients=20, error_rate=1.0) as base_url:
+        with httpx.Client(base_url=base_url, headers=auth_headers(), timeout=10.0) as reader:
+            assert reader.get("/changes").status_code == 503
+            assert set_fields(base_url, "100001", region="West").status_code == 503
+            assert reader.get("/health").status_code == 200
+            assert reader.get("/clients", params={"page_size": 1}).status_code == 503
+
+
+def test_the_change_script_edits_a_client(monkeypatch) -> None:
+    from crm_territory_tests.support.mock_crm_writes import WRITE_TOKEN, run_writable_mock_api
+
+    with run_writable_mock_api(clients=20) as base_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MOCK_CRM_", "CRM_API_"))}
+        script = [sys.executable, "-m", "mock_api.change", "--url", base_url]
+
+        def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*script, *args], env={**env, **extra}, capture_output=True, text=True, timeout=60)
+
+        done = run("100003", "--region", "West", "--status", "inactive", MOCK_CRM_WRITE_TOKEN=WRITE_TOKEN)
+        assert done.returncode == 0, done.stderr
+        assert "status_change of client 100003" in done.stdout and "'West'" in done.stdout
+        again = run("100003", "--region", "West", MOCK_CRM_WRITE_TOKEN=WRITE_TOKEN)
+        assert again.returncode == 0 and "nothing changed" in again.stdout
+        no_token = run("100003", "--region", "East")
+        assert no_token.returncode == 2 and "MOCK_CRM_WRITE_TOKEN" in no_token.stderr
+        read_token = run("100003", "--region", "East", MOCK_CRM_WRITE_TOKEN=TEST_TOKEN)
+        assert read_token.returncode == 1 and "HTTP 403" in read_token.stderr and TEST_TOKEN not in read_token.stderr
+        changes = httpx.get(f"{base_url}/changes", headers=auth_headers(), timeout=10).json()["data"]
+        assert [(c["kind"], c["client_id"]) for c in changes] == [("status_change", "100003")]
