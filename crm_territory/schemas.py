@@ -218,7 +218,9 @@ class IngestManifest(_StrictModel):
         description="A file's modification time (UTC, to the second); for the API, its newest loaded record's updated_at.",
     )
     status: Series[str] = pa.Field(
-        isin=["loaded", "rejected"], description="loaded (its rows were read) or rejected (the whole file; message says why)."
+        isin=["loaded", "rejected", "deferred"],
+        description="loaded (its rows were read), rejected (the whole file; message says why) or deferred (still being "
+        "written: not read this run, its previous version kept; message says why).",
     )
     rows_read: Series[pd.Int64Dtype] = pa.Field(
         ge=0, description="Data rows read from the batch (header aside): rows_loaded + rows_quarantined."

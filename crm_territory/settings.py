@@ -7,6 +7,8 @@ CRM_STORAGE    ``local`` (CSV under CRM_DATA_DIR; the default) or ``snowflake`` 
 CRM_API_URL    the CRM API's base URL (default http://127.0.0.1:8765, the mock API of ``make run``).
 CRM_API_TOKEN  the CRM API's bearer token; read by the resource at run time, never logged.
 CRM_LOCK_WAIT_SECONDS  how long a run waits for another run writing the same data folder (default 300).
+CRM_LANDING_SETTLE_SECONDS  a landing file is taken once unchanged for this long (default 15; see
+               ``crm_territory.logic.ingest.settle``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ SNOWFLAKE_REQUIRED = ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_DATABASE
 SNOWFLAKE_AUTH = ("SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PASSWORD")
 SNOWFLAKE_OPTIONAL = ("SNOWFLAKE_ROLE", "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
 
+# 15 s: longer than the pauses of a writer that flushes as its buffer fills (the probe's 80 s writer
+# flushed an 8 KB buffer every several seconds) or of a copy over a slow share, short enough that a
+# run finding a fresh drop waits for it (at most this long, once) instead of deferring it, and well
+# under the drop sensor's 30 s tick. A writer pausing longer must write ``x.part`` and rename it.
+DEFAULT_LANDING_SETTLE_SECONDS = 15.0
+
 
 class SettingsError(ValueError):
     """The environment does not describe a usable configuration; the message names the variable."""
@@ -38,6 +46,7 @@ class Settings:
     storage: str
     api_url: str
     lock_wait_seconds: float = 300.0
+    landing_settle_seconds: float = DEFAULT_LANDING_SETTLE_SECONDS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,7 +62,13 @@ class Settings:
             lock_wait_seconds = float(wait)
         except ValueError:
             raise SettingsError(f"CRM_LOCK_WAIT_SECONDS={wait!r} is not a number of seconds") from None
-        return cls(data_dir=data_dir, storage=storage, api_url=api_url, lock_wait_seconds=lock_wait_seconds)
+        return cls(
+            data_dir=data_dir,
+            storage=storage,
+            api_url=api_url,
+            lock_wait_seconds=lock_wait_seconds,
+            landing_settle_seconds=_seconds("CRM_LANDING_SETTLE_SECONDS", DEFAULT_LANDING_SETTLE_SECONDS),
+        )
 
     @property
     def landing_dir(self) -> Path:
@@ -62,6 +77,19 @@ class Settings:
     @property
     def reference_dir(self) -> Path:
         return self.data_dir / "reference"
+
+
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise SettingsError(f"{name}={text!r}: give a number of seconds, 0 or more")
+    return value
 
 
 def check_snowflake_environment() -> None:

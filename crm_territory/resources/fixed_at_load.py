@@ -36,7 +36,7 @@ lock 2 still holds meanwhile.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from dagster._config.pythonic_config.conversion_utils import _curry_config_schema
@@ -118,9 +118,12 @@ class FixedAtLoad:
     """Mixin, listed before ``dg.ConfigurableResource``: no run config can set the resource's fixed fields (see the
     module docstring). A subclass that overrides ``setup_for_execution`` calls super()."""
 
+    # a class's own fields that only the environment may set, beyond the destinations
+    extra_fixed_fields: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        drop_from_run_config(self, DESTINATION_FIELDS)
+        drop_from_run_config(self, (*DESTINATION_FIELDS, *self.extra_fixed_fields))
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         refuse_redirects(context)

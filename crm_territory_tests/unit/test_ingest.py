@@ -225,3 +225,40 @@ def test_size_and_kind_columns_are_parsed_and_bad_amounts_explained(reference):
     assert pd.isna(dim.loc["csv_drop:2", "aum_usd"]) and "invalid aum_usd 'lots'" in dim.loc["csv_drop:2", "data_issues"]
     assert pd.isna(dim.loc["csv_drop:3", "aum_usd"]) and "invalid aum_usd '-5'" in dim.loc["csv_drop:3", "data_issues"]
     assert dim["aum_usd"].dtype == "float64"
+
+
+def test_a_deferred_file_keeps_its_previous_version_and_rows_stay_conserved():
+    first = assemble_raw_clients(
+        [drop("clients.csv", HEADER + "\n1,Alpha,NE,RET,,\n2,,NE,RET,,\n", "2026-11-25T09:00:00")], None, NOW
+    )
+    assert len(first.raw_clients) == 1 and len(first.quarantined) == 1
+    rewritten = LandingFile("clients.csv", 999, utc("2026-11-26T09:59:58"))  # being rewritten in place
+    other = drop("other.csv", HEADER + "\n3,Gamma,NE,RET,,\n", "2026-11-26T09:00:00")
+    later = utc("2026-11-26T11:00:00")
+    second = assemble_raw_clients(
+        [other],
+        None,
+        later,
+        deferred=[(rewritten, "still being written? it changed 2 s ago")],
+        previous_raw=first.raw_clients,
+        previous_quarantined=first.quarantined,
+    )
+    manifest = second.manifest.set_index("batch")
+    row = manifest.loc["clients.csv"]
+    assert row["status"] == "deferred" and row["size_bytes"] == 999
+    assert (row["rows_read"], row["rows_loaded"], row["rows_quarantined"]) == (2, 1, 1)
+    assert row["message"].startswith("deferred, still being written? it changed 2 s ago; until then its previous version")
+    assert sorted(second.raw_clients["client_id"]) == ["1", "3"]  # Alpha did not vanish for a run
+    carried = second.raw_clients.set_index("client_id").loc["1"]
+    assert carried["ingested_at"] == NOW  # as the earlier run read it
+    assert unbalanced_batches(second.manifest, second.raw_clients, second.quarantined).empty
+    IngestManifest.validate(second.manifest)
+
+
+def test_a_deferred_new_file_loads_nothing_yet_and_says_so():
+    new = LandingFile("new.csv", 40, utc("2026-11-26T09:59:59"))
+    result = assemble_raw_clients([], None, NOW, deferred=[(new, "still being written? it changed 1 s ago")])
+    row = result.manifest.set_index("batch").loc["new.csv"]
+    assert row["status"] == "deferred" and row["rows_read"] == 0 and "no earlier version of it was loaded" in row["message"]
+    assert result.raw_clients.empty and result.quarantined.empty
+    assert result.rejected_batches.empty  # deferred is not rejected: the landing_files_accepted check stays green

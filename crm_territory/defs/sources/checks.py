@@ -42,4 +42,6 @@ def landing_files_accepted(ingest_manifest: pd.DataFrame) -> dg.AssetCheckResult
         blocking_severity=dg.AssetCheckSeverity.WARN,
         next_step="The other drops were loaded. Remove each rejected file from landing/, or replace it with a fixed version (layout, encoding) as its message says; it is re-checked on every run until then.",
         files_accepted=int((ingest_manifest["status"] == "loaded").sum()),
+        # still being written: not a problem, read by a later run (their previous version kept meanwhile)
+        files_deferred=int((ingest_manifest["status"] == "deferred").sum()),
     )

@@ -42,31 +42,45 @@ def raw_clients(
 ):
     """Union of the CSV drops and the CRM API snapshot, judged row by row (vectorised) into loaded and quarantined."""
     ingested_at = pd.Timestamp.now(tz="UTC")
-    files = landing.list_files()
-    context.log.info(f"Landing zone {landing.describe()}: {len(files)} file(s)")
+    taken = landing.take(log=context.log.info)
+    context.log.info(f"Landing zone {landing.describe()}: {len(taken)} file(s)")
     drops = []
-    for landing_file in files:
-        if landing_file.refusal:
-            read = refused(landing_file.name, landing_file.refusal)
+    deferred = []
+    for item in taken:
+        if item.deferred:
+            context.log.warning(f"Deferred drop {item.file.name}: {item.deferred}")
+            deferred.append((item.file, item.deferred))
+            continue
+        if item.file.refusal or item.data is None:
+            read = refused(item.file.name, item.file.refusal or "not read")
         else:
-            read = read_drop(landing_file.name, landing.read_bytes(landing_file.name))
+            read = read_drop(item.file.name, item.data)
         if read.error:
             context.log.warning(f"Rejected drop {read.error}")
         else:
             assert read.malformed is not None  # a drop read without an error has its rows and malformed rows
-            context.log.info(f"Read drop {landing_file.name}: {read.rows_read:,} rows ({len(read.malformed):,} malformed)")
+            context.log.info(f"Read drop {item.file.name}: {read.rows_read:,} rows ({len(read.malformed):,} malformed)")
         for warning in read.warnings:
             context.log.warning(warning)
-        drops.append((landing_file, read))
+        drops.append((item.file, read))
 
     if crm_api_clients is None:
         context.log.warning("No CRM API snapshot yet: materialize crm_api_clients to include the CRM API's clients")
 
-    result = assemble_raw_clients(drops, crm_api_clients, ingested_at)
+    previous_quarantined = table_store.read_previous("quarantined_clients")
+    result = assemble_raw_clients(
+        drops,
+        crm_api_clients,
+        ingested_at,
+        deferred=deferred,
+        # a deferred file's previous version stays in force: read only when a file is deferred
+        previous_raw=table_store.read_previous("raw_clients") if deferred else None,
+        previous_quarantined=previous_quarantined,
+    )
     rows_read = int(result.manifest["rows_read"].sum())
     context.log.info(
         f"raw_clients: {rows_read:,} rows read = {len(result.raw_clients):,} loaded + {len(result.quarantined):,} quarantined; "
-        f"{len(result.rejected_batches)} file(s) rejected"
+        f"{len(result.rejected_batches)} file(s) rejected, {len(deferred)} deferred (still being written)"
     )
     yield dg.Output(
         result.raw_clients,
@@ -81,7 +95,7 @@ def raw_clients(
         ),
     )
     quarantined = result.quarantined
-    new = new_quarantined_rows(quarantined, table_store.read_previous("quarantined_clients"))
+    new = new_quarantined_rows(quarantined, previous_quarantined)
     by_reason = count_by(quarantined, ["source_system", "source_file", "reason"])
     yield dg.Output(
         quarantined,
@@ -96,7 +110,7 @@ def raw_clients(
     yield dg.Output(
         result.manifest,
         output_name="ingest_manifest",
-        metadata=table_metadata(result.manifest, files_rejected=len(result.rejected_batches)),
+        metadata=table_metadata(result.manifest, files_rejected=len(result.rejected_batches), files_deferred=len(deferred)),
     )
     yield dg.AssetCheckResult(
         check_name="quarantined_clients_none_new",

@@ -118,14 +118,69 @@ def _split(
     return raw, quarantined
 
 
+def carry_deferred(
+    deferred: list[tuple[LandingFile, str]],
+    previous_raw: pd.DataFrame | None,
+    previous_quarantined: pd.DataFrame | None,
+    ingested_at: pd.Timestamp,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[dict]]:
+    """The rows an earlier run read from each deferred file (its previous version stays in force), and its manifest rows.
+
+    A file rewritten in place is deferred while it is written; dropping its rows meanwhile would make its
+    clients vanish for a run and come back in the next, in client_dim and both histories.
+    """
+    names = [f.name for f, _ in deferred]
+
+    def of_deferred(previous: pd.DataFrame | None) -> pd.DataFrame | None:
+        if previous is None:
+            return None
+        return previous[(previous["source_system"] == "csv_drop") & previous["source_file"].isin(names)]
+
+    raw, quarantined = of_deferred(previous_raw), of_deferred(previous_quarantined)
+    loaded = raw["source_file"].value_counts() if raw is not None else pd.Series(dtype="int64")
+    set_aside = quarantined["source_file"].value_counts() if quarantined is not None else pd.Series(dtype="int64")
+    manifest_rows = []
+    for landing_file, reason in sorted(deferred, key=lambda item: item[0].name):
+        rows = int(loaded.get(landing_file.name, 0)) + int(set_aside.get(landing_file.name, 0))
+        kept = (
+            f"until then its previous version stays in force ({rows:,} row(s), as an earlier run read them)"
+            if rows
+            else "no earlier version of it was loaded"
+        )
+        manifest_rows.append(
+            {
+                "source_system": "csv_drop",
+                "batch": landing_file.name,
+                "size_bytes": landing_file.size,
+                "modified_at": landing_file.modified_second,
+                "ingested_at": ingested_at,
+                "status": "deferred",
+                "rows_read": rows,
+                "message": f"deferred, {reason}; {kept}",
+            }
+        )
+    return raw, quarantined, manifest_rows
+
+
 def assemble_raw_clients(
     drops: list[tuple[LandingFile, DropRead]],
     api_snapshot: pd.DataFrame | None,
     ingested_at: pd.Timestamp,
+    deferred: list[tuple[LandingFile, str]] | None = None,
+    previous_raw: pd.DataFrame | None = None,
+    previous_quarantined: pd.DataFrame | None = None,
 ) -> IngestResult:
+    """The three tables from the drops read, the files deferred (``deferred``: the previous run's rows of each,
+    from ``previous_raw`` and ``previous_quarantined``, stay in force) and the API snapshot."""
     raw_parts: list[pd.DataFrame] = []
     quarantine_parts: list[pd.DataFrame] = []
     manifest_rows: list[dict] = []
+    if deferred:
+        carried_raw, carried_quarantined, manifest_rows = carry_deferred(
+            deferred, previous_raw, previous_quarantined, ingested_at
+        )
+        raw_parts += [carried_raw] if carried_raw is not None and len(carried_raw) else []
+        quarantine_parts += [carried_quarantined] if carried_quarantined is not None and len(carried_quarantined) else []
 
     accepted: list[pd.DataFrame] = []
     reads = dict((f.name, read) for f, read in drops)
