@@ -1,4 +1,4 @@
-"""The jobs: what `make run`, the drop sensor, a manual API pull and the rules preview each execute."""
+"""The jobs: what `make run`, the drop sensor, the change-feed sensor (an API pull) and the rules preview each execute."""
 
 import dagster as dg
 
@@ -17,7 +17,8 @@ crm_api_pull_job = dg.define_asset_job(
         dg.AssetSelection.assets("crm_api_clients", "crm_api_advisors").downstream() | _RULES
     ).required_multi_asset_neighbors()
     - _PREVIEW,
-    description="Pull the CRM API incrementally and rebuild everything below it, with its checks (what the daily automation runs).",
+    description="Pull the CRM API incrementally and rebuild everything below it, with its checks (what the change-feed "
+    "sensor runs for a batch of CRM changes; the daily automation pulls the same assets).",
 )
 preview_rules_job = dg.define_asset_job(
     name="preview_rules_job",

@@ -65,7 +65,7 @@ EXPECTED_EDGES = {
 }
 EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "rules_files", "match_decisions", "crm_api"}
 EXPECTED_JOBS = {"materialize_all_job", "drop_ingest_job", "crm_api_pull_job", "preview_rules_job", "activate_rules_job"}
-EXPECTED_SENSORS = {"crm_drop_sensor", "crm_automation_sensor"}
+EXPECTED_SENSORS = {"crm_drop_sensor", "crm_automation_sensor", "crm_change_feed_sensor"}
 ENV_VARS = ("CRM_DATA_DIR", "CRM_STORAGE", "CRM_API_URL", "CRM_API_TOKEN")
 
 
@@ -174,6 +174,7 @@ def test_jobs_sensors_and_automation(loaded_defs: dg.Definitions) -> None:
     repository = loaded_defs.get_repository_def()
     assert {sensor.name for sensor in repository.sensor_defs} == EXPECTED_SENSORS
     assert loaded_defs.resolve_sensor_def("crm_drop_sensor").job_name == "drop_ingest_job"
+    assert loaded_defs.resolve_sensor_def("crm_change_feed_sensor").job_name == "crm_api_pull_job"
     assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in repository.sensor_defs)
 
     # the daily pull is declarative: the roots on a cron, everything below follows what it reads, the preview on demand
