@@ -96,6 +96,18 @@ class CsvTableSet:
     def manifest_path(self) -> Path:
         return self.data_dir / PUBLISHED_MANIFEST
 
+    @property
+    def location(self) -> str:
+        """Where this folder's tables live, as materializations record it: the folder's resolved path.
+
+        Resolved, so that two names of one folder are one location and a symlink moved to another volume is another.
+        """
+        return f"csv:{self.data_dir.resolve()}"
+
+    def published_by(self, table: str) -> str | None:
+        """The run that published ``table`` here, from ``published.json`` (None: never published, or the file is gone)."""
+        return self.manifest().get(table, {}).get("run_id")
+
     def manifest(self) -> dict[str, dict[str, str]]:
         """``{table: {"run_id": ..., "published_at": ...}}`` of the published set (empty before the first publish)."""
         try:

@@ -8,7 +8,7 @@ import pandas as pd
 from crm_territory.storage.csv_set import CsvTableSet
 from crm_territory.storage.csv_tables import TableNotFoundError
 from crm_territory.storage.table_set_io import RunLog, TableSetIOManager
-from crm_territory.storage.table_store import TableStore
+from crm_territory.storage.table_store import PublishedRecord, TableStore
 
 
 class LocalCsvIOManager(TableSetIOManager):
@@ -28,6 +28,9 @@ class LocalCsvIOManager(TableSetIOManager):
     def stage(self, table: str, frame: pd.DataFrame) -> dict[str, dg.RawMetadataValue]:
         self.tables.stage(self._run_id, table, frame)
         return {"path": dg.MetadataValue.path(str(self.tables.published.path_for(table)))}
+
+    def storage_location(self, table: str) -> str:
+        return self.tables.location
 
     def read_for_run(self, table: str, missing_ok: bool) -> pd.DataFrame | None:
         try:
@@ -49,3 +52,11 @@ class LocalCsvTableStore(TableStore):
 
     def read_previous(self, table: str) -> pd.DataFrame | None:
         return CsvTableSet(self.data_dir).read_published_if_exists(table)
+
+    def location(self, table: str) -> str:
+        return CsvTableSet(self.data_dir).location
+
+    def published_by(self, table: str) -> PublishedRecord | None:
+        tables = CsvTableSet(self.data_dir)
+        run_id = tables.published_by(table)
+        return None if run_id is None else PublishedRecord(run_id, str(tables.manifest_path))

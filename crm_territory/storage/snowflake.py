@@ -127,6 +127,18 @@ def leftover_staging(connection, database: str) -> list[str]:
     return found
 
 
+def warehouse_location(account: str | None, database: str, schema: str) -> str:
+    """Where a table lives in Snowflake, as materializations record it: account, database and schema (no user, no secret).
+
+    Unquoted identifiers are case-insensitive (the database upper-cased, as Snowflake stores it); so is the account.
+    """
+    return f"snowflake:{(account or '').lower()}/{database.upper()}.{schema.upper()}"
+
+
+def _location(snowflake: SnowflakeResource, table: str) -> str:
+    return warehouse_location(snowflake.account, _database(snowflake), TABLES[table].warehouse_schema)
+
+
 def _database(snowflake: SnowflakeResource) -> str:
     """The resource's database: optional in SnowflakeResource's type, always set by snowflake_connection_config."""
     database = snowflake.database
@@ -162,6 +174,9 @@ class SnowflakeTablesIOManager(TableSetIOManager):
         with self.snowflake.get_connection() as connection:
             self._staged[table] = stage_table(connection, _database(self.snowflake), spec, frame, self._run_id)
         return {"dagster/storage_kind": "snowflake", "table": f"{_database(self.snowflake)}.{spec.warehouse_name}"}
+
+    def storage_location(self, table: str) -> str:
+        return _location(self.snowflake, table)
 
     def read_for_run(self, table: str, missing_ok: bool) -> pd.DataFrame | None:
         spec = TABLES[table]
@@ -208,6 +223,9 @@ class SnowflakeTableStore(TableStore):
         with self.snowflake.get_connection() as connection:
             frame = read_table(connection, _database(self.snowflake), TABLES[table])
         return None if frame.empty else frame
+
+    def location(self, table: str) -> str:
+        return _location(self.snowflake, table)
 
 
 def snowflake_connection_config() -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import PrivateAttr
 
 from crm_territory.resources.fixed_at_load import FixedAtLoad
-from crm_territory.storage.table_store import input_missing_ok, spec_for
+from crm_territory.storage.table_store import STORAGE_LOCATION, input_missing_ok, spec_for
 from crm_territory.storage.writer_lock import DataFolderLock, lock_for_run
 
 # What makes a run's tables unfit to publish: a step that failed (a blocking check that failed fails its
@@ -73,6 +73,10 @@ class TableSetIOManager(FixedAtLoad, dg.ConfigurableIOManager):
         """Write ``table`` for this run where no reader looks; returns metadata for the output."""
 
     @abstractmethod
+    def storage_location(self, table: str) -> str:
+        """Where ``table`` is published (a folder's path; an account, database and schema), never a credential."""
+
+    @abstractmethod
     def read_for_run(self, table: str, missing_ok: bool) -> pd.DataFrame | None:
         """This run's staged ``table`` if it wrote one, else the published one.
 
@@ -114,8 +118,16 @@ class TableSetIOManager(FixedAtLoad, dg.ConfigurableIOManager):
 
     # --- Dagster's side -----------------------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        metadata = self.stage(spec_for(context.asset_key).name, obj)
-        context.add_output_metadata({**metadata, "published": "with the run's other tables, when the run succeeds"})
+        table = spec_for(context.asset_key).name
+        metadata = self.stage(table, obj)
+        context.add_output_metadata(
+            {
+                **metadata,
+                # the guards compare a missing table only with what was published to the same place (wiring/guards.py)
+                STORAGE_LOCATION: self.storage_location(table),
+                "published": "with the run's other tables, when the run succeeds",
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | None:
         return self.read_for_run(spec_for(context.asset_key).name, input_missing_ok(context))

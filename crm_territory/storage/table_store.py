@@ -13,6 +13,7 @@ An input declared with ``missing_ok_input()`` reads as ``None`` while its table 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
 import dagster as dg
 import pandas as pd
@@ -21,6 +22,9 @@ from crm_territory.resources.fixed_at_load import FixedAtLoad
 from crm_territory.schemas import TABLES, TableSpec
 
 MISSING_OK = "crm/missing_ok"
+# Where a materialization's table was stored (the data folder's resolved path; the Snowflake account, database and
+# schema): the registry and history guards only believe what was published to the same place.
+STORAGE_LOCATION = "crm/storage_location"
 
 
 def missing_ok_input() -> dg.AssetIn:
@@ -39,8 +43,24 @@ def spec_for(asset_key: dg.AssetKey) -> TableSpec:
     return TABLES[name]
 
 
+class PublishedRecord(NamedTuple):
+    """What a storage location itself records of a table's last publish: the run, and where that is written."""
+
+    run_id: str
+    record: str
+    """The record, for a message: e.g. ``<data_dir>/published.json``."""
+
+
 class TableStore(FixedAtLoad, dg.ConfigurableResource, ABC):
     """Reads the last stored version of a table (None if it was never written)."""
 
     @abstractmethod
     def read_previous(self, table: str) -> pd.DataFrame | None: ...
+
+    @abstractmethod
+    def location(self, table: str) -> str:
+        """Where ``table`` is stored, as the IO manager records it under ``STORAGE_LOCATION`` (no credentials)."""
+
+    def published_by(self, table: str) -> PublishedRecord | None:
+        """The run the storage itself records as having published ``table`` (None: no record, or it keeps none)."""
+        return None
