@@ -1,9 +1,12 @@
 """CRM_STORAGE=snowflake: the same assets through the real connector and dagster-snowflake, on fakesnow."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 import pytest
 import snowflake.connector
+from dagster._core.instance.ref import InstanceRef
 
 from crm_territory.definitions import build_definitions
 from crm_territory.schemas import TABLES, conform
@@ -36,6 +39,15 @@ def warehouse(env):
         apply_ddl(connection)
         yield connection
         connection.close()
+
+
+@pytest.fixture
+def disk_instance(tmp_path) -> Iterator[dg.DagsterInstance]:
+    """A real instance on disk shared by the test's runs, as ``make run`` shares .dagster_home."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        yield instance
 
 
 def run_all(storage: str, monkeypatch, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
@@ -257,3 +269,79 @@ def test_an_older_client_dim_is_upgraded_by_the_ddl_and_reads_back(env, tmp_path
             previous = resources.table_store.read_previous("client_dim")
         assert previous["client_key"].tolist() == ["csv_drop:1"] and previous["source_record_count"].tolist() == [1]
         connection.close()
+
+
+# --- the registry and history guards know which database they guard ---------------------------------------
+
+
+def fresh_database(name: str):
+    """Another database on the same account, set up as the deployment does (schemas, then the DDL)."""
+    settings = {k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()}
+    connection = snowflake.connector.connect(**{**settings, "database": name})
+    for schema in ("RAW", "CORE"):
+        connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {name}.{schema}")
+    apply_ddl(connection)
+    return connection
+
+
+def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    return {e.step_key or "": error_text(e) for e in result.all_events if e.is_step_failure}
+
+
+def territory_dim_materialization(result: dg.ExecuteInProcessResult) -> dg.AssetMaterialization:
+    return next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey("territory_dim")
+    )
+
+
+def test_a_fresh_database_on_an_instance_that_ran_on_another_starts_cleanly(warehouse, env, disk_instance):
+    own = run_all("snowflake", env, disk_instance)
+    assert own.success
+    other = fresh_database("CRM_TERRITORY_TEST")
+    env.setenv("SNOWFLAKE_DATABASE", "CRM_TERRITORY_TEST")
+    result = run_all("snowflake", env, disk_instance)
+    assert step_failures(result) == {}
+    assert result.success
+    assert len(read_table(other, "territory_dim").index) > 0 and len(read_table(other, "client_dim_history").index) > 0
+    # where each table went: account, database and schema; no user, no password
+    recorded = {
+        e.materialization.asset_key.to_user_string(): str(e.materialization.metadata["crm/storage_location"].value)
+        for e in result.get_asset_materialization_events()
+    }
+    assert recorded["territory_dim"] == "snowflake:crm-test-account/CRM_TERRITORY_TEST.CORE"
+    assert recorded["raw_clients"] == "snowflake:crm-test-account/CRM_TERRITORY_TEST.RAW"
+    assert not [v for v in recorded.values() if FAKE_ENV["SNOWFLAKE_PASSWORD"] in v or FAKE_ENV["SNOWFLAKE_USER"] in v]
+    other.close()
+
+    # back on the first database, its registry and client history emptied: refused, naming the run that wrote *it*
+    env.setenv("SNOWFLAKE_DATABASE", "CRM_TERRITORY")
+    warehouse.cursor().execute("DELETE FROM CRM_TERRITORY.CORE.TERRITORY_DIM")
+    warehouse.cursor().execute("DELETE FROM CRM_TERRITORY.CORE.CLIENT_DIM_HISTORY")
+    said = step_failures(run_all("snowflake", env, disk_instance))
+    rows = territory_dim_materialization(own).metadata["dagster/row_count"].value
+    assert f"run {own.run_id[:8]} published {rows} rows" in said["territory_dim"]
+    assert "reissue_territory_ids" in said["territory_dim"]
+    assert f"run {own.run_id[:8]} published" in said["client_dim_history"]
+
+
+def test_a_run_that_failed_before_publishing_does_not_make_the_next_run_refuse(warehouse, env, disk_instance):
+    import snowflake.connector.pandas_tools as pandas_tools
+
+    load = pandas_tools.write_pandas  # fakesnow's, patched in by the fixture
+
+    def fail_for_the_fact(conn, df, table_name, **kwargs):
+        if table_name.startswith("ASSIGNMENTS_FACT"):
+            raise RuntimeError("connection reset while loading")
+        return load(conn, df, table_name, **kwargs)
+
+    env.setattr(pandas_tools, "write_pandas", fail_for_the_fact)
+    failed = run_all("snowflake", env, disk_instance)
+    assert not failed.success
+    assert "territory_dim" in materialized(failed)  # Dagster recorded it, with its rows ...
+    assert read_table(warehouse, "territory_dim").empty  # ... the run published none of it
+    env.setattr(pandas_tools, "write_pandas", load)  # the connection is back
+    result = run_all("snowflake", env, disk_instance)
+    assert step_failures(result) == {}
+    assert result.success

@@ -64,7 +64,7 @@ def _record(context, table_store: TableStore, name: str, snapshot: pd.DataFrame,
     as_of = pd.Timestamp(record.create_timestamp if record else pd.Timestamp.now(tz="UTC")).tz_convert("UTC").floor("s")
     previous = table_store.read_previous(name)
     if previous is None:
-        refuse_to_forget(context, "history")
+        refuse_to_forget(context, table_store, "history")
     history = apply_scd2(previous, snapshot, key=key, tracked=tracked, as_of=as_of)[columns_of(model)]
     summary = _versions_summary(history, as_of)
     context.log.info(

@@ -42,6 +42,7 @@ def territory_dim(
     if previous is None and not config.reissue_territory_ids:
         refuse_to_forget(
             context,
+            table_store,
             "the registry of issued territory ids; re-issuing could renumber them",
             "ops.territory_dim.config.reissue_territory_ids: true",
         )
