@@ -23,7 +23,10 @@ EMAIL_PATTERN = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
 # Source identifiers: letters, digits, '-', '_' and '.', at most 64 characters.
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
-SOURCE_SYSTEMS = ["crm_api", "csv_drop"]
+SOURCE_SYSTEMS = ["crm_api", "csv_drop"]  # the built-in sources: the CRM API, and landing files in the seed's layout
+# Any source: a built-in one or the source_system a source layout declares (data/sources/<source>.yaml; a lower-case
+# name: the record key is <source_system>:<client_id>, so no ':'). Kept in step with logic/ingest/layouts.py.
+SOURCE_SYSTEM_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 # why a PRIMARY row has its advisor: capacity assignment's reasons, and the cases it does not handle
 ADVISOR_REASONS = [
     "kept", "pinned", "assigned_new", "reassigned_inactive", "reassigned_not_serving", "reassigned_over_capacity",
@@ -156,8 +159,34 @@ class RawClients(_StrictModel):
     business_type: Series[str] = pa.Field(
         nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
     )
+    # Kept when a source layout maps them (data/sources/); empty for the CRM API and the seed's layout. Not yet
+    # carried into client_dim or matching.
+    address: Series[str] = pa.Field(nullable=True, description="Street address as the source gives it. Empty: none given.")
+    postal_code: Series[str] = pa.Field(nullable=True, description="Postal or ZIP code, as text (leading zeros kept).")
+    city: Series[str] = pa.Field(nullable=True, description="City as the source spells it.")
+    country: Series[str] = pa.Field(
+        nullable=True, description="Country as the source spells it (or as its layout's map gives it)."
+    )
+    phone: Series[str] = pa.Field(nullable=True, description="Phone number as the source writes it.")
+    website: Series[str] = pa.Field(nullable=True, description="Website or web domain as the source gives it.")
+    email_domain: Series[str] = pa.Field(nullable=True, description="The client's e-mail domain, when the source gives one.")
+    tax_id: Series[str] = pa.Field(nullable=True, description="Tax or company registration id, as text, as sent.")
+    date_of_birth: Series[str] = pa.Field(
+        nullable=True, description="Date of birth of an individual client, YYYY-MM-DD (parsed by its layout's date_format)."
+    )
+    revenue_usd: Series[str] = pa.Field(
+        nullable=True,
+        description="Annual revenue in USD as plain decimal text (separators and symbols dropped, times the layout's unit); "
+        "a value that is not a number is kept as sent.",
+    )
+    last_modified_at: Series[UtcTimestamp] = pa.Field(
+        nullable=True,
+        description="When the source says it last changed the record (a layout's last-modified column, UTC). Empty: not given.",
+    )
     source_system: Series[str] = pa.Field(
-        isin=SOURCE_SYSTEMS, description="Where the row came from: crm_api (the CRM API) or csv_drop (a landing file)."
+        str_matches=SOURCE_SYSTEM_PATTERN,
+        description="Where the row came from: crm_api (the CRM API), csv_drop (a landing file in the seed's layout) or "
+        "the source_system of the source layout (data/sources/) that read its file.",
     )
     source_record_id: Series[str] = pa.Field(
         description="The record's id in its source (client_id): with source_system, the record key."
@@ -179,7 +208,9 @@ class QuarantinedClients(_StrictModel):
     """Source rows that could not be used, with where they came from, why, and what they held: nothing is lost."""
 
     source_system: Series[str] = pa.Field(
-        isin=SOURCE_SYSTEMS, description="Where the row came from: crm_api (the CRM API) or csv_drop (a landing file)."
+        str_matches=SOURCE_SYSTEM_PATTERN,
+        description="Where the row came from: crm_api (the CRM API), csv_drop (a landing file in the seed's layout) or "
+        "the source_system of the source layout (data/sources/) that read its file.",
     )
     source_file: Series[str] = pa.Field(nullable=True, description="The landing file the row came from. Empty for the CRM API.")
     source_row: Series[pd.Int64Dtype] = pa.Field(
@@ -205,7 +236,8 @@ class IngestManifest(_StrictModel):
     """What each run ingested: per source batch, rows read, loaded and quarantined, or why a file was rejected."""
 
     source_system: Series[str] = pa.Field(
-        isin=SOURCE_SYSTEMS, description="crm_api (the API snapshot) or csv_drop (a landing file)."
+        str_matches=SOURCE_SYSTEM_PATTERN,
+        description="crm_api (the API snapshot), csv_drop (a landing file in the seed's layout) or a source layout's source_system.",
     )
     batch: Series[str] = pa.Field(
         unique=True, description="The source batch: a landing file's name, or crm_api:/clients for the API snapshot."
@@ -272,7 +304,8 @@ class ClientDim(_StrictModel):
         nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
     )
     source_system: Series[str] = pa.Field(
-        isin=SOURCE_SYSTEMS, description="The source of the client's most recently updated record (crm_api or csv_drop)."
+        str_matches=SOURCE_SYSTEM_PATTERN,
+        description="The source of the client's most recently updated record (crm_api, csv_drop or a source layout's).",
     )
     source_record_id: Series[str] = pa.Field(description="That record's id in its source (with source_system, its record key).")
     source_modified_at: Series[UtcTimestamp] = pa.Field(
@@ -290,7 +323,10 @@ class ClientDim(_StrictModel):
 class ClientXref(_StrictModel):
     """Which client each source record belongs to, how it was linked, and why a name could not be matched."""
 
-    source_system: Series[str] = pa.Field(isin=SOURCE_SYSTEMS, description="The record's source: crm_api or csv_drop.")
+    source_system: Series[str] = pa.Field(
+        str_matches=SOURCE_SYSTEM_PATTERN,
+        description="The record's source: crm_api, csv_drop or a source layout's source_system.",
+    )
     source_record_id: Series[str] = pa.Field(
         str_matches=CLIENT_ID_PATTERN,
         description="The record's id in its source (client_id): with source_system, the record key.",

@@ -17,6 +17,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from crm_territory.logic.ingest.layouts import Layouts, load_layouts, read_layout_folder
 from crm_territory.logic.ingest.raw_clients import LandingFile
 from crm_territory.logic.ingest.settle import changed_reason, is_settled, read_changed_reason, same_version, wait_for
 from crm_territory.resources.fixed_at_load import FixedAtLoad
@@ -78,6 +79,13 @@ class LandingZone(FixedAtLoad, dg.ConfigurableResource, ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    def layout_files(self) -> list[tuple[str, bytes]]:
+        """The source layouts (name, bytes) that say how the landing files of each source are read; none: the seed's layout."""
+        return []
+
+    def layouts(self) -> Layouts:
+        return load_layouts(self.layout_files())
+
     def stat(self, name: str) -> LandingFile | None:
         """The file as ``list_files`` would list it now (None if it is gone); a subclass may look at it alone."""
         return next((f for f in self.list_files() if f.name == name), None)
@@ -138,6 +146,13 @@ class LocalLandingZone(LandingZone):
     def describe(self) -> str:
         return str(self.landing_dir)
 
+    @property
+    def sources_dir(self) -> Path:
+        return Path(self.data_dir) / "sources"
+
+    def layout_files(self) -> list[tuple[str, bytes]]:
+        return read_layout_folder(self.sources_dir)
+
     def list_files(self) -> list[LandingFile]:
         if not self.landing_dir.is_dir():
             # an empty list would look like "every client left": say what is wrong instead
@@ -145,18 +160,27 @@ class LocalLandingZone(LandingZone):
                 f"The landing folder {self.landing_dir} does not exist. Set CRM_DATA_DIR to the data folder that "
                 "holds landing/ and reference/ (or create landing/ there)."
             )
-        entries = (self._entry(path) for path in sorted(self.landing_dir.iterdir()))
+        paths = sorted(self.landing_dir.iterdir())
+        # a sub-folder is looked into only when a source layout owns it (other folders are no drops, as before)
+        for folder in sorted(self.layouts().folders):
+            sub = self.landing_dir / folder
+            if sub.is_dir() and not sub.is_symlink():
+                paths += sorted(sub.iterdir())
+        entries = (self._entry(path, self.landing_dir) for path in paths)
         return [entry for entry in entries if entry is not None]
 
     def stat(self, name: str) -> LandingFile | None:
         path = self.landing_dir / name
-        return self._entry(path) if os.path.lexists(path) else None
+        return self._entry(path, self.landing_dir) if os.path.lexists(path) else None
 
     @staticmethod
-    def _entry(path: Path) -> LandingFile | None:
-        """A directory entry as a landing file, or None if it is not a drop (hidden, partial, a folder)."""
-        name = readable_name(path.name)
-        if not _is_candidate(name):
+    def _entry(path: Path, landing_dir: Path) -> LandingFile | None:
+        """A directory entry as a landing file, or None if it is not a drop (hidden, partial, a folder).
+
+        A file in a layout's sub-folder is named ``folder/file``."""
+        folder = "" if path.parent == landing_dir else f"{path.parent.name}/"
+        name = folder + readable_name(path.name)
+        if not _is_candidate(readable_name(path.name)):
             return None
         stat = path.lstat()  # the entry itself: a link is judged as a link, never followed
         modified = pd.Timestamp(stat.st_mtime_ns, unit="ns", tz="UTC")
@@ -164,7 +188,7 @@ class LocalLandingZone(LandingZone):
             return LandingFile(name, 0, modified, refusal=SYMLINK_REFUSAL)
         if not path.is_file():
             return None  # folders and devices are not drops
-        if name != path.name:
+        if name != folder + path.name:
             return LandingFile(name, stat.st_size, modified, refusal=NON_UTF8_NAME_REFUSAL)
         return LandingFile(name, stat.st_size, modified)
 

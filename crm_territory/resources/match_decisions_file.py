@@ -4,8 +4,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from crm_territory.logic.ingest.layouts import layout_source_systems
 from crm_territory.logic.matching.decisions import MatchDecisions, read_decisions
 from crm_territory.resources.fixed_at_load import FixedAtLoad
+from crm_territory.schemas import SOURCE_SYSTEMS
 
 
 class MatchDecisionsFile(FixedAtLoad, dg.ConfigurableResource):
@@ -16,4 +18,5 @@ class MatchDecisionsFile(FixedAtLoad, dg.ConfigurableResource):
         return Path(self.data_dir) / "matching" / "decisions.csv"
 
     def load(self) -> MatchDecisions:
-        return read_decisions(self.path)
+        # a decision may name a record of any source: the built-in ones and every source layout's (data/sources/)
+        return read_decisions(self.path, [*SOURCE_SYSTEMS, *layout_source_systems(Path(self.data_dir) / "sources")])

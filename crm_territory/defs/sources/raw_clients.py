@@ -3,7 +3,9 @@
 import dagster as dg
 import pandas as pd
 
-from crm_territory.logic.ingest.drops import read_drop, refused
+from crm_territory.logic.ingest.drops import refused
+from crm_territory.logic.ingest.layouts import Layout
+from crm_territory.logic.ingest.mapping import read_landing_file
 from crm_territory.logic.ingest.quarantine import new_quarantined_rows
 from crm_territory.logic.ingest.raw_clients import assemble_raw_clients
 from crm_territory.resources.landing import LandingZone
@@ -42,19 +44,29 @@ def raw_clients(
 ):
     """Union of the CSV drops and the CRM API snapshot, judged row by row (vectorised) into loaded and quarantined."""
     ingested_at = pd.Timestamp.now(tz="UTC")
+    layouts = landing.layouts()
     taken = landing.take(log=context.log.info)
-    context.log.info(f"Landing zone {landing.describe()}: {len(taken)} file(s)")
+    context.log.info(f"Landing zone {landing.describe()}: {len(taken)} file(s), {len(layouts.valid)} source layout(s)")
+    for broken in layouts.broken:
+        context.log.warning(broken.message + ("" if broken.files else "; the files it meant to own cannot be told"))
+    layout_notes = layouts.unclaiming([item.file.name for item in taken])
+    for note in layout_notes:
+        context.log.warning(note)
     drops = []
     deferred = []
+    deferred_systems = {}
     for item in taken:
+        owners = layouts.claims(item.file.name)
         if item.deferred:
             context.log.warning(f"Deferred drop {item.file.name}: {item.deferred}")
             deferred.append((item.file, item.deferred))
+            if len(owners) == 1 and isinstance(owners[0], Layout):
+                deferred_systems[item.file.name] = owners[0].source_system
             continue
         if item.file.refusal or item.data is None:
             read = refused(item.file.name, item.file.refusal or "not read")
         else:
-            read = read_drop(item.file.name, item.data)
+            read = read_landing_file(item.file.name, item.data, layouts)
         if read.error:
             context.log.warning(f"Rejected drop {read.error}")
         else:
@@ -76,6 +88,7 @@ def raw_clients(
         # a deferred file's previous version stays in force: read only when a file is deferred
         previous_raw=table_store.read_previous("raw_clients") if deferred else None,
         previous_quarantined=previous_quarantined,
+        deferred_source_systems=deferred_systems,
     )
     rows_read = int(result.manifest["rows_read"].sum())
     context.log.info(
@@ -92,6 +105,17 @@ def raw_clients(
             ],
             rows_read=rows_read,
             batches=dg.MetadataValue.md(markdown_table(result.manifest.drop(columns=["ingested_at"]), limit=50)),
+            source_layouts=dg.MetadataValue.md(
+                markdown_table(
+                    pd.DataFrame(
+                        [{"layout": x.name, "source_system": x.source_system, "problem": None} for x in layouts.valid]
+                        + [{"layout": x.name, "source_system": None, "problem": x.message} for x in layouts.broken]
+                        + [{"layout": n.split(":")[0], "source_system": None, "problem": n} for n in layout_notes],
+                        columns=["layout", "source_system", "problem"],
+                    ),
+                    limit=50,
+                )
+            ),
         ),
     )
     quarantined = result.quarantined

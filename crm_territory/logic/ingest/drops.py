@@ -41,6 +41,12 @@ class DropRead:
     malformed: pd.DataFrame | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Set by a source layout (``mapping.read_layout_drop``): the source_system its records carry, per-row reasons
+    # a row cannot be used (missing where it can; aligned with ``rows``), and the source's own columns, which the
+    # quarantine keeps as original values. The seed's layout leaves them as they are.
+    source_system: str = "csv_drop"
+    reasons: pd.Series | None = None
+    source_values: pd.DataFrame | None = None
 
     @property
     def rows_read(self) -> int:
@@ -62,7 +68,13 @@ def _file_level_problem(data: bytes) -> str | None:
     nul = data.find(b"\x00")  # anywhere in the file, not only its start: one NUL would reach the core tables
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
-        return f"the file is binary: it contains a NUL byte at offset {nul:,} (line {line:,}), which no CSV text file has"
+        what = _container(head)
+        return f"the file is binary: it contains a NUL byte at offset {nul:,} (line {line:,}), which no CSV text file has" + (
+            f"; {what}" if what else ""
+        )
+    what = _container(head)
+    if what:  # a compressed file or workbook without a NUL byte is still no CSV text
+        return f"the file is binary; {what}"
     if b"\r" in data and b"\n" not in data:
         return (
             "its lines end in CR only (old Mac line endings), so it reads as one line; "
@@ -76,6 +88,15 @@ def _file_level_problem(data: bytes) -> str | None:
             f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
             "save it as UTF-8 (CSV UTF-8) and drop it again"
         )
+    return None
+
+
+def _container(head: bytes) -> str | None:
+    """What a binary file named .csv most often is (a compressed file, a workbook), and what to do."""
+    if head.startswith(b"\x1f\x8b"):
+        return "it is a gzip-compressed file: decompress it (gunzip) and drop the CSV"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a zip archive (an Excel .xlsx workbook is one): save the sheet as CSV UTF-8 and drop that"
     return None
 
 

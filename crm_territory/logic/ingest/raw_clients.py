@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from crm_territory.logic.ingest.drops import SOURCE_COLUMNS, DropRead
+from crm_territory.logic.ingest.layouts import EXTRA_FIELDS
 from crm_territory.logic.ingest.quarantine import judge_rows, original_values, parse_timestamps
 from crm_territory.schemas import (
     IngestManifest,
@@ -76,9 +77,19 @@ def _split(
     require_updated_at: bool,
     source_columns: list[str],
     ingested_at: pd.Timestamp,
+    extra_reasons: pd.Series | None = None,
+    source_values: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Judge rows (source columns + provenance) and return (usable raw rows, quarantine rows)."""
+    """Judge rows (source columns + provenance) and return (usable raw rows, quarantine rows).
+
+    ``extra_reasons`` (a layout's: the source's own column named) come before the engine's; ``source_values``
+    (a layout's rows in the export's own columns) are what the quarantine keeps as original values.
+    """
     reasons = judge_rows(rows, require_updated_at=require_updated_at)
+    if extra_reasons is not None:
+        both = extra_reasons.notna() & reasons.notna()
+        reasons = reasons.where(~both, extra_reasons + "; " + reasons.fillna("")).fillna(extra_reasons)
+        reasons = reasons.where(reasons.notna(), None)
     bad = reasons.notna()
     good_rows = rows[~bad]
     bad_rows = rows[bad]
@@ -94,6 +105,7 @@ def _split(
             "status": good_rows["status"].str.lower(),
             "aum_usd": good_rows["aum_usd"],
             "business_type": good_rows["business_type"],
+            **{name: (good_rows[name] if name in good_rows.columns else _const(None, len(good_rows))) for name in EXTRA_FIELDS},
             "source_system": _const(source_system, len(good_rows)),
             "source_record_id": good_rows["client_id"],
             "source_file": good_rows["source_file"],
@@ -103,6 +115,13 @@ def _split(
             "ingested_at": ingested_at,
         }
     )
+    if "last_modified_at" not in good_rows.columns:
+        raw["last_modified_at"] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    originals = (
+        original_values(source_values.loc[bad_rows.index], list(source_values.columns))
+        if source_values is not None
+        else original_values(bad_rows, source_columns)
+    )
     quarantined = pd.DataFrame(
         {
             "source_system": _const(source_system, len(bad_rows)),
@@ -111,7 +130,7 @@ def _split(
             "source_page": bad_rows["source_page"],
             "source_record_id": bad_rows["client_id"],
             "reason": reasons[bad],
-            "original_values": original_values(bad_rows, source_columns),
+            "original_values": originals,
             "ingested_at": ingested_at,
         }
     )
@@ -123,6 +142,7 @@ def carry_deferred(
     previous_raw: pd.DataFrame | None,
     previous_quarantined: pd.DataFrame | None,
     ingested_at: pd.Timestamp,
+    source_systems: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[dict]]:
     """The rows an earlier run read from each deferred file (its previous version stays in force), and its manifest rows.
 
@@ -134,7 +154,8 @@ def carry_deferred(
     def of_deferred(previous: pd.DataFrame | None) -> pd.DataFrame | None:
         if previous is None:
             return None
-        return previous[(previous["source_system"] == "csv_drop") & previous["source_file"].isin(names)]
+        # every landing file's rows (the seed's layout or a source layout's) name their file; the API's none
+        return previous[previous["source_file"].notna() & previous["source_file"].isin(names)]
 
     raw, quarantined = of_deferred(previous_raw), of_deferred(previous_quarantined)
     loaded = raw["source_file"].value_counts() if raw is not None else pd.Series(dtype="int64")
@@ -149,7 +170,7 @@ def carry_deferred(
         )
         manifest_rows.append(
             {
-                "source_system": "csv_drop",
+                "source_system": (source_systems or {}).get(landing_file.name, "csv_drop"),
                 "batch": landing_file.name,
                 "size_bytes": landing_file.size,
                 "modified_at": landing_file.modified_second,
@@ -169,6 +190,7 @@ def assemble_raw_clients(
     deferred: list[tuple[LandingFile, str]] | None = None,
     previous_raw: pd.DataFrame | None = None,
     previous_quarantined: pd.DataFrame | None = None,
+    deferred_source_systems: dict[str, str] | None = None,
 ) -> IngestResult:
     """The three tables from the drops read, the files deferred (``deferred``: the previous run's rows of each,
     from ``previous_raw`` and ``previous_quarantined``, stay in force) and the API snapshot."""
@@ -177,7 +199,7 @@ def assemble_raw_clients(
     manifest_rows: list[dict] = []
     if deferred:
         carried_raw, carried_quarantined, manifest_rows = carry_deferred(
-            deferred, previous_raw, previous_quarantined, ingested_at
+            deferred, previous_raw, previous_quarantined, ingested_at, deferred_source_systems
         )
         raw_parts += [carried_raw] if carried_raw is not None and len(carried_raw) else []
         quarantine_parts += [carried_quarantined] if carried_quarantined is not None and len(carried_quarantined) else []
@@ -187,7 +209,7 @@ def assemble_raw_clients(
     for landing_file in drop_order([f for f, _ in drops]):
         read = reads[landing_file.name]
         entry = {
-            "source_system": "csv_drop",
+            "source_system": read.source_system,
             "batch": landing_file.name,
             "size_bytes": landing_file.size,
             "modified_at": landing_file.modified_second,
@@ -204,13 +226,26 @@ def assemble_raw_clients(
         rows["source_file"] = landing_file.name
         rows["source_page"] = pd.array([pd.NA] * len(rows), dtype="Int64")
         rows["source_modified_at"] = landing_file.modified_second
-        accepted.append(rows)
+        if read.source_system == "csv_drop" and read.reasons is None:
+            accepted.append(rows)  # the seed's layout: judged together below
+        else:
+            raw, quarantined = _split(
+                rows,
+                source_system=read.source_system,
+                require_updated_at=False,
+                source_columns=SOURCE_COLUMNS,
+                ingested_at=ingested_at,
+                extra_reasons=read.reasons,
+                source_values=read.source_values,
+            )
+            raw_parts.append(raw)
+            quarantine_parts.append(quarantined)
         if len(read.malformed):
             malformed = read.malformed
             quarantine_parts.append(
                 pd.DataFrame(
                     {
-                        "source_system": _const("csv_drop", len(malformed)),
+                        "source_system": _const(read.source_system, len(malformed)),
                         "source_file": landing_file.name,
                         "source_row": malformed["source_row"],
                         "source_page": pd.array([pd.NA] * len(malformed), dtype="Int64"),

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,13 @@ from crm_territory.schemas import CLIENT_ID_PATTERN, SOURCE_SYSTEMS
 MUST_LINK, CANNOT_LINK = "must_link", "cannot_link"
 DECISION_COLUMNS = ["record_a", "record_b", "decision", "note"]
 RECORD_PATTERN = rf"^({'|'.join(SOURCE_SYSTEMS)}):{CLIENT_ID_PATTERN[1:]}"
+
+
+def record_pattern(source_systems: Sequence[str]) -> str:
+    """``<source_system>:<client_id>`` for the given sources (the built-in ones and the source layouts' names)."""
+    return rf"^({'|'.join(re.escape(s) for s in source_systems)}):{CLIENT_ID_PATTERN[1:]}"
+
+
 # Each line is a pair someone reviewed: a real book's decisions number in the hundreds or thousands, a
 # few hundred kB. 25 MB is 250,000 lines of 100 bytes (2.5 times the 100,000 lines the fault probe
 # loaded in 5 s, which must keep working), read in a few seconds; a file beyond it was generated.
@@ -55,7 +64,7 @@ class MatchDecisions:
         return self.pairs[self.pairs["decision"] == decision]
 
 
-def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
+def parse_decisions(frame: pd.DataFrame, source: str, source_systems: Sequence[str] = tuple(SOURCE_SYSTEMS)) -> MatchDecisions:
     """Validate decisions read as text (``source`` names the file in messages).
 
     A ``line`` column gives each row's line in the file; without one, rows are numbered from line 2
@@ -73,10 +82,10 @@ def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
     frame["decision"] = frame["decision"].str.lower()
     # one message per line in error, built column-wise like the quarantine's reasons
     line = "line " + frame["line"].astype(str) + ": "
-    bad_record = {c: ~frame[c].fillna("").str.match(RECORD_PATTERN) for c in ["record_a", "record_b"]}
+    bad_record = {c: ~frame[c].fillna("").str.match(record_pattern(source_systems)) for c in ["record_a", "record_b"]}
     bad_decision = ~frame["decision"].isin([MUST_LINK, CANNOT_LINK])
     self_paired = frame["record_a"] == frame["record_b"]
-    wanted = f" is not <source_system>:<client_id> (source_system one of {', '.join(SOURCE_SYSTEMS)})"
+    wanted = f" is not <source_system>:<client_id> (source_system one of {', '.join(source_systems)})"
     problems = [
         *(line + "record_a " + frame["record_a"].map(repr) + wanted)[bad_record["record_a"]].tolist(),
         *(line + "record_b " + frame["record_b"].map(repr) + wanted)[bad_record["record_b"]].tolist(),
@@ -103,7 +112,7 @@ def parse_decisions(frame: pd.DataFrame, source: str) -> MatchDecisions:
     return MatchDecisions(frame.reset_index(drop=True), source)
 
 
-def read_decisions(path: Path) -> MatchDecisions:
+def read_decisions(path: Path, source_systems: Sequence[str] = tuple(SOURCE_SYSTEMS)) -> MatchDecisions:
     """The decisions file, or no decisions when it does not exist. Blank lines and lines starting with '#' are skipped."""
     if not path.exists():
         return MatchDecisions.none()
@@ -133,4 +142,4 @@ def read_decisions(path: Path) -> MatchDecisions:
         raise MatchDecisionsError(f"{path}: line {short[0]} has more fields than the header (quote a note that contains a comma)")
     frame = pd.DataFrame([row + [""] * (width - len(row)) for row in body], columns=header, dtype=object)
     frame = frame.replace("", None).assign(line=[number for number, _ in numbered[1:]])
-    return parse_decisions(frame, str(path))
+    return parse_decisions(frame, str(path), source_systems)
