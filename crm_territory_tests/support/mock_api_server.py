@@ -11,7 +11,7 @@ environment-variable handling. Usage::
 
 Keyword settings are either ``MockApiSettings`` field names (``clients``,
 ``seed``, ``error_rate``, ``fault_seed``, ``latency_ms``, ``fail_pages`` -- a
-string like "2,3" or an iterable of ints) or raw variable names
+string like "2,3" or an iterable of ints --, ``write_token``, ``change_log_size``) or raw variable names
 (``MOCK_CRM_ERROR_RATE="0.5"``). Inherited ``MOCK_CRM_*`` variables are
 dropped so the outer environment cannot change a test's server.
 """
@@ -44,6 +44,8 @@ _SETTING_ENV = {
     "fault_seed": "MOCK_CRM_FAULT_SEED",
     "latency_ms": "MOCK_CRM_LATENCY_MS",
     "fail_pages": "MOCK_CRM_FAIL_PAGES",
+    "write_token": "MOCK_CRM_WRITE_TOKEN",  # writes (PATCH/POST /clients) are refused without it
+    "change_log_size": "MOCK_CRM_CHANGE_LOG_SIZE",  # how many changes GET /changes keeps
 }
 
 
