@@ -50,14 +50,15 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The mock API in the background (its own process group, stopped on exit), the UI in the foreground.
+# The mock API in the background (its own process group, stopped on exit), the UI in the foreground. The mock's
+# write token (MOCK_CRM_WRITE_TOKEN, for python -m mock_api.change) goes to the mock only: the engine never writes.
 dev: install $(DAGSTER_HOME)
 	@set -m; \
 	export CRM_API_TOKEN=$${CRM_API_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}; \
 	export CRM_API_URL=http://127.0.0.1:$(API_PORT); \
 	$(PY) -m mock_api --host 127.0.0.1 --port $(API_PORT) & api=$$!; \
 	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
+	env -u MOCK_CRM_WRITE_TOKEN $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
 bench: install
 	$(PY) -m crm_territory_tests.benchmarks.bench
