@@ -234,7 +234,8 @@ def map_fields(source: pd.DataFrame, column, layout: Layout) -> tuple[pd.DataFra
         if field_name == "client_name":
             what = _source_words(spec)
             reason_parts.append(_reason(values.isna() & ~uncovered, f"no name: {what} empty"))
-            reason_parts.append(_reason(uncovered, f"the name in {what} is not covered by fields.client_name.map"))
+            where = ", ".join(repr(c) for c in spec.columns) or "the constant"
+            reason_parts.append(_reason(uncovered, f"the name in column {where} is not covered by fields.client_name.map"))
     reasons = _join(reason_parts, index)
     if "status" in layout.fields:
         out["status"] = out["status"].str.lower()

@@ -29,9 +29,12 @@ def canonicalise(values: pd.Series, aliases: dict[str, str]) -> pd.Series:
     so a million rows cost one ``map`` over a small dictionary.
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    canonical_uniques = alias_keys(pd.Series(uniques, dtype=object)).map(aliases)
-    result = canonical_uniques.to_numpy(dtype=object)[codes]
-    result[codes < 0] = None
+    canonical_uniques = alias_keys(pd.Series(uniques, dtype=object)).map(aliases).to_numpy(dtype=object)
+    # index the present values only: a column empty in every row has no distinct value, and indexing an empty
+    # array with the missing-value code (-1) raised IndexError (a drop whose segment column was blank throughout)
+    result = np.full(len(values), None, dtype=object)
+    present = codes >= 0
+    result[present] = canonical_uniques[codes[present]]
     out = pd.Series(result, index=values.index, dtype=object)
     return out.where(out.notna(), None)
 
