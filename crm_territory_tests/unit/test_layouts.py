@@ -159,16 +159,18 @@ def test_validation_reports_unknown_keys_wrong_types_and_unknown_fields_with_key
               regoin: State
               segment: {column: A, constant: B}
               region: {column: R, number: {scale: 2}}
+              city: {colum: City}
             """
         )
     )
     assert "expected a lower-case name" in found["source_system"]
-    assert found["files.folders"] == "unknown key 'folders'"
+    assert found["files.folders"] == "unknown key 'folders'; did you mean 'folder'? (expected: folder, pattern)"
     assert "expected one of" in found["format.delimiter"]
     assert "whole number" in found["format.header_row"]
     assert "give exactly one of column, template, constant" in found["fields.segment"]
     assert "did you mean 'region'" in found["fields.regoin"]
     assert "only aum_usd, revenue_usd are numbers" in found["fields.region.number"]
+    assert found["fields.city.colum"].startswith("unknown key 'colum'; did you mean 'column'?")
 
 
 def test_yaml_aliases_duplicate_keys_and_the_api_name_are_refused():

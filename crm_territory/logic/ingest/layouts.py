@@ -382,6 +382,15 @@ _EXPECTED = {
 }
 
 
+def _known_keys(parent: list) -> list[str]:
+    """The keys the mapping at ``parent`` may have (for "did you mean")."""
+    if parent and parent[0] == "fields":
+        model = {2: FieldSpec, 4: NumberSpec}.get(len(parent)) if len(parent) != 4 or parent[2] == "number" else None
+    else:
+        model = {(): LayoutFile, ("files",): FilesSpec, ("format",): FormatSpec, ("id",): IdSpec}.get(tuple(parent))
+    return list(model.model_fields) if model else []
+
+
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     problems = []
     seen = set()
@@ -404,7 +413,13 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
                 continue
         kind = error["type"]
         if kind == "extra_forbidden":
-            reason = f"unknown key {loc[-1]!r}"
+            known = _known_keys(loc[:-1])
+            hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            reason = (
+                f"unknown key {loc[-1]!r}"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + (f" (expected: {', '.join(known)})" if known else "")
+            )
         elif kind == "missing":
             reason = "required key is missing"
         elif _EXPECTED.get(kind):
