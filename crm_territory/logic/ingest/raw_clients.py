@@ -295,7 +295,11 @@ def assemble_raw_clients(
             }
         )
 
-    raw_clients = conform(pd.concat(raw_parts, ignore_index=True), RawClients) if raw_parts else empty_frame(RawClients)
+    # each part conformed first: a source without an optional field has it all-empty, and concatenating an all-NA
+    # column of another dtype is deprecated in pandas (and would decide the result's dtype by accident)
+    raw_clients = (
+        pd.concat([conform(part, RawClients) for part in raw_parts], ignore_index=True) if raw_parts else empty_frame(RawClients)
+    )
     quarantined = (
         conform(pd.concat(quarantine_parts, ignore_index=True), QuarantinedClients)
         if quarantine_parts
