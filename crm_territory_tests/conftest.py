@@ -52,3 +52,12 @@ def pipeline_env(monkeypatch, data_dir, mock_api):
     monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
     monkeypatch.setenv("CRM_API_URL", mock_api)
     return Settings.from_env()
+
+
+@pytest.fixture
+def capture():
+    """The attacker's server (issue 10, finding 3): records each request's path and Authorization header."""
+    from crm_territory_tests.support.capture_server import run_capture_server
+
+    with run_capture_server() as server:
+        yield server

@@ -5,7 +5,6 @@ a temporary Dagster instance, prints the summary and stops the API. The tests co
 numbers with the tables it wrote and with the run recorded in the instance.
 """
 
-import os
 import re
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from crm_territory.definitions import build_definitions
 from crm_territory.logic.matching.quality import pair_quality
 from crm_territory.settings import Settings
 from crm_territory.storage.csv_tables import CsvTables
+from crm_territory_tests.support.cli_run import cli_run_env
 from mock_api.generator import client_entities, generate_clients
 
 pytestmark = pytest.mark.integration
@@ -30,20 +30,12 @@ API_CLIENTS = 200
 
 
 def cli_env(data_dir: Path, dagster_home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("CRM_API_TOKEN", "CRM_API_URL", "CRM_STORAGE", "DAGSTER_HOME")
-        and not k.startswith(("MOCK_CRM_", "SNOWFLAKE_"))
-    }
-    env.update(
-        CRM_DATA_DIR=str(data_dir),
-        DAGSTER_HOME=str(dagster_home),
-        # the checkout first, so the command runs this tree's code
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
-        PYTHONUNBUFFERED="1",
+    return cli_run_env(
+        data_dir,
+        dagster_home,
+        drop=("CRM_API_TOKEN", "CRM_API_URL", "CRM_STORAGE", "DAGSTER_HOME"),
+        drop_prefixes=("MOCK_CRM_", "SNOWFLAKE_"),
     )
-    return env
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,7 @@ from crm_territory.logic.integrity import (
 from crm_territory.schemas import TABLES
 from crm_territory.storage.csv_set import CsvTableSet, published_tables
 from crm_territory_tests.support import REPO_ROOT
+from crm_territory_tests.support.cli_run import cli_run_env
 from crm_territory_tests.support.compare_tables import comparable
 from crm_territory_tests.support.mock_api_server import TEST_TOKEN
 
@@ -48,16 +49,9 @@ NEW_DROP = (
 
 
 def env_for(data_dir: Path, dagster_home: Path, api_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MOCK_CRM_", "SNOWFLAKE_", "DAGSTER_HOME"))}
-    env.update(
-        CRM_DATA_DIR=str(data_dir),
-        CRM_API_URL=api_url,
-        CRM_API_TOKEN=TEST_TOKEN,
-        DAGSTER_HOME=str(dagster_home),
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
-        PYTHONUNBUFFERED="1",
+    return cli_run_env(
+        data_dir, dagster_home, api_url, TEST_TOKEN, drop_prefixes=("CRM_", "MOCK_CRM_", "SNOWFLAKE_", "DAGSTER_HOME")
     )
-    return env
 
 
 def cli(data_dir: Path, api_url: str, *module_and_args: str) -> subprocess.CompletedProcess[str]:

@@ -16,25 +16,21 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from crm_territory_tests.integration.test_webserver import (
-    REPO_ROOT,
-    STARTUP_TIMEOUT_S,
+from crm_territory_tests.support import REPO_ROOT
+from crm_territory_tests.support.capture_server import CaptureServer
+from crm_territory_tests.support.dagster_servers import (
     Dagster,
-    _free_port,
-    _log_tail,
-    _repository_selector,
-    _stop_group,
-    _wait_for_run,
+    free_port,
+    repository_selector,
+    start_until_server_info,
+    stop_group,
+    wait_for_run,
 )
 
 pytestmark = pytest.mark.integration
@@ -44,71 +40,15 @@ INSTANCE_YAML = "concurrency:\n  pools:\n    default_limit: 1\n    granularity: 
 REFUSED = "Refused: this run's config sets resources.io_manager.config.data_dir"
 
 
-class CaptureServer:
-    """The attacker's server: answers like the CRM API would, and records every request it receives."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        capture = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                capture.requests.append({"path": self.path, "authorization": self.headers.get("Authorization")})
-                body = b'{"data": [], "next_page": null, "total": 0}' if self.path.startswith("/clients") else b"[]"
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def capture() -> Iterator[CaptureServer]:
-    server = CaptureServer()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
-
-
 def _start_dg_dev(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``dg dev`` as ``make dev`` starts it (webserver, daemon, code server), on a free loopback port."""
+    """``dg dev`` as ``make dev`` starts it (webserver, daemon, code server), on a free loopback port.
+
+    In its own process group: stop_group ends the webserver, daemon, code server and runs.
+    """
     exe = Path(sys.executable).parent / "dg"
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [str(exe), "dev", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: _stop_group ends the webserver, daemon, code server and runs
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    if client.get(f"{base_url}/server_info").status_code == 200:
-                        return proc, base_url
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.5)
-    except BaseException:
-        _stop_group(proc)
-        raise
-    _stop_group(proc)
-    pytest.fail(f"dg dev did not answer on {base_url}:\n{_log_tail(log_path)}", pytrace=False)
+    return start_until_server_info(
+        lambda port: [str(exe), "dev", "--host", "127.0.0.1", "--port", str(port)], env, log_path, name="dg dev"
+    )
 
 
 def _gql_literal(value: Any) -> str:
@@ -185,7 +125,7 @@ def test_a_cross_site_get_cannot_send_the_token_or_the_tables_elsewhere(tmp_path
     env.update(
         DAGSTER_HOME=str(dagster_home),
         CRM_DATA_DIR=str(data_dir),
-        CRM_API_URL=f"http://127.0.0.1:{_free_port()}",  # the real API is not needed: no run may reach any API
+        CRM_API_URL=f"http://127.0.0.1:{free_port()}",  # the real API is not needed: no run may reach any API
         CRM_API_TOKEN=token,
         PYTHONUNBUFFERED="1",
     )
@@ -193,13 +133,13 @@ def test_a_cross_site_get_cannot_send_the_token_or_the_tables_elsewhere(tmp_path
     proc, base_url = _start_dg_dev(env, log_path)
     dagster = Dagster(base_url, log_path)
     try:
-        selector = _repository_selector(dagster)
+        selector = repository_selector(dagster, "materialize_all_job")
 
         # 1. The probe's request: the API moved to the capture server, the real token by reference.
         moved_api = {"resources": {"crm_api": {"config": {"base_url": capture.url, "token": {"env": "CRM_API_TOKEN"}}}}}
         launched = _probe_get(base_url, selector, "crm_api_pull_job", moved_api)
         if launched["__typename"] == "LaunchRunSuccess":  # unfixed: let the run do its harm, then fail below
-            _wait_for_run(dagster, launched["run"]["runId"])
+            wait_for_run(dagster, launched["run"]["runId"])
         assert launched["__typename"] == "RunConfigValidationInvalid", launched
         assert any('unexpected config entry "base_url"' in e["message"] for e in launched["errors"]), launched
 
@@ -208,7 +148,7 @@ def test_a_cross_site_get_cannot_send_the_token_or_the_tables_elsewhere(tmp_path
         launched = _probe_get(base_url, selector, "materialize_all_job", moved_tables)
         if launched["__typename"] == "LaunchRunSuccess":
             run_id = launched["run"]["runId"]
-            status = _wait_for_run(dagster, run_id)
+            status = wait_for_run(dagster, run_id)
             events, messages = _run_events(dagster, run_id)
             assert status == "FAILURE", f"the redirected run ended {status}"
             assert REFUSED in messages, messages[-3000:]
@@ -220,14 +160,14 @@ def test_a_cross_site_get_cannot_send_the_token_or_the_tables_elsewhere(tmp_path
         moved_landing = {"resources": {"landing": {"config": {"data_dir": str(elsewhere)}}}}
         launched = _probe_get(base_url, selector, "drop_ingest_job", moved_landing)
         if launched["__typename"] == "LaunchRunSuccess":
-            _wait_for_run(dagster, launched["run"]["runId"])
+            wait_for_run(dagster, launched["run"]["runId"])
         assert launched["__typename"] == "RunConfigValidationInvalid", launched
     finally:
         dagster.http.close()
-        _stop_group(proc)
+        stop_group(proc)
 
-    leaked = [r for r in capture.requests if token in (r["authorization"] or "")]
-    assert not leaked, f"the real token was sent to the capture server: {[r['path'] for r in leaked]}"
+    leaked = [r for r in capture.requests if token in (r.authorization or "")]
+    assert not leaked, f"the real token was sent to the capture server: {[r.path for r in leaked]}"
     assert capture.requests == [], capture.requests
     # No table, no folder: only the IO manager's writer lock may be there, while the IO manager (crm_territory/storage/)
     # does not take FixedAtLoad and locks the folder before another resource's set-up refuses the run.

@@ -28,6 +28,8 @@ from dagster._core.instance.ref import InstanceRef
 from crm_territory.cli import LOCAL_INSTANCE_YAML, ensure_dagster_home
 from crm_territory.instance.run_worker import WORKER_HOST_TAG, worker_tags
 from crm_territory.storage.writer_lock import LOCK_NAME
+from crm_territory_tests.support.cli_run import cli_run_env
+from crm_territory_tests.support.dagster_servers import log_tail, start_group, stop_group
 from crm_territory_tests.support.mock_api_server import TEST_TOKEN, run_mock_api
 
 pytestmark = pytest.mark.integration
@@ -41,25 +43,12 @@ TEST_POLL_SECONDS = 2
 STARTED, SUCCESS, FAILURE = dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
 
 
-def _tail(path: Path, chars: int = 4000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else "<no output>"
-
-
 def _instance(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
 def _env(data_dir: Path, home: Path, api_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DAGSTER_", "MOCK_CRM_", "SNOWFLAKE_"))}
-    env.update(
-        CRM_DATA_DIR=str(data_dir),
-        CRM_API_URL=api_url,
-        CRM_API_TOKEN=TEST_TOKEN,
-        DAGSTER_HOME=str(home),
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return cli_run_env(data_dir, home, api_url, TEST_TOKEN, drop_prefixes=("CRM_", "DAGSTER_", "MOCK_CRM_", "SNOWFLAKE_"))
 
 
 def _wait_for(what: str, predicate, timeout: float, details=lambda: "") -> None:
@@ -68,23 +57,6 @@ def _wait_for(what: str, predicate, timeout: float, details=lambda: "") -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {timeout:.0f} s\n{details()}", pytrace=False)
         time.sleep(0.2)
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the process group we started (the daemon and the code server it spawned)."""
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=grace)
-            os.killpg(proc.pid, signal.SIGKILL)  # anything of the group left behind
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            pass
-        break
 
 
 @pytest.fixture
@@ -113,10 +85,10 @@ def _kill_a_cli_run_mid_run(env: dict[str, str], home: Path, log: Path) -> tuple
         with _instance(home) as instance:
 
             def started() -> bool:
-                assert cli.poll() is None, f"the CLI ended (exit {cli.returncode}) before we killed it:\n{_tail(log)}"
+                assert cli.poll() is None, f"the CLI ended (exit {cli.returncode}) before we killed it:\n{log_tail(log)}"
                 return bool(instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])))
 
-            _wait_for("the CLI's run to be STARTED", started, 120, lambda: _tail(log))
+            _wait_for("the CLI's run to be STARTED", started, 120, lambda: log_tail(log))
             cli.send_signal(signal.SIGKILL)
             cli.wait(timeout=30)
             (run,) = instance.get_runs()
@@ -167,18 +139,11 @@ def _alive(pid: int) -> bool:
 
 
 def _start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # its own process group, which holds the code server it starts and the run workers that server starts:
-            # we stop (or kill) exactly those
-            start_new_session=True,
-        )
+    # its own process group, which holds the code server it starts and the run workers that server starts:
+    # we stop (or kill) exactly those
+    return start_group(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")], env, log
+    )
 
 
 def test_the_daemon_fails_killed_runs_and_the_queued_run_goes_ahead(tmp_path, data_dir, home, slow_api):
@@ -187,7 +152,7 @@ def test_the_daemon_fails_killed_runs_and_the_queued_run_goes_ahead(tmp_path, da
     log = tmp_path / "daemon.log"
 
     def daemon_says() -> str:
-        return _tail(log)
+        return log_tail(log)
 
     daemons: list[subprocess.Popen[bytes]] = []
     try:
@@ -264,7 +229,7 @@ def test_the_daemon_fails_killed_runs_and_the_queued_run_goes_ahead(tmp_path, da
             assert status(second.run_id) == SUCCESS, daemon_says()
     finally:
         for daemon in daemons:
-            _stop_group(daemon)
+            stop_group(daemon, grace=20)
     print(
         f"\nafter the daemon's restart (poll {TEST_POLL_SECONDS} s): the dead launched run was marked FAILURE in "
         f"{failed_after:.1f} s, the queued run launched in {launched_after:.1f} s"

@@ -12,11 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,13 @@ import httpx
 import pandas as pd
 import pytest
 
+from crm_territory_tests.support.dagster_servers import (
+    Dagster,
+    repository_selector,
+    start_until_server_info,
+    stop_group,
+    wait_for_run,
+)
 from crm_territory_tests.support.mock_api_server import TEST_TOKEN, auth_headers, run_mock_api
 
 pytestmark = pytest.mark.integration
@@ -33,12 +37,8 @@ N_API_CLIENTS = 300
 # A seed whose 300-client book holds a few nameless records, so the quarantine is exercised.
 API_SEED = 2
 JOB_NAME = "materialize_all_job"
-LOCATION_NAME = "crm_territory"  # workspace.yaml's location_name
 RUN_COORDINATOR_MODULE = "dagster._core.run_coordinator"
 RUN_COORDINATOR_CLASS = "DefaultRunCoordinator"
-STARTUP_TIMEOUT_S = 90
-RUN_TIMEOUT_S = 240
-TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 CORE_TABLES = ("client_dim", "territory_dim", "assignments_fact")
 ASSETS = ("crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manifest", *CORE_TABLES)
 
@@ -46,18 +46,12 @@ ASSETS = ("crm_api_clients", "raw_clients", "quarantined_clients", "ingest_manif
 # --------------------------------------------------------------------------- helpers
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _log_tail(path: Path, chars: int = 6000) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "<no log>"
-    return text[-chars:]
+def _start_webserver(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start dagster-webserver on a free loopback port; return it once /server_info answers."""
+    exe = Path(sys.executable).parent / "dagster-webserver"
+    assert exe.exists(), f"dagster-webserver is not installed next to {sys.executable}"
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    return start_until_server_info(lambda port: [str(exe), "-h", "127.0.0.1", "-p", str(port), "-w", workspace], env, log_path)
 
 
 def _write_dagster_home(path: Path) -> Path:
@@ -68,113 +62,6 @@ def _write_dagster_home(path: Path) -> Path:
     return path
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the webserver's process group (webserver, code server, any run worker) that this test started."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = proc.pid  # the leader is gone; with start_new_session its pid is the group id
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:
-            # the leader exited; make sure no child of the group is left behind
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        break
-
-
-class Dagster:
-    """A minimal GraphQL client for the webserver, whose failures carry the server log."""
-
-    def __init__(self, base_url: str, log_path: Path) -> None:
-        self.base_url = base_url
-        self.log_path = log_path
-        self.http = httpx.Client(base_url=base_url, timeout=30.0)
-
-    def fail(self, message: str) -> None:
-        pytest.fail(f"{message}\n--- webserver log (tail) ---\n{_log_tail(self.log_path)}", pytrace=False)
-
-    def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.http.post("/graphql", json={"query": query, "variables": variables or {}})
-        if response.status_code != 200:
-            self.fail(f"GraphQL answered HTTP {response.status_code}: {response.text[:2000]}")
-        body = response.json()
-        if body.get("errors"):
-            self.fail(f"GraphQL errors: {body['errors']}")
-        return body["data"]
-
-
-def _start_webserver(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start dagster-webserver on a free loopback port; return it once /server_info answers."""
-    exe = Path(sys.executable).parent / "dagster-webserver"
-    assert exe.exists(), f"dagster-webserver is not installed next to {sys.executable}"
-    for attempt in range(3):
-        port = _free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [str(exe), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO_ROOT / "workspace.yaml")],
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            with httpx.Client(timeout=2.0) as client:
-                while time.monotonic() < deadline and proc.poll() is None:
-                    try:
-                        if client.get(f"{base_url}/server_info").status_code == 200:
-                            return proc, base_url
-                    except httpx.TransportError:
-                        pass  # not listening yet
-                    time.sleep(0.25)
-        except BaseException:
-            _stop_group(proc)
-            raise
-        _stop_group(proc)
-        # Another process may take the port between _free_port() and the bind: worth a retry.
-        if "address already in use" in _log_tail(log_path).lower() and attempt < 2:
-            continue
-        break
-    pytest.fail(
-        f"dagster-webserver did not answer /server_info on {base_url} within {STARTUP_TIMEOUT_S}s "
-        f"(exit code {proc.returncode}).\n--- webserver log (tail) ---\n{_log_tail(log_path)}",
-        pytrace=False,
-    )
-
-
-WORKSPACE_QUERY = """
-query {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError {
-          __typename
-          ... on RepositoryLocation { name repositories { name jobs { name } } }
-          ... on PythonError { message stack }
-        }
-      }
-    }
-    ... on PythonError { message stack }
-  }
-}
-"""
-
 LAUNCH_RUN_MUTATION = """
 mutation LaunchRun($executionParams: ExecutionParams!) {
   launchRun(executionParams: $executionParams) {
@@ -182,16 +69,6 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
     ... on LaunchRunSuccess { run { runId status } }
     ... on RunConfigValidationInvalid { errors { message } }
     ... on PythonError { message stack }
-    ... on Error { message }
-  }
-}
-"""
-
-RUN_STATUS_QUERY = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { runId status jobName }
     ... on Error { message }
   }
 }
@@ -232,57 +109,12 @@ query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {
 """
 
 
-def _repository_selector(dagster: Dagster) -> dict[str, str]:
-    """Wait until the code location is loaded; return the selector of the repository holding the job."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    entries: list[dict[str, Any]] = []
-    while True:
-        workspace = dagster.query(WORKSPACE_QUERY)["workspaceOrError"]
-        if workspace["__typename"] != "Workspace":
-            dagster.fail(f"workspaceOrError: {workspace}")
-        entries = workspace["locationEntries"]
-        loaded = [e for e in entries if e["loadStatus"] == "LOADED"]
-        if entries and len(loaded) == len(entries):
-            break
-        if time.monotonic() > deadline:
-            dagster.fail(f"the workspace did not finish loading within {STARTUP_TIMEOUT_S}s: {entries}")
-        time.sleep(0.5)
-
-    for entry in entries:
-        location = entry["locationOrLoadError"]
-        if location is None or location["__typename"] != "RepositoryLocation":
-            dagster.fail(f"code location {entry['name']} failed to load: {location}")
-    selectors = [
-        {"repositoryLocationName": entry["locationOrLoadError"]["name"], "repositoryName": repo["name"]}
-        for entry in entries
-        for repo in entry["locationOrLoadError"]["repositories"]
-        if JOB_NAME in {job["name"] for job in repo["jobs"]}
-    ]
-    if len(selectors) != 1:
-        dagster.fail(f"expected exactly one repository with {JOB_NAME}, found {selectors} in {entries}")
-    assert selectors[0]["repositoryLocationName"] == LOCATION_NAME
-    return selectors[0]
-
-
 def _launch(dagster: Dagster, selector: dict[str, str]) -> str:
     params = {"selector": {**selector, "jobName": JOB_NAME}, "runConfigData": {}}
     result = dagster.query(LAUNCH_RUN_MUTATION, {"executionParams": params})["launchRun"]
     if result["__typename"] != "LaunchRunSuccess":
         dagster.fail(f"launchRun did not launch {JOB_NAME}: {result}")
     return result["run"]["runId"]
-
-
-def _wait_for_run(dagster: Dagster, run_id: str) -> str:
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while True:
-        run = dagster.query(RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]
-        if run["__typename"] != "Run":
-            dagster.fail(f"runOrError({run_id}): {run}")
-        if run["status"] in TERMINAL_STATUSES:
-            return run["status"]
-        if time.monotonic() > deadline:
-            dagster.fail(f"run {run_id} still {run['status']} after {RUN_TIMEOUT_S}s")
-        time.sleep(1.0)
 
 
 def _run_events_and_checks(dagster: Dagster, run_id: str) -> tuple[list[dict], set[tuple[str, str]]]:
@@ -355,9 +187,9 @@ def test_materialize_all_job_through_the_webserver(tmp_path: Path) -> None:
         proc, base_url = _start_webserver(env, log_path)
         dagster = Dagster(base_url, log_path)
         try:
-            selector = _repository_selector(dagster)
+            selector = repository_selector(dagster, JOB_NAME)
             run_id = _launch(dagster, selector)
-            status = _wait_for_run(dagster, run_id)
+            status = wait_for_run(dagster, run_id)
             events, planned_checks = _run_events_and_checks(dagster, run_id)
             if status != "SUCCESS":
                 dagster.fail(f"run {run_id} ended {status}:\n{_failure_summary(events)}")
@@ -389,7 +221,7 @@ def test_materialize_all_job_through_the_webserver(tmp_path: Path) -> None:
             api_records = _api_records(api_url)
         finally:
             dagster.http.close()
-            _stop_group(proc)
+            stop_group(proc)
 
     # --- the tables the run wrote under the tmp data folder
     for table in CORE_TABLES:

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["TEST_TOKEN", "auth_headers", "run_mock_api"]
+__all__ = ["TEST_TOKEN", "auth_headers", "free_port", "run_mock_api"]
 
 #: Token the helper gives the server unless the caller passes ``token=``.
 TEST_TOKEN = "test-token-not-a-secret"
@@ -54,7 +54,8 @@ def auth_headers(token: str = TEST_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (another process may take it before the caller binds it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -123,7 +124,7 @@ def run_mock_api(*, token: str = TEST_TOKEN, startup_timeout: float = 20.0, **se
         attempts = 0
         while True:
             attempts += 1
-            port = _free_port()
+            port = free_port()
             base_url = f"http://127.0.0.1:{port}"
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mock_api", "--host", "127.0.0.1", "--port", str(port)],
@@ -143,7 +144,7 @@ def run_mock_api(*, token: str = TEST_TOKEN, startup_timeout: float = 20.0, **se
             _stop(proc)
             log.seek(0)
             output = log.read().decode("utf-8", errors="replace")
-            # Another process may grab the port between _free_port() and the
+            # Another process may grab the port between free_port() and the
             # bind; that race is worth one more try, nothing else is.
             if "address already in use" in output.lower() and attempts < 3 and time.monotonic() < deadline:
                 continue

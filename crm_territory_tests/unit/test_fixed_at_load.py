@@ -8,9 +8,6 @@ definitions and run real jobs in process; the GraphQL launch through ``dg dev`` 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -44,40 +41,6 @@ def resource_config_fields(job: dg.JobDefinition) -> dict[str, set[str]]:
 def settings(data_dir: Path, monkeypatch) -> Settings:
     monkeypatch.setenv("CRM_API_TOKEN", "the-real-token-xyz")
     return Settings(data_dir=data_dir.resolve(), storage="local", api_url="http://127.0.0.1:9")
-
-
-class Capture:
-    """A real HTTP server on 127.0.0.1 that records every request it receives (the attacker's)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str | None]] = []
-        capture = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                capture.requests.append((self.path, self.headers.get("Authorization")))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"data": [], "next_page": null, "total": 0}' if "/clients" in self.path else b"[]")
-
-            def log_message(self, *args) -> None:  # keep the test output quiet
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def capture() -> Iterator[Capture]:
-    server = Capture()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 # --------------------------------------------------------------------------- the pure rule
@@ -214,5 +177,5 @@ def test_a_run_config_repeating_the_configured_values_runs(settings, capture):
         instance=dg.DagsterInstance.ephemeral(), run_config={**QUIET, "resources": same}, raise_on_error=False
     )
     assert result.success
-    assert {path.split("?")[0] for path, _ in capture.requests} >= {"/clients"}
-    assert {auth for _, auth in capture.requests} == {"Bearer the-real-token-xyz"}  # the configured API, the real token
+    assert {r.path.split("?")[0] for r in capture.requests} >= {"/clients"}
+    assert {r.authorization for r in capture.requests} == {"Bearer the-real-token-xyz"}  # the configured API, the real token
