@@ -9,6 +9,9 @@ CRM_API_TOKEN  the CRM API's bearer token; read by the resource at run time, nev
 CRM_LOCK_WAIT_SECONDS  how long a run waits for another run writing the same data folder (default 300).
 CRM_LANDING_SETTLE_SECONDS  a landing file is taken once unchanged for this long (default 15; see
                ``crm_territory.logic.ingest.settle``).
+CRM_CHANGE_FEED_INTERVAL_SECONDS  how often the change-feed sensor polls the CRM (whole seconds, default 30).
+CRM_PREVIEW_TIME_LIMIT_SECONDS    the most a candidate rules preview may take (default 120; a run's config
+               ``ops.assignments_preview.config.time_limit_seconds`` overrides it for that run).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ SNOWFLAKE_OPTIONAL = ("SNOWFLAKE_ROLE", "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
 # run finding a fresh drop waits for it (at most this long, once) instead of deferring it, and well
 # under the drop sensor's 30 s tick. A writer pausing longer must write ``x.part`` and rename it.
 DEFAULT_LANDING_SETTLE_SECONDS = 15.0
+DEFAULT_CHANGE_FEED_INTERVAL_SECONDS = 30  # an edit in the CRM is re-placed within a minute; a quiet tick is one request
+# The preview of a sound candidate costs about what territory_dim + assignments_fact cost: well under a minute at a
+# million clients (docs/performance.md). 120 s leaves that room on a busy machine and bounds what a hostile or
+# runaway candidate can add to a production run.
+DEFAULT_PREVIEW_TIME_LIMIT_SECONDS = 120.0
 
 
 class SettingsError(ValueError):
@@ -47,6 +55,8 @@ class Settings:
     api_url: str
     lock_wait_seconds: float = 300.0
     landing_settle_seconds: float = DEFAULT_LANDING_SETTLE_SECONDS
+    change_feed_interval_seconds: int = DEFAULT_CHANGE_FEED_INTERVAL_SECONDS
+    preview_time_limit_seconds: float = DEFAULT_PREVIEW_TIME_LIMIT_SECONDS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +78,10 @@ class Settings:
             api_url=api_url,
             lock_wait_seconds=lock_wait_seconds,
             landing_settle_seconds=_seconds("CRM_LANDING_SETTLE_SECONDS", DEFAULT_LANDING_SETTLE_SECONDS),
+            change_feed_interval_seconds=_whole_seconds("CRM_CHANGE_FEED_INTERVAL_SECONDS", DEFAULT_CHANGE_FEED_INTERVAL_SECONDS),
+            preview_time_limit_seconds=_seconds(
+                "CRM_PREVIEW_TIME_LIMIT_SECONDS", DEFAULT_PREVIEW_TIME_LIMIT_SECONDS, positive=True
+            ),
         )
 
     @property
@@ -79,7 +93,7 @@ class Settings:
         return self.data_dir / "reference"
 
 
-def _seconds(name: str, default: float) -> float:
+def _seconds(name: str, default: float, positive: bool = False) -> float:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -87,8 +101,22 @@ def _seconds(name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r} is not a number of seconds") from None
-    if not value >= 0 or value == float("inf"):
-        raise SettingsError(f"{name}={text!r}: give a number of seconds, 0 or more")
+    if not value >= 0 or value == float("inf") or (positive and value == 0):
+        raise SettingsError(f"{name}={text!r}: give a number of seconds, {'more than 0' if positive else '0 or more'}")
+    return value
+
+
+def _whole_seconds(name: str, default: int) -> int:
+    """A sensor interval: Dagster takes whole seconds, and 0 would poll without pause."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise SettingsError(f"{name}={text!r}: give a number of seconds, 1 or more")
     return value
 
 

@@ -34,7 +34,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         **storage_resources(settings),
         "landing": LocalLandingZone(data_dir=data_dir),
         "reference_files": ReferenceFiles(data_dir=data_dir),
-        "rules_files": RulesFiles(data_dir=data_dir),
+        "rules_files": RulesFiles(data_dir=data_dir, preview_time_limit_seconds=settings.preview_time_limit_seconds),
         "match_decisions": MatchDecisionsFile(data_dir=data_dir),
         "crm_api": CrmApiResource(base_url=settings.api_url, token=dg.EnvVar("CRM_API_TOKEN")),
     }

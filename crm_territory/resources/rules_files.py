@@ -36,6 +36,8 @@ def check_rules(rules: Rules, reference: ReferenceData) -> list[Finding]:
 
 class RulesFiles(FixedAtLoad, dg.ConfigurableResource):
     data_dir: str
+    preview_time_limit_seconds: float = 120.0
+    """The most seconds a candidate's preview may take (CRM_PREVIEW_TIME_LIMIT_SECONDS; a run may set its own)."""
 
     @property
     def folder(self) -> Path:

@@ -14,7 +14,6 @@ import dagster as dg
 import pytest
 
 from crm_territory.definitions import build_definitions
-from crm_territory.defs.sources.change_feed import DEFAULT_INTERVAL_SECONDS, INTERVAL_VARIABLE, interval_seconds
 from crm_territory.settings import Settings, SettingsError
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory_tests.support import QUIET, materialized
@@ -23,6 +22,7 @@ from crm_territory_tests.support.mock_crm_writes import run_writable_mock_api, s
 
 pytestmark = pytest.mark.integration
 
+INTERVAL_VARIABLE = "CRM_CHANGE_FEED_INTERVAL_SECONDS"
 SENSOR = "crm_change_feed_sensor"
 
 
@@ -170,15 +170,15 @@ def test_an_unreachable_crm_fails_the_tick_saying_so(monkeypatch, data_dir, inst
 
 
 def test_the_interval_comes_from_the_environment_when_the_definitions_load(monkeypatch, data_dir):
-    assert interval_seconds({}) == DEFAULT_INTERVAL_SECONDS == 30
-    assert interval_seconds({INTERVAL_VARIABLE: " 5 "}) == 5
-    for bad in ("0", "-3", "1.5", "soon"):
-        with pytest.raises(SettingsError, match=INTERVAL_VARIABLE):
-            interval_seconds({INTERVAL_VARIABLE: bad})
     settings = settings_for(monkeypatch, data_dir, "http://127.0.0.1:9")
+    assert settings.change_feed_interval_seconds == 30
     assert build_definitions(settings).resolve_sensor_def(SENSOR).minimum_interval_seconds == 30
-    monkeypatch.setenv(INTERVAL_VARIABLE, "12")  # set after the import: read at load, not at import
-    sensor = build_definitions(settings).resolve_sensor_def(SENSOR)
+    for bad in ("0", "-3", "1.5", "soon"):
+        monkeypatch.setenv(INTERVAL_VARIABLE, bad)
+        with pytest.raises(SettingsError, match=INTERVAL_VARIABLE):
+            Settings.from_env()
+    monkeypatch.setenv(INTERVAL_VARIABLE, " 12 ")  # set after the import: read when the definitions load
+    sensor = build_definitions(Settings.from_env()).resolve_sensor_def(SENSOR)
     assert sensor.minimum_interval_seconds == 12
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.job_name == "crm_api_pull_job"

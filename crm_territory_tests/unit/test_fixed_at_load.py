@@ -25,6 +25,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 RUN_CONFIGURABLE = {
     "crm_api": {"page_size", "timeout_seconds", "max_retries", "backoff_seconds", "token"},
     "io_manager": {"lock_wait_seconds"},
+    "rules_files": {"preview_time_limit_seconds"},
 }
 
 

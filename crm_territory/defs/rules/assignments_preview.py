@@ -1,7 +1,5 @@
 """The preview of a candidate rules file: what would move, per client, territory and advisor; nothing moves."""
 
-import os
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -15,33 +13,15 @@ from crm_territory.storage.table_store import missing_ok_input
 from crm_territory.wiring.assets import table_asset
 from crm_territory.wiring.metadata import markdown_table, table_metadata
 
-# The preview of a sound candidate costs about what territory_dim + assignments_fact cost: well under
-# a minute at a million clients (docs/performance.md). 120 s leaves that room on a busy machine, and
-# bounds what a hostile or runaway candidate can add to a production run (it runs in the same run).
-DEFAULT_TIME_LIMIT_SECONDS = 120.0
-TIME_LIMIT_VARIABLE = "CRM_PREVIEW_TIME_LIMIT_SECONDS"
-
 
 class AssignmentsPreviewConfig(dg.Config):
     time_limit_seconds: float | None = Field(default=None, gt=0)
     """The most seconds evaluating the candidate may take; then it is stopped and the preview says so.
-    Unset: the CRM_PREVIEW_TIME_LIMIT_SECONDS environment variable, else 120."""
+    Unset: CRM_PREVIEW_TIME_LIMIT_SECONDS as the definitions loaded it (default 120; crm_territory.settings)."""
 
 
-def _time_limit(config: AssignmentsPreviewConfig, log: dg.DagsterLogManager) -> float:
-    if config.time_limit_seconds is not None:
-        return config.time_limit_seconds
-    text = os.environ.get(TIME_LIMIT_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_TIME_LIMIT_SECONDS
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0:  # NaN too
-        log.error(f"{TIME_LIMIT_VARIABLE}={text!r} is not a positive number of seconds; using {DEFAULT_TIME_LIMIT_SECONDS:g}")
-        return DEFAULT_TIME_LIMIT_SECONDS
-    return seconds
+def _time_limit(config: AssignmentsPreviewConfig, rules_files: RulesFiles) -> float:
+    return config.time_limit_seconds if config.time_limit_seconds is not None else rules_files.preview_time_limit_seconds
 
 
 def _empty(candidate: str, **extra: object) -> dg.Output[pd.DataFrame]:
@@ -73,7 +53,7 @@ def assignments_preview(
     if not path.is_file():  # the usual case: no child process to pay for
         context.log.info(f"No candidate rules at {path}: nothing to preview")
         return _empty(f"none: put a rules file at {path}")
-    seconds = _time_limit(config, context.log)
+    seconds = _time_limit(config, rules_files)
     try:
         result: CandidatePreview = run_with_time_limit(
             evaluate_candidate,
@@ -87,8 +67,8 @@ def assignments_preview(
         )
         fix = (
             "Simplify the candidate (a regular expression that backtracks, thousands of rules or overrides), "
-            f"or, if it is sound and the book is large, raise the limit: run config ops.assignments_preview.config.time_limit_seconds "
-            f"or {TIME_LIMIT_VARIABLE}."
+            "or, if it is sound and the book is large, raise the limit: run config ops.assignments_preview.config.time_limit_seconds "
+            "or the CRM_PREVIEW_TIME_LIMIT_SECONDS environment variable (then reload the definitions)."
         )
         context.log.error(f"The candidate rules {path} cannot be previewed: {meaning} {fix}")
         return _empty(f"timed out after {seconds:g} s", time_limit_seconds=seconds, meaning=meaning, what_to_do=fix)

@@ -21,37 +21,13 @@ feed is what makes an edit visible within a minute; a tick with no change costs 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import dagster as dg
 
 from crm_territory.resources.crm_api import ChangeBatch, ChangeFeedExpired, CrmApiResource
-from crm_territory.settings import SettingsError
+from crm_territory.settings import load_settings
 
-INTERVAL_VARIABLE = "CRM_CHANGE_FEED_INTERVAL_SECONDS"
-DEFAULT_INTERVAL_SECONDS = 30
 MAX_TAGGED_CLIENTS = 20  # client ids listed in a run's tags (the tick's log gives the count)
 FULL_REFRESH_CONFIG = {"ops": {"crm_api_clients": {"config": {"full_refresh": True}}}}
-
-
-def interval_seconds(environ: Mapping[str, str] | None = None) -> int:
-    """The polling interval from CRM_CHANGE_FEED_INTERVAL_SECONDS: whole seconds, 1 or more (default 30).
-
-    This belongs in ``crm_territory.settings.Settings``; it is read here, when the definitions load,
-    until it moves there.
-    """
-    env = os.environ if environ is None else environ
-    text = env.get(INTERVAL_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_INTERVAL_SECONDS
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{INTERVAL_VARIABLE}={text!r} is not a whole number of seconds") from None
-    if value < 1:
-        raise SettingsError(f"{INTERVAL_VARIABLE}={text!r}: give a number of seconds, 1 or more")
-    return value
 
 
 def summarise(changes: list[dict]) -> tuple[list[str], str]:
@@ -130,5 +106,5 @@ def build_change_feed_sensor(every_seconds: int) -> dg.SensorDefinition:
 
 @dg.definitions
 def change_feed() -> dg.Definitions:
-    # the interval is read here, when the definitions load, never at import
-    return dg.Definitions(sensors=[build_change_feed_sensor(interval_seconds())])
+    # the interval comes from the settings of the definitions being loaded, never from an import-time read
+    return dg.Definitions(sensors=[build_change_feed_sensor(load_settings().change_feed_interval_seconds)])
