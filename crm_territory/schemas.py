@@ -159,8 +159,9 @@ class RawClients(_StrictModel):
     business_type: Series[str] = pa.Field(
         nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
     )
-    # Kept when a source layout maps them (data/sources/); empty for the CRM API and the seed's layout. Not yet
-    # carried into client_dim or matching.
+    # Kept when a source layout maps them (data/sources/); empty for the CRM API and the seed's layout. Matching
+    # compares tax_id, date_of_birth, postal_code, phone and the domain of email_domain / website
+    # (crm_territory/logic/matching/fields.py); not yet carried into client_dim.
     address: Series[str] = pa.Field(nullable=True, description="Street address as the source gives it. Empty: none given.")
     postal_code: Series[str] = pa.Field(nullable=True, description="Postal or ZIP code, as text (leading zeros kept).")
     city: Series[str] = pa.Field(nullable=True, description="City as the source spells it.")
@@ -385,8 +386,57 @@ class ClientMatches(_StrictModel):
         isin=["agree", "disagree", "unknown"],
         description="Whether the advisor e-mail domains agree, disagree, or one is unknown.",
     )
+    tax_id_level: Series[str] = pa.Field(
+        nullable=True,
+        isin=["exact", "close", "different"],
+        description="Tax or registration id (digits only): exact, close (typo: one digit edit) or different. Empty: not on both records.",
+    )
+    tax_id_points: Series[float] = pa.Field(
+        nullable=True,
+        description="Points the tax_id level added to the score: log2(m/u) x 4.5 (u of exact: the value's share of the book). Empty: not compared.",
+    )
+    date_of_birth_level: Series[str] = pa.Field(
+        nullable=True,
+        isin=["exact", "close", "different"],
+        description="Date of birth: exact, close (one digit edit, day and month swapped, or at most 3 days apart) or different. Empty: not on both records.",
+    )
+    date_of_birth_points: Series[float] = pa.Field(
+        nullable=True,
+        description="Points the date_of_birth level added to the score: log2(m/u) x 4.5 (u of exact: the value's share of the book). Empty: not compared.",
+    )
+    postal_code_level: Series[str] = pa.Field(
+        nullable=True,
+        isin=["exact", "close", "different"],
+        description="Postcode (upper case, no spaces): exact, close (one edit or the same first 3 characters) or different. Empty: not on both records.",
+    )
+    postal_code_points: Series[float] = pa.Field(
+        nullable=True,
+        description="Points the postal_code level added to the score: log2(m/u) x 4.5 (u of exact: the value's share of the book). Empty: not compared.",
+    )
+    domain_level: Series[str] = pa.Field(
+        nullable=True,
+        isin=["exact", "close", "different"],
+        description="Client e-mail domain, else website host: exact, close (one edit) or different. Empty: not on both records.",
+    )
+    domain_points: Series[float] = pa.Field(
+        nullable=True,
+        description="Points the domain level added to the score: log2(m/u) x 4.5 (u of exact: the value's share of the book). Empty: not compared.",
+    )
+    phone_level: Series[str] = pa.Field(
+        nullable=True,
+        isin=["exact", "close", "different"],
+        description="Phone (digits only): exact, close (one edit or the same last 9 digits) or different. Empty: not on both records.",
+    )
+    phone_points: Series[float] = pa.Field(
+        nullable=True,
+        description="Points the phone level added to the score: log2(m/u) x 4.5 (u of exact: the value's share of the book). Empty: not compared.",
+    )
+    field_points: Series[float] = pa.Field(
+        nullable=True,
+        description="Sum of the *_points columns (Fellegi-Sunter weights of the optional fields), included in score. Empty: none compared.",
+    )
     score: Series[float] = pa.Field(
-        description="Name score (at least 95 if names agree word by word) plus field points; match: 90+ and agreeing names."
+        description="Name score (at least 95 if names agree word by word) plus field points and field_points; match: 90+ and agreeing names or the same tax id."
     )
     decision: Series[str] = pa.Field(
         isin=["match", "possible", "must_link", "cannot_link"],

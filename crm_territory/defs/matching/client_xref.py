@@ -38,7 +38,8 @@ class ClientXrefConfig(dg.Config):
         ),
         "client_matches": table_out(
             "client_matches",
-            "The name score, each field's agreement, the total score, the decision and whether the two records ended in one "
+            "The name score, each field's agreement, the level and points of each optional field (tax id, date of birth, "
+            "postcode, domain, phone), the total score, the decision and whether the two records ended in one "
             "client. Confirm or reject a pair in data/matching/decisions.csv.",
             automation_condition=FOLLOW_UPSTREAM,
         ),
@@ -103,7 +104,7 @@ def client_xref(
             description=f"The match decisions cannot all be honoured: {error}. Nothing was published; fix the file and re-run.",
             metadata={"file": str(match_decisions.path)},
         ) from error
-    stats = {k: v for k, v in resolution.stats.items() if k != "seconds_by_step"}
+    stats = {k: v for k, v in resolution.stats.items() if k not in ("seconds_by_step", "candidate_pairs_by_blocking_key")}
     context.log.info(
         f"entity resolution: {stats['records']:,} records -> {stats['clients']:,} clients "
         f"({stats['records_merged_into_another']:,} merged, {stats['possible_pairs_for_review']:,} possible pairs to review)"
@@ -147,6 +148,8 @@ def client_xref(
             xref,
             **stats,
             seconds_by_step=dg.MetadataValue.json(resolution.stats["seconds_by_step"]),
+            # each blocking pass: the pairs it found (a pair found by several passes is scored once)
+            candidate_pairs_by_blocking_key=dg.MetadataValue.json(resolution.stats["candidate_pairs_by_blocking_key"]),
             unmatchable_by_reason=dg.MetadataValue.md(
                 markdown_table(xref["unmatchable_reason"].value_counts().rename_axis("reason").reset_index(name="records"))
             ),

@@ -25,7 +25,7 @@ per block.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ class CandidatePairs:
     b: np.ndarray
     blocked_by: np.ndarray  # the first blocking key that paired them (object: its name)
     skipped_blocks: pd.DataFrame  # key_name, key, records, handled ("skipped" | "chained"): blocks larger than max_block_size
+    pairs_by_key: dict[str, int] = field(default_factory=dict)  # pairs each key found (a pair may be found by several)
 
     def __len__(self) -> int:
         return len(self.a)
@@ -72,17 +73,46 @@ class BlockingKey:
         )
 
 
-def blocking_keys(name: pd.Series) -> dict[str, BlockingKey]:
-    """Each key name -> its blocks over the records (positions 0..n-1), from their normalised names (None: no keys)."""
+def blocking_keys(name: pd.Series, fields: pd.DataFrame | None = None) -> dict[str, BlockingKey]:
+    """Each key name -> its blocks over the records (positions 0..n-1), from their normalised names (None: no keys).
+
+    ``fields``: the optional fields, normalised (``fields.normalise_fields``: tax_id, date_of_birth,
+    postal_code, domain, phone), positions lining up with ``name``. Each one some record has adds passes,
+    after the name keys: the same tax id; the same date of birth and first letter of the name; the same
+    date of birth and postcode (given and family names swapped); the same domain; the same phone; the
+    same last word of the name (a surname) and postcode. A book without them gets no other key.
+    """
     positions = np.arange(len(name), dtype=np.int64)
     names = pa.array(name.to_numpy(dtype=object), pa.string(), from_pandas=True)
     words, rest = split_first_word(name)
-    return {
+    keys = {
         "same name": BlockingKey.of(positions, names),
         "same name without spaces": BlockingKey.of(positions, pc.replace_substring(names, " ", "")),
         "same first word": BlockingKey.of(positions, words),
         "first word one edit apart": _one_edit_key(words, rest.fill_null("")),
     }
+    if fields is None:
+        return keys
+
+    def column(c: str) -> pd.Series | None:
+        if c not in fields.columns or not fields[c].notna().any():
+            return None
+        return fields[c].reset_index(drop=True).astype("string")
+
+    name_text = name.reset_index(drop=True).astype("string")
+    born, postcode = column("date_of_birth"), column("postal_code")
+    passes = {
+        "same tax id": column("tax_id"),
+        "same date of birth and initial": None if born is None else born + "|" + name_text.str.slice(0, 1),
+        "same date of birth and postcode": None if born is None or postcode is None else born + "|" + postcode,
+        "same domain": column("domain"),
+        "same phone": column("phone"),
+        "same last word and postcode": None if postcode is None else name_text.str.rsplit(" ", n=1).str[-1] + "|" + postcode,
+    }
+    for key_name, values in passes.items():
+        if values is not None and values.notna().any():
+            keys[key_name] = BlockingKey.of(positions, pa.array(values.to_numpy(dtype=object, na_value=None), pa.string()))
+    return keys
 
 
 def _one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:
@@ -135,10 +165,11 @@ def _one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:
 
 def candidate_pairs(keys: Mapping[str, BlockingKey], n: int, max_block_size: int = MAX_BLOCK_SIZE) -> CandidatePairs:
     """Every pair of records sharing at least one key, once, labelled by the first key (in order) that paired them."""
-    codes, sources, skipped = [], [], []
+    codes, sources, skipped, found = [], [], [], {}
     for index, (key_name, key) in enumerate(keys.items()):
         chain = key_name in EXACT_NAME_KEYS
         a, b, too_large, sizes = pairs_within_blocks(key.blocks, key.records, max_block_size, chain_large=chain)
+        found[key_name] = len(a)
         codes.append(a * n + b)
         sources.append(np.full(len(a), index, dtype=np.int8))
         if len(too_large):
@@ -165,7 +196,13 @@ def candidate_pairs(keys: Mapping[str, BlockingKey], n: int, max_block_size: int
             {c: pd.Series(dtype="int64" if c == "records" else object) for c in ["key_name", "key", "records", "handled"]}
         )
     )
-    return CandidatePairs(a=code // max(n, 1), b=code % max(n, 1), blocked_by=names[source[first]], skipped_blocks=skipped_blocks)
+    return CandidatePairs(
+        a=code // max(n, 1),
+        b=code % max(n, 1),
+        blocked_by=names[source[first]],
+        skipped_blocks=skipped_blocks,
+        pairs_by_key=found,
+    )
 
 
 def pairs_within_blocks(

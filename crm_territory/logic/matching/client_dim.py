@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm_territory.logic.matching.fields import normalise_fields
 from crm_territory.logic.matching.survivorship import golden_records
 from crm_territory.logic.messages import join_messages
 from crm_territory.logic.reference.canonical import canonicalise, normalise_emails
@@ -48,7 +49,8 @@ def client_records(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.Da
     """One row per source record (its latest version), canonicalised, sorted by record key.
 
     Canonical values sit beside what the source sent (``region_as_sent`` ...), so that a golden
-    record can say which spelling it could not use.
+    record can say which spelling it could not use. The optional fields matching compares (tax_id,
+    date_of_birth, postal_code, domain, phone) come last, normalised (``fields.normalise_fields``).
     """
     latest = latest_versions(raw_clients)
     email, _ = normalise_emails(latest["advisor_email"])
@@ -73,6 +75,7 @@ def client_records(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.Da
             "source_modified_at": latest["source_modified_at"],
         }
     )
+    records = pd.concat([records, normalise_fields(latest)], axis=1)
     return records.sort_values("record_key", kind="stable").reset_index(drop=True)
 
 

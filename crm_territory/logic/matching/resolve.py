@@ -25,6 +25,7 @@ from crm_territory.logic.matching.blocking import blocking_keys, candidate_pairs
 from crm_territory.logic.matching.client_keys import assign_client_keys
 from crm_territory.logic.matching.clustering import ContradictoryDecisions, cluster_records, components
 from crm_territory.logic.matching.decisions import CANNOT_LINK, MUST_LINK, MatchDecisions, MatchDecisionsError
+from crm_territory.logic.matching.fields import FIELDS
 from crm_territory.logic.matching.names import normalise_names
 from crm_territory.logic.matching.scoring import MATCH, NO_MATCH, MatchFeatures, alike_score, score_pairs
 from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, columns_of, empty_frame
@@ -53,7 +54,8 @@ class Resolution:
 
 
 def match_features(records: pd.DataFrame) -> pd.DataFrame:
-    """What matching compares, per record: normalised name and words, region, parent, advisor domain."""
+    """What matching compares, per record: normalised name and words, region, parent, advisor domain, and the
+    optional fields ``client_records`` normalised (tax_id, date_of_birth, ...) when the records have them."""
     names = normalise_names(records["client_name"])
     parents = normalise_names(records["parent_org"])
     return pd.DataFrame(
@@ -64,6 +66,7 @@ def match_features(records: pd.DataFrame) -> pd.DataFrame:
             "parent_org": parents.name,
             "advisor_email": records["primary_advisor_email"],
             "advisor_domain": _domain(records["primary_advisor_email"]),
+            **{f: records[f] for f in FIELDS if f in records.columns},
         },
         index=records.index,
     )
@@ -110,7 +113,7 @@ def resolve(
 
     features = match_features(records)
     lap("normalise")
-    candidates = candidate_pairs(blocking_keys(features["name"]), n)
+    candidates = candidate_pairs(blocking_keys(features["name"], features), n)
     lap(f"blocking ({len(candidates):,} candidate pairs)")
     matcher = MatchFeatures.from_frame(features)
     scored = score_pairs(matcher, candidates.a, candidates.b)
@@ -161,6 +164,7 @@ def resolve(
         "records_merged_into_another": int(n - len(sizes)),
         "unmatchable_records": int(features["unmatchable"].notna().sum()),
         "candidate_pairs": len(candidates),
+        "candidate_pairs_by_blocking_key": candidates.pairs_by_key,
         "blocks_skipped_as_too_common": int((candidates.skipped_blocks["handled"] == "skipped").sum()),
         "large_same_name_blocks_chained": int((candidates.skipped_blocks["handled"] == "chained").sum()),
         "matched_pairs": int(is_match.sum()),
@@ -322,6 +326,8 @@ def _matches(records, candidates, scored, applied, matcher, position, labels, cl
                     "parent_org_agreement",
                     "advisor_email_agreement",
                     "advisor_domain_agreement",
+                    *(f"{f}_{part}" for f in FIELDS for part in ("level", "points")),
+                    "field_points",
                     "score",
                     "decision",
                     "decided_by",

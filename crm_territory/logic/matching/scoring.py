@@ -40,6 +40,8 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, LCSseq
 from rapidfuzz.process import cpdist
 
+from crm_territory.logic.matching.fields import EXACT, FIELDS, FieldEvidence
+
 MATCH_SCORE = 90.0
 POSSIBLE_SCORE = 80.0
 MIN_NAME_SCORE_OTHER_WORDING = 95.0  # names with different word counts must be nearly the same text
@@ -84,6 +86,7 @@ class MatchFeatures:
     parent_org: np.ndarray  # normalised parent organisation or None
     advisor_email: np.ndarray  # valid, lower-cased advisor e-mail or None
     advisor_domain: np.ndarray  # its domain or None
+    fields: FieldEvidence | None = None  # the optional fields a source gave (tax id, date of birth, ...); None: none
 
     @cached_property
     def codes(self) -> dict[str, np.ndarray]:
@@ -92,13 +95,22 @@ class MatchFeatures:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> MatchFeatures:
+        """From match features; columns named like ``FIELDS`` (tax_id, ..., normalised) add the optional fields."""
+        optional = [f for f in FIELDS if f in frame.columns]
         return cls(
-            *(frame[c].to_numpy(dtype=object) for c in ["name", "region", "parent_org", "advisor_email", "advisor_domain"])
+            *(frame[c].to_numpy(dtype=object) for c in ["name", "region", "parent_org", "advisor_email", "advisor_domain"]),
+            fields=FieldEvidence(frame[optional].reset_index(drop=True)) if optional else None,
         )
 
 
 def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
-    """Scores of the record pairs (a[i], b[i]): name_score, one agreement column per field, score, decision."""
+    """Scores of the record pairs (a[i], b[i]): name_score, one agreement column per field, score, decision.
+
+    Then, per optional field (``fields.FIELDS``), its level and points (None / NaN where either record lacks
+    it) and ``field_points``, their sum (NaN where no optional field was compared), added to the score. The
+    same registration id (``tax_id`` exact) stands in for names agreeing word by word: "Acme Holdings" and
+    "ACME Hldgs International" with one tax id can match.
+    """
     names_a, names_b = features.name[a], features.name[b]
     # an unmatchable name (None) is like no other name: only a human decision links it
     comparable = pd.notna(names_a) & pd.notna(names_b)
@@ -121,6 +133,15 @@ def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.Dat
         agreement, points = _agreement(features.codes[field], a, b, weight, values)
         out[f"{field}_agreement"] = agreement
         score += points
+    evidence = features.fields.compare(a, b) if features.fields is not None else {}
+    field_points = np.full(len(a), np.nan)
+    for field in FIELDS:
+        level, points = evidence.get(field, (np.full(len(a), None, dtype=object), np.full(len(a), np.nan)))
+        out[f"{field}_level"], out[f"{field}_points"] = level, points
+        field_points = np.where(np.isnan(points), field_points, np.nan_to_num(field_points) + np.nan_to_num(points))
+    score += np.nan_to_num(field_points)
+    out["field_points"] = np.round(field_points, 2)
+    agree = agree | (_same_id(out["tax_id_level"]) & comparable)  # an unmatchable name is still linked only by a human
     score = np.round(score, 2)
     decision = np.where((score >= MATCH_SCORE) & agree, MATCH, np.where(score >= POSSIBLE_SCORE, POSSIBLE, NO_MATCH)).astype(
         object
@@ -134,15 +155,21 @@ def _names_agree(difference: np.ndarray, name_score: np.ndarray) -> np.ndarray:
     )
 
 
+def _same_id(tax_id_level: np.ndarray) -> np.ndarray:
+    return np.asarray(tax_id_level == EXACT, dtype=bool)
+
+
 def alike_score(scored: pd.DataFrame) -> np.ndarray:
-    """The score of pairs whose names agree (same words, a typo, or nearly the same text); 0 for the others.
+    """The score of pairs whose names agree (same words, a typo, or nearly the same text) or whose
+    registration ids are the same; 0 for the others.
 
     What the clustering guard compares with its floor: siblings ("Brompela" / "Groampela Wealth Group")
     never sit in one cluster, whatever their other fields, unless a human says so.
     """
-    return np.where(
-        _names_agree(scored["name_difference"].to_numpy(), scored["name_score"].to_numpy()), scored["score"].to_numpy(), 0.0
-    )
+    agree = _names_agree(scored["name_difference"].to_numpy(), scored["name_score"].to_numpy())
+    if "tax_id_level" in scored.columns:
+        agree = agree | (_same_id(scored["tax_id_level"].to_numpy()) & (scored["name_difference"].to_numpy() != NOT_COMPARED))
+    return np.where(agree, scored["score"].to_numpy(), 0.0)
 
 
 _AGREEMENT_TEXT = np.array([UNKNOWN, DISAGREE, AGREE], dtype=object)

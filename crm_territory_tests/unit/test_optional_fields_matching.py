@@ -1,0 +1,294 @@
+"""Matching over the optional fields a source layout may give (tax id, date of birth, postcode, domain, phone).
+
+A field no source gives changes nothing; one that both records of a pair have adds Fellegi–Sunter points,
+shown per pair in client_matches; extra blocking passes find pairs the name alone would not.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_territory.logic.ingest.api_snapshot import records_to_frame
+from crm_territory.logic.ingest.drops import read_drop
+from crm_territory.logic.ingest.raw_clients import LandingFile, assemble_raw_clients
+from crm_territory.logic.matching.blocking import blocking_keys, candidate_pairs
+from crm_territory.logic.matching.client_dim import client_records
+from crm_territory.logic.matching.decisions import MatchDecisions
+from crm_territory.logic.matching.fields import (
+    FIELDS,
+    MAX_BITS,
+    POINTS_PER_BIT,
+    PRIORS,
+    FieldEvidence,
+    normalise_fields,
+)
+from crm_territory.logic.matching.quality import pair_quality
+from crm_territory.logic.matching.resolve import match_features, resolve
+from crm_territory.schemas import ClientMatches
+from crm_territory_tests.support import utc
+from mock_api.generator import labelled_book
+
+NOW = utc("2026-11-26")
+NEW_MATCH_COLUMNS = [f"{f}_{part}" for f in FIELDS for part in ("level", "points")] + ["field_points"]
+
+
+def raw(rows: list[dict]) -> pd.DataFrame:
+    """A raw_clients-like frame: one version per record; rows give client_id, client_name and optional fields."""
+    frame = pd.DataFrame(rows)
+    n = len(frame)
+    base = {
+        "source_system": "csv_drop", "region": None, "segment": None, "parent_org": None, "advisor_email": None,
+        "status": None, "aum_usd": None, "business_type": None, "source_file": "f.csv",
+        "source_modified_at": NOW, "source_page": None,
+    }  # fmt: skip
+    for column, value in base.items():
+        if column not in frame.columns:
+            frame[column] = [value] * n
+    frame["source_record_id"] = frame["client_id"]
+    frame["source_row"] = np.arange(n)
+    return frame
+
+
+def background(n: int, **fields) -> list[dict]:
+    """n records with names that pair with nothing and, per field, a distinct value each (callables of i)."""
+    letters = "bcdfghjklmnpqrstvwxz"
+    rows = []
+    for i in range(n):
+        word = "".join(letters[(i // 20**k) % 20] for k in range(4)) + "ovia"
+        rows.append({"client_id": f"B{i:05d}", "client_name": f"{word.title()} Trust", **{k: f(i) for k, f in fields.items()}})
+    return rows
+
+
+def resolve_rows(reference, rows):
+    records = client_records(raw(rows), reference)
+    return records, resolve(records, MatchDecisions.none(), None, None, NOW)
+
+
+def merged(resolution, a: str, b: str) -> bool:
+    xref = resolution.xref
+    key = dict(zip("csv_drop:" + xref["source_record_id"], xref["client_key"]))
+    return key[f"csv_drop:{a}"] == key[f"csv_drop:{b}"]
+
+
+def pair_row(resolution, a: str, b: str) -> pd.Series:
+    m = resolution.matches
+    low, high = sorted([f"csv_drop:{a}", f"csv_drop:{b}"])
+    found = m[(m["record_a"] == low) & (m["record_b"] == high)]
+    assert len(found) == 1, f"{a}/{b} not in client_matches"
+    return found.iloc[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A field the sources do not have changes nothing
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated_records(reference):
+    book = labelled_book(4_000, seed=11)
+    drop = book.drop.to_csv(index=False).encode()
+    raw_clients = assemble_raw_clients(
+        [(LandingFile("drop.csv", len(drop), NOW), read_drop("drop.csv", drop))],
+        records_to_frame([(1, book.api.to_dict(orient="records"))], NOW),
+        NOW,
+    ).raw_clients
+    return raw_clients, book
+
+
+def test_empty_optional_columns_change_nothing_on_a_generated_book(reference, generated_records):
+    raw_clients, _ = generated_records
+    assert raw_clients["tax_id"].isna().all() and raw_clients["date_of_birth"].isna().all()
+    with_columns = client_records(raw_clients, reference)
+    assert set(FIELDS) <= set(with_columns.columns)
+    without_columns = with_columns.drop(columns=list(FIELDS))  # what the name-only matcher saw
+    before = resolve(without_columns, MatchDecisions.none(), None, None, NOW)
+    after = resolve(with_columns, MatchDecisions.none(), None, None, NOW)
+    pd.testing.assert_frame_equal(before.xref, after.xref)
+    assert after.matches[NEW_MATCH_COLUMNS].isna().all().all()
+    pd.testing.assert_frame_equal(before.matches.drop(columns=NEW_MATCH_COLUMNS), after.matches.drop(columns=NEW_MATCH_COLUMNS))
+    assert after.stats["candidate_pairs"] == before.stats["candidate_pairs"]
+    assert after.stats["candidate_pairs_by_blocking_key"] == before.stats["candidate_pairs_by_blocking_key"]
+    assert list(after.stats["candidate_pairs_by_blocking_key"]) == [
+        "same name", "same name without spaces", "same first word", "first word one edit apart"
+    ]  # fmt: skip
+    ClientMatches.validate(after.matches)
+
+
+def test_raw_clients_without_the_optional_columns_resolve_as_with_them_empty(reference, generated_records):
+    raw_clients, _ = generated_records
+    dropped = raw_clients.drop(columns=["postal_code", "phone", "website", "email_domain", "tax_id", "date_of_birth"])
+    a = resolve(client_records(raw_clients, reference), MatchDecisions.none(), None, None, NOW)
+    b = resolve(client_records(dropped, reference), MatchDecisions.none(), None, None, NOW)
+    pd.testing.assert_frame_equal(a.xref, b.xref)
+    pd.testing.assert_frame_equal(a.matches, b.matches)
+
+
+def test_the_generated_book_keeps_its_accuracy(reference, generated_records):
+    raw_clients, book = generated_records
+    resolution = resolve(client_records(raw_clients, reference), MatchDecisions.none(), None, None, NOW)
+    xref = resolution.xref
+    record = (xref["source_system"] + ":" + xref["source_record_id"]).to_numpy()
+    truth = book.truth.assign(record=book.truth["source_system"] + ":" + book.truth["client_id"]).set_index("record")["entity_id"]
+    quality = pair_quality(pd.Series(xref["client_key"].to_numpy(), index=record), truth.reindex(record))
+    assert quality.f1 >= 0.95, quality
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A field the sources have
+# ---------------------------------------------------------------------------------------------------------
+
+ACME = [
+    {"client_id": "A1", "client_name": "Acme Holdings", "tax_id": "12-345-6789"},
+    {"client_id": "A2", "client_name": "ACME Hldgs International", "tax_id": "123456789"},
+]
+NORTHWIND = [
+    {"client_id": "N1", "client_name": "Northwind Trust", "tax_id": "98-765-4321"},
+    {"client_id": "N2", "client_name": "Northwind Trust", "tax_id": "55-000-1234"},
+]
+
+
+def with_tax_ids(n=600):
+    return background(n, tax_id=lambda i: f"{700000000 + i}")
+
+
+def test_the_same_tax_id_merges_names_that_alone_would_not(reference):
+    _, names_only = resolve_rows(reference, background(600) + [{k: v for k, v in r.items() if k != "tax_id"} for r in ACME])
+    assert not merged(names_only, "A1", "A2")
+    _, resolution = resolve_rows(reference, with_tax_ids() + ACME)
+    assert merged(resolution, "A1", "A2")
+    row = pair_row(resolution, "A1", "A2")
+    assert row["tax_id_level"] == "exact" and row["blocked_by"] == "same first word"  # the tax id pass found it too
+    # 2 of 602 records hold the id: log2(0.95 / (2/602)) bits at 4.5 points a bit, added to the name score
+    expected = round(np.log2(0.95 / (2 / 602)) * POINTS_PER_BIT, 2)
+    assert row["tax_id_points"] == pytest.approx(expected) and row["field_points"] == pytest.approx(expected)
+    assert row["score"] == pytest.approx(row["name_score"] + expected, abs=0.02)
+    assert row["decision"] == "match" and row["date_of_birth_level"] is None and np.isnan(row["phone_points"])
+
+
+def test_a_different_tax_id_keeps_identical_names_apart(reference):
+    _, names_only = resolve_rows(reference, background(600) + [{k: v for k, v in r.items() if k != "tax_id"} for r in NORTHWIND])
+    assert merged(names_only, "N1", "N2")
+    _, resolution = resolve_rows(reference, with_tax_ids() + NORTHWIND)
+    assert not merged(resolution, "N1", "N2")
+
+
+def test_a_tax_id_on_one_record_only_adds_nothing(reference):
+    rows = with_tax_ids() + [NORTHWIND[0], {"client_id": "N2", "client_name": "Northwind Trust"}]
+    _, resolution = resolve_rows(reference, rows)
+    row = pair_row(resolution, "N1", "N2")
+    assert merged(resolution, "N1", "N2") and row["tax_id_level"] is None and np.isnan(row["field_points"])
+    assert row["score"] == pytest.approx(100.0)
+
+
+def test_the_same_tax_id_does_not_link_an_unmatchable_name(reference):
+    rows = with_tax_ids() + [ACME[0], {"client_id": "A2", "client_name": "北京资本管理有限公司", "tax_id": "123456789"}]
+    _, resolution = resolve_rows(reference, rows)
+    assert not merged(resolution, "A1", "A2")
+
+
+def test_a_common_date_of_birth_agreeing_adds_less_than_a_rare_one():
+    values = pd.DataFrame(
+        {
+            "date_of_birth": ["1970-01-01"] * 50
+            + ["1983-07-14"] * 2
+            + [f"19{50 + i // 12:02d}-{i % 12 + 1:02d}-15" for i in range(48)]
+        }
+    )
+    evidence = FieldEvidence(values)
+    out = evidence.compare(np.array([0, 50]), np.array([1, 51]))
+    level, points = out["date_of_birth"]
+    assert list(level) == ["exact", "exact"]
+    assert points[0] == pytest.approx(round(np.log2(0.90 / 0.5) * POINTS_PER_BIT, 2))  # half the book: 3.8 points
+    assert points[1] == pytest.approx(round(np.log2(0.90 / 0.02) * POINTS_PER_BIT, 2))  # 2 of 100: 24.7 points
+    assert points[0] < points[1]
+
+
+def test_an_agreement_counts_at_most_max_bits():
+    evidence = FieldEvidence(pd.DataFrame({"tax_id": ["1234"] * 2 + [f"{5000 + i}" for i in range(20_000)]}))
+    _, points = evidence.compare(np.array([0]), np.array([1]))["tax_id"]
+    assert points[0] == pytest.approx(MAX_BITS * POINTS_PER_BIT)
+
+
+def test_close_levels_dates_swapped_or_near_postcode_prefix_a_typo_in_an_id():
+    values = pd.DataFrame(
+        {
+            "tax_id": ["123456789", "123456780", None, None, None, None],
+            "date_of_birth": ["1980-03-04", "1980-04-03", "1980-03-06", "1990-01-01", None, None],
+            "postal_code": ["SW1A1AA", "SW1B2BB", "EC1A1BB", None, None, None],
+            "domain": ["acme.com", "acme.co", None, None, None, None],
+            "phone": ["12125550100", "2125550100", None, None, None, None],
+        }
+    )
+    out = FieldEvidence(values).compare(np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4]))
+    assert list(out["tax_id"][0]) == ["close", None, None, None]
+    assert list(out["date_of_birth"][0]) == ["close", "close", "different", None]  # swapped; 2 days apart
+    assert list(out["postal_code"][0]) == ["close", "different", None, None]
+    assert list(out["domain"][0]) == ["close", None, None, None]
+    assert list(out["phone"][0]) == ["close", None, None, None]
+    different = out["date_of_birth"][1][2]
+    assert different < 0  # a date of birth that differs counts against
+
+
+def test_normalisation_digits_dates_postcodes_domains():
+    records = pd.DataFrame(
+        {
+            "tax_id": ["12-345-6789", "n/a", None],
+            "date_of_birth": ["1980-03-04", "not a date", ""],
+            "postal_code": ["sw1a 1aa", "10001-1234", " "],
+            "email_domain": [None, "Acme.COM", None],
+            "website": ["https://www.Acme.com/about", "http://other.org", "localhost"],
+            "phone": ["+1 (212) 555-0100", "12", None],
+        }
+    )
+    out = normalise_fields(records)
+    assert out.to_dict("list") == {
+        "tax_id": ["123456789", None, None],
+        "date_of_birth": ["1980-03-04", None, None],
+        "postal_code": ["SW1A1AA", "100011234", None],
+        "domain": ["acme.com", "acme.com", None],
+        "phone": ["12125550100", None, None],
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Blocking passes
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_extra_passes_pair_records_the_names_never_would_and_each_pair_is_found_once():
+    records = client_records_like(
+        ["Jane Smith", "Smith Jane", "Acme Holdings", "Zenith Group", "Jane Smith"],
+        date_of_birth=["1980-03-04", "1980-03-04", None, None, "1980-03-04"],
+        postal_code=["SW1A1AA", "SW1A1AA", None, None, "SW1A1AA"],
+        tax_id=[None, None, "123456789", "123456789", None],
+    )
+    features = match_features(records)
+    found = candidate_pairs(blocking_keys(features["name"], features), len(records))
+    pairs = dict(zip(zip(found.a.tolist(), found.b.tolist()), found.blocked_by))
+    assert pairs[(0, 1)] == "same date of birth and postcode"  # given and family names swapped
+    assert pairs[(2, 3)] == "same tax id"
+    assert pairs[(0, 4)] == "same name"  # found by the name and by three passes: once, named by the first
+    assert len(found) == len(set(zip(found.a.tolist(), found.b.tolist()))) == 4
+    assert found.pairs_by_key["same date of birth and initial"] == 1  # jane smith x2
+    assert found.pairs_by_key["same date of birth and postcode"] == 3
+    assert found.pairs_by_key["same tax id"] == 1
+    assert "same domain" not in found.pairs_by_key  # no record has one: no pass
+
+
+def client_records_like(names, **fields) -> pd.DataFrame:
+    n = len(names)
+    frame = pd.DataFrame(
+        {
+            "record_key": [f"csv_drop:{i}" for i in range(n)],
+            "client_name": names,
+            "region": None,
+            "parent_org": None,
+            "primary_advisor_email": None,
+        }
+    )
+    return pd.concat([frame, normalise_fields(pd.DataFrame(fields))], axis=1)
+
+
+def test_priors_are_probabilities():
+    for prior in PRIORS.values():
+        assert prior.exact + prior.close + prior.different == pytest.approx(1.0)
