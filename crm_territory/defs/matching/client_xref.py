@@ -133,6 +133,12 @@ def client_xref(
             possible_pairs_to_review=dg.MetadataValue.md(
                 markdown_table(matches[matches["decision"] == "possible"].sort_values("score", ascending=False), limit=20)
             ),
+            # the weights of the optional fields (tax id, date of birth, ...): what each level adds, and why
+            optional_field_weights=dg.MetadataValue.md(
+                markdown_table(resolution.field_weights, limit=30)
+                if resolution.field_weights is not None
+                else "_no source gives a tax id, date of birth, postcode, domain or phone: names and the other fields decide_"
+            ),
             **(
                 {"decisions_not_applied": dg.MetadataValue.md(markdown_table(resolution.decisions_not_applied, limit=20))}
                 if resolution.decisions_not_applied is not None and len(resolution.decisions_not_applied)

@@ -221,15 +221,26 @@ class FieldEvidence:
         return out
 
     def weights(self) -> pd.DataFrame:
-        """The model per field and level: m (prior), u (from the book; exact: the average over values), bits and points."""
+        """The model per field some record has and level: records having the field, m (prior), u (from the
+        book; exact: the average over the values, each pair using its value's share), bits and points."""
         rows = []
         for f in self.present:
-            prior = PRIORS[f]
+            prior, having = PRIORS[f], int((self.codes[f] >= 0).sum())
             for level in (EXACT, CLOSE, DIFFERENT):
                 m, u = getattr(prior, level), self.u[f][level]
-                bits = min(np.log2(m / u), MAX_BITS) if u > 0 else MAX_BITS
-                rows.append({"field": f, "level": level, "m": m, "u": u, "bits": bits, "points": bits * POINTS_PER_BIT})
-        return pd.DataFrame(rows, columns=["field", "level", "m", "u", "bits", "points"])
+                bits = min(float(np.log2(m / u)), MAX_BITS)
+                rows.append(
+                    {
+                        "field": f,
+                        "records_with_field": having,
+                        "level": level,
+                        "m_prior": m,
+                        "u": f"{u:.3g}",
+                        "bits": round(bits, 2),
+                        "points": round(bits * POINTS_PER_BIT, 2),
+                    }
+                )
+        return pd.DataFrame(rows, columns=["field", "records_with_field", "level", "m_prior", "u", "bits", "points"])
 
     def compare(self, a: np.ndarray, b: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per field some record has: (level per pair: exact/close/different or None, points per pair or NaN)."""

@@ -51,6 +51,7 @@ class Resolution:
     retirements: pd.DataFrame  # ClientKeyRetirements: every key ever retired, this run's included
     stats: dict[str, Any] = field(default_factory=dict)
     decisions_not_applied: pd.DataFrame | None = None  # decisions naming records not in the book
+    field_weights: pd.DataFrame | None = None  # the optional fields' model (FieldEvidence.weights); None: no such field
 
 
 def match_features(records: pd.DataFrame) -> pd.DataFrame:
@@ -176,7 +177,8 @@ def resolve(
         "client_keys_retired_this_run": int(len(keys.retirements)),
         "seconds_by_step": timings,
     }
-    return Resolution(xref, matches, retirements, stats, not_applied)
+    weights = matcher.fields.weights() if matcher.fields is not None and matcher.fields.present else None
+    return Resolution(xref, matches, retirements, stats, not_applied, weights)
 
 
 def _explain(
