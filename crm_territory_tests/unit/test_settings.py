@@ -5,7 +5,12 @@ import pytest
 from crm_territory.definitions import build_definitions
 from crm_territory.settings import Settings, SettingsError
 
-TUNABLES = ("CRM_LOCK_WAIT_SECONDS", "CRM_LANDING_SETTLE_SECONDS", "CRM_CHANGE_FEED_INTERVAL_SECONDS", "CRM_PREVIEW_TIME_LIMIT_SECONDS")
+TUNABLES = (
+    "CRM_LOCK_WAIT_SECONDS",
+    "CRM_LANDING_SETTLE_SECONDS",
+    "CRM_CHANGE_FEED_INTERVAL_SECONDS",
+    "CRM_PREVIEW_TIME_LIMIT_SECONDS",
+)
 
 
 @pytest.fixture
