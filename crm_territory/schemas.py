@@ -436,7 +436,7 @@ class ClientMatches(_StrictModel):
         description="Sum of the *_points columns (Fellegi-Sunter weights of the optional fields), included in score. Empty: none compared.",
     )
     score: Series[float] = pa.Field(
-        description="Name score (at least 95 if names agree word by word) plus field points and field_points; match: 90+ and agreeing names or the same tax id."
+        description="Name score (at least 95 if names agree word by word) plus field points and field_points; match: 90+ and agreeing names or the same tax id or date of birth."
     )
     decision: Series[str] = pa.Field(
         isin=["match", "possible", "must_link", "cannot_link"],

@@ -202,6 +202,41 @@ def test_the_same_tax_id_does_not_link_an_unmatchable_name(reference):
     assert not merged(resolution, "A1", "A2")
 
 
+def with_dates_of_birth(n=600):
+    return background(n, date_of_birth=lambda i: str((pd.Timestamp("1940-01-01") + pd.Timedelta(days=37 * i)).date()))
+
+
+JANE = [
+    {"client_id": "J1", "client_name": "Jane Smith", "date_of_birth": "1983-07-14", "postal_code": "SW1A 1AA"},
+    {"client_id": "J2", "client_name": "Smith Jaen", "date_of_birth": "1983-07-14", "postal_code": "SW1A1AA"},
+]
+
+
+def test_the_same_date_of_birth_merges_a_person_whose_name_is_swapped_and_mistyped(reference):
+    _, names_only = resolve_rows(
+        reference, background(600) + [{k: v for k, v in r.items() if k == "client_id" or k == "client_name"} for r in JANE]
+    )
+    assert not merged(names_only, "J1", "J2")
+    _, resolution = resolve_rows(reference, with_dates_of_birth() + JANE)
+    row = pair_row(resolution, "J1", "J2")
+    assert row["name_difference"] == "different words" and row["date_of_birth_level"] == "exact"
+    assert row["postal_code_level"] == "exact" and row["decision"] == "match" and merged(resolution, "J1", "J2")
+
+
+def test_a_different_date_of_birth_keeps_the_same_name_apart(reference):
+    # nothing else agreeing: a rare postcode agreeing (+37 points) would outweigh the date (-23) on an identical name
+    rows = [
+        {"client_id": "J1", "client_name": "Jane Smith", "date_of_birth": "1983-07-14"},
+        {"client_id": "J2", "client_name": "Jane Smith", "date_of_birth": "1961-02-28"},
+    ]
+    _, names_only = resolve_rows(
+        reference, background(600) + [{"client_id": r["client_id"], "client_name": r["client_name"]} for r in rows]
+    )
+    assert merged(names_only, "J1", "J2")
+    _, resolution = resolve_rows(reference, with_dates_of_birth() + rows)
+    assert not merged(resolution, "J1", "J2")
+
+
 def test_a_common_date_of_birth_agreeing_adds_less_than_a_rare_one():
     values = pd.DataFrame(
         {

@@ -108,8 +108,8 @@ def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.Dat
 
     Then, per optional field (``fields.FIELDS``), its level and points (None / NaN where either record lacks
     it) and ``field_points``, their sum (NaN where no optional field was compared), added to the score. The
-    same registration id (``tax_id`` exact) stands in for names agreeing word by word: "Acme Holdings" and
-    "ACME Hldgs International" with one tax id can match.
+    same registration id (``tax_id`` exact) or date of birth stands in for names agreeing word by word:
+    "Acme Holdings" and "ACME Hldgs International" with one tax id can match.
     """
     names_a, names_b = features.name[a], features.name[b]
     # an unmatchable name (None) is like no other name: only a human decision links it
@@ -141,7 +141,8 @@ def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.Dat
         field_points = np.where(np.isnan(points), field_points, np.nan_to_num(field_points) + np.nan_to_num(points))
     score += np.nan_to_num(field_points)
     out["field_points"] = np.round(field_points, 2)
-    agree = agree | (_same_id(out["tax_id_level"]) & comparable)  # an unmatchable name is still linked only by a human
+    # an unmatchable name is still linked only by a human
+    agree = agree | (_identified(out["tax_id_level"], out["date_of_birth_level"]) & comparable)
     score = np.round(score, 2)
     decision = np.where((score >= MATCH_SCORE) & agree, MATCH, np.where(score >= POSSIBLE_SCORE, POSSIBLE, NO_MATCH)).astype(
         object
@@ -155,20 +156,24 @@ def _names_agree(difference: np.ndarray, name_score: np.ndarray) -> np.ndarray:
     )
 
 
-def _same_id(tax_id_level: np.ndarray) -> np.ndarray:
-    return np.asarray(tax_id_level == EXACT, dtype=bool)
+def _identified(tax_id_level: np.ndarray, date_of_birth_level: np.ndarray) -> np.ndarray:
+    """Pairs whose registration id, or (for individuals) date of birth, is the same: that stands in for names
+    agreeing word by word ("Jane Smith" / "Smith Jaen", "Acme Holdings" / "ACME Hldgs International"); the
+    score must still reach MATCH_SCORE. Organisations have no date of birth: siblings stay apart."""
+    return np.asarray(tax_id_level == EXACT, dtype=bool) | np.asarray(date_of_birth_level == EXACT, dtype=bool)
 
 
 def alike_score(scored: pd.DataFrame) -> np.ndarray:
     """The score of pairs whose names agree (same words, a typo, or nearly the same text) or whose
-    registration ids are the same; 0 for the others.
+    registration ids or dates of birth are the same; 0 for the others.
 
     What the clustering guard compares with its floor: siblings ("Brompela" / "Groampela Wealth Group")
     never sit in one cluster, whatever their other fields, unless a human says so.
     """
     agree = _names_agree(scored["name_difference"].to_numpy(), scored["name_score"].to_numpy())
     if "tax_id_level" in scored.columns:
-        agree = agree | (_same_id(scored["tax_id_level"].to_numpy()) & (scored["name_difference"].to_numpy() != NOT_COMPARED))
+        identified = _identified(scored["tax_id_level"].to_numpy(), scored["date_of_birth_level"].to_numpy())
+        agree = agree | (identified & (scored["name_difference"].to_numpy() != NOT_COMPARED))
     return np.where(agree, scored["score"].to_numpy(), 0.0)
 
 
