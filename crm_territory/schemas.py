@@ -456,6 +456,61 @@ class ClientMatches(_StrictModel):
         return (df["record_a"] < df["record_b"]) & ~df.duplicated(["record_a", "record_b"], keep=False)
 
 
+class MatchModel(_StrictModel):
+    """The optional fields' Fellegi–Sunter model the matcher used: per field and level m, u, bits and points,
+    where m came from (prior or estimated by EM), the training sample, convergence and the model version."""
+
+    field: Series[str] = pa.Field(
+        isin=["tax_id", "date_of_birth", "postal_code", "domain", "phone"], description="The optional field compared."
+    )
+    level: Series[str] = pa.Field(
+        isin=["exact", "close", "different"], description="The comparison level: exact, close or different."
+    )
+    m: Series[float] = pa.Field(gt=0, le=1, description="m in force: the chance two records of one client are at this level.")
+    m_prior: Series[float] = pa.Field(
+        gt=0, le=1, description="The prior m (fields.py or data/matching/comparisons.yaml): EM's start and fallback."
+    )
+    m_source: Series[str] = pa.Field(
+        isin=["prior", "estimated"], description="prior, or estimated by EM from the candidate pairs."
+    )
+    m_note: Series[str] = pa.Field(
+        nullable=True, description="Why the prior was kept (too few pairs, no convergence, ...). Empty: estimated."
+    )
+    u: Series[float] = pa.Field(
+        gt=0,
+        le=1,
+        description="u from the book: random pairs (exact: the average over values; each pair uses its value's share).",
+    )
+    bits: Series[float] = pa.Field(description="log2(m / u), capped at max_bits (exact: at the average u).")
+    points: Series[float] = pa.Field(
+        description="bits x points per bit: what the level adds to the score (exact: at the average u)."
+    )
+    records_with_field: Series[pd.Int64Dtype] = pa.Field(
+        ge=0, description="Records of the book having the field when m was estimated."
+    )
+    pairs_with_field: Series[pd.Int64Dtype] = pa.Field(
+        ge=0, description="Candidate pairs having the field on both records when m was estimated."
+    )
+    training_pairs: Series[pd.Int64Dtype] = pa.Field(
+        ge=0, description="Candidate pairs EM ran on (with an estimated field on both records)."
+    )
+    em_iterations: Series[pd.Int64Dtype] = pa.Field(ge=0, description="EM iterations run (0: not run).")
+    em_converged: Series[bool] = pa.Field(description="Whether EM converged within the iteration limit.")
+    model_version: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{12}$", description="Hash of the model's parameters (fields, m, points per bit, cap)."
+    )
+    comparisons_version: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{12}$", description="Hash of the comparisons settings the model was built with."
+    )
+    estimated_at: Series[UtcTimestamp] = pa.Field(description="When m was estimated (a reused model keeps its time, UTC).")
+    re_estimated: Series[bool] = pa.Field(description="Whether this run estimated m (false: reused the previous match_model).")
+    reason: Series[str] = pa.Field(description="Why this run re-estimated or reused the model.")
+
+    @pa.dataframe_check(error="(field, level) is the grain and must be unique")
+    def grain_is_unique(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["field", "level"], keep=False)
+
+
 class ClientKeyRetirements(_StrictModel):
     """Client keys retired when their cluster merged into an older one, with the key that survived."""
 
@@ -779,6 +834,11 @@ TABLES: dict[str, TableSpec] = {
             "client_key_retirements", ClientKeyRetirements, "matching", "core",
             "one row per retired client key (kept across runs).",
             "CORE", "CLIENT_KEY_RETIREMENTS",
+        ),
+        TableSpec(
+            "match_model", MatchModel, "matching", "core",
+            "one row per field and level of the model in force (field, level).",
+            "CORE", "MATCH_MODEL",
         ),
         TableSpec(
             "client_dim", ClientDim, "matching", "core",

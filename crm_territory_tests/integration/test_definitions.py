@@ -26,6 +26,7 @@ EXPECTED_ASSETS = {
     "client_xref",
     "client_matches",
     "client_key_retirements",
+    "match_model",
     "client_dim",
     "territory_dim",
     "assignments_fact",
@@ -39,7 +40,7 @@ EXPECTED_ASSETS = {
 # the asset groups are the domains of crm_territory/defs/
 GROUPS = {
     "sources": {"crm_api_clients", "crm_api_advisors", "raw_clients", "quarantined_clients", "ingest_manifest"},
-    "matching": {"client_xref", "client_matches", "client_key_retirements", "client_dim"},
+    "matching": {"client_xref", "client_matches", "client_key_retirements", "match_model", "client_dim"},
     "placement": {"territory_dim", "advisor_dim", "assignments_fact"},
     "rules": {"territory_rules", "assignments_preview"},
     "history": {"client_dim_history", "assignments_fact_history"},
@@ -49,6 +50,7 @@ EXPECTED_EDGES = {
     ("crm_api_clients", "raw_clients"),
     ("raw_clients", "client_xref"),
     ("raw_clients", "client_matches"),
+    ("raw_clients", "match_model"),
     ("client_xref", "client_dim"),
     ("client_key_retirements", "client_dim"),
     ("client_dim", "territory_dim"),
@@ -292,7 +294,7 @@ def test_dg_list_defs_lists_every_asset_check_job_and_sensor(tmp_path: Path, dat
     assert {j["name"] for j in listed["jobs"]} - {"__ASSET_JOB"} == EXPECTED_JOBS
     assert {s["name"] for s in listed["sensors"]} == EXPECTED_SENSORS
     assert {r["name"] for r in listed["resources"]} == EXPECTED_RESOURCE_KEYS
-    assert len(listed["asset_checks"]) == 31
+    assert len(listed["asset_checks"]) == 32  # match_model's schema check included
 
 
 def test_an_asset_scaffolded_with_dg_appears_without_editing_anything_else(tmp_path: Path, data_dir: Path) -> None:

@@ -7,10 +7,12 @@ from pydantic import Field
 from crm_territory.logic.integrity import client_keys_not_one_cluster, records_not_in_one_client
 from crm_territory.logic.matching.client_dim import client_records
 from crm_territory.logic.matching.client_keys import xref_from_client_dim
+from crm_territory.logic.matching.comparisons import ComparisonsError
 from crm_territory.logic.matching.decisions import MatchDecisionsError
 from crm_territory.logic.matching.resolve import MAX_MUST_LINK_GROUP, MAX_MUST_LINK_SHARE, resolve
 from crm_territory.resources.match_decisions_file import MatchDecisionsFile
 from crm_territory.resources.reference_files import ReferenceFiles
+from crm_territory.schemas import MatchModel, empty_frame
 from crm_territory.storage.table_store import TableStore
 from crm_territory.wiring.assets import TABLES_POOL, table_out
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
@@ -41,6 +43,13 @@ class ClientXrefConfig(dg.Config):
             "The name score, each field's agreement, the level and points of each optional field (tax id, date of birth, "
             "postcode, domain, phone), the total score, the decision and whether the two records ended in one "
             "client. Confirm or reject a pair in data/matching/decisions.csv.",
+            automation_condition=FOLLOW_UPSTREAM,
+        ),
+        "match_model": table_out(
+            "match_model",
+            "Written by the client_xref step: m by expectation-maximisation over the candidate pairs (priors from "
+            "data/matching/comparisons.yaml or the built-in ones as start and fallback), u from the book. Reused by later "
+            "runs until the comparisons change or the records having a field change by more than 10%; the metadata says which and why.",
             automation_condition=FOLLOW_UPSTREAM,
         ),
         "client_key_retirements": table_out(
@@ -84,6 +93,13 @@ def client_xref(
             description=f"The match decisions file cannot be used: {error}. Nothing was published; fix the file and re-run.",
             metadata={"file": str(match_decisions.path)},
         ) from error
+    try:
+        comparisons = match_decisions.load_comparisons()
+    except ComparisonsError as error:
+        raise dg.Failure(
+            description=f"The comparisons file cannot be used: {error}. Nothing was published; fix the file and re-run.",
+            metadata={"file": str(match_decisions.comparisons_path)},
+        ) from error
     records = client_records(raw_clients, reference_files.load())
     previous_xref = table_store.read_previous("client_xref")
     if previous_xref is None:
@@ -98,6 +114,8 @@ def client_xref(
             log=context.log.info,
             max_must_link_group=None if config.accept_large_must_link_groups else config.max_must_link_group,
             max_must_link_share=None if config.accept_large_must_link_groups else config.max_must_link_share,
+            comparisons=comparisons,
+            previous_model=table_store.read_previous("match_model"),
         )
     except MatchDecisionsError as error:
         raise dg.Failure(
@@ -121,6 +139,40 @@ def client_xref(
         output_name="client_key_retirements",
         metadata=table_metadata(resolution.retirements, retired_this_run=stats["client_keys_retired_this_run"]),
     )
+    model = resolution.model if resolution.model is not None else empty_frame(MatchModel)
+    yield dg.Output(
+        model,
+        output_name="match_model",
+        metadata=table_metadata(
+            model,
+            parameters=dg.MetadataValue.md(
+                markdown_table(
+                    model[
+                        [
+                            "field",
+                            "level",
+                            "m",
+                            "m_prior",
+                            "m_source",
+                            "u",
+                            "bits",
+                            "points",
+                            "records_with_field",
+                            "pairs_with_field",
+                        ]
+                    ],
+                    limit=30,
+                )
+            ),
+            re_estimated=resolution.model_re_estimated,
+            why=resolution.model_reason,
+            model_version=str(model["model_version"].iloc[0]) if len(model) else "",
+            comparisons=f"{comparisons.source} (version {comparisons.version})",
+            em_iterations=int(model["em_iterations"].iloc[0]) if len(model) else 0,
+            em_converged=bool(model["em_converged"].iloc[0]) if len(model) else False,
+            training_pairs=int(model["training_pairs"].iloc[0]) if len(model) else 0,
+        ),
+    )
     matches = resolution.matches
     yield dg.Output(
         matches,
@@ -131,7 +183,8 @@ def client_xref(
                 markdown_table(matches.groupby(["decision", "merged"]).size().rename("pairs").reset_index())
             ),
             possible_pairs_to_review=dg.MetadataValue.md(
-                markdown_table(matches[matches["decision"] == "possible"].sort_values("score", ascending=False), limit=20)
+                # already nearest the match threshold first (resolve.py): the pairs a review most likely changes
+                markdown_table(matches[matches["decision"] == "possible"], limit=20)
             ),
             # the weights of the optional fields (tax id, date of birth, ...): what each level adds, and why
             optional_field_weights=dg.MetadataValue.md(

@@ -11,8 +11,9 @@ edit; for dates also the day and month swapped or at most ``DATE_CLOSE_DAYS`` ap
 the same first ``POSTCODE_PREFIX`` characters; for phones the same last ``PHONE_TAIL`` digits) and
 ``different``. A level's weight is ``log2(m / u)`` bits:
 
-* ``m``, the chance that two records of one client fall in the level, is a prior (``PRIORS``): not yet
-  estimated from the book (no EM).
+* ``m``, the chance that two records of one client fall in the level, comes from the ``FieldModel`` in
+  force: the priors (``PRIORS``, or the comparisons file's) or what expectation-maximisation estimated
+  from the candidate pairs (``estimation.py``).
 * ``u``, the chance that two records of *different* clients fall in it, comes from the book. For
   ``exact`` it is taken per value (term-frequency adjustment): the share of the records holding that
   value, so agreeing on a common date of birth says less than agreeing on a rare one (the field-level
@@ -73,6 +74,22 @@ PRIORS: dict[str, Prior] = {
     "phone": Prior(exact=0.70, close=0.10, different=0.20),
 }
 FIELDS = tuple(PRIORS)
+
+
+@dataclass(frozen=True)
+class FieldModel:
+    """What the levels are worth: m per compared field (its keys: the fields compared), points a bit, the cap."""
+
+    m: dict[str, Prior]
+    points_per_bit: float = POINTS_PER_BIT
+    max_bits: float = MAX_BITS
+
+    def __hash__(self) -> int:  # frozen with a dict inside: hashed by identity, never used as a key
+        return id(self)
+
+
+DEFAULT_MODEL = FieldModel(dict(PRIORS))
+LEVEL_CODES = {DIFFERENT: 0, CLOSE: 1, EXACT: 2}  # the codes of levels(); -1: missing on either record
 
 
 def _arrow(values: pd.Series | None, n: int) -> pa.Array | None:
@@ -177,11 +194,26 @@ class FieldEvidence:
     """The normalised optional fields of the records (positions line up with the record frame) and their weights."""
 
     values: pd.DataFrame  # one column per field of FIELDS (object; None where missing)
+    model: FieldModel = DEFAULT_MODEL
 
     @cached_property
     def present(self) -> tuple[str, ...]:
-        """The fields some record has: the others are never compared."""
-        return tuple(f for f in FIELDS if f in self.values.columns and self.values[f].notna().any())
+        """The fields some record has and the model compares: the others are never compared."""
+        return tuple(f for f in FIELDS if f in self.model.m and f in self.values.columns and self.values[f].notna().any())
+
+    def with_model(self, model: FieldModel) -> FieldEvidence:
+        """The same records under another model (estimated m): the codes, shares and u, which depend on the
+        records only, are carried over rather than measured again (u costs 200,000 comparisons a field)."""
+        out = FieldEvidence(self.values, model)
+        if set(model.m) == set(self.model.m):
+            for name in ("present", "codes", "share", "u"):
+                if name in self.__dict__:
+                    out.__dict__[name] = self.__dict__[name]
+        return out
+
+    @cached_property
+    def records_with_field(self) -> dict[str, int]:
+        return {f: int((self.codes[f] >= 0).sum()) for f in self.present}
 
     @cached_property
     def codes(self) -> dict[str, np.ndarray]:
@@ -225,10 +257,10 @@ class FieldEvidence:
         book; exact: the average over the values, each pair using its value's share), bits and points."""
         rows = []
         for f in self.present:
-            prior, having = PRIORS[f], int((self.codes[f] >= 0).sum())
+            prior, having = self.model.m[f], int((self.codes[f] >= 0).sum())
             for level in (EXACT, CLOSE, DIFFERENT):
                 m, u = getattr(prior, level), self.u[f][level]
-                bits = min(float(np.log2(m / u)), MAX_BITS)
+                bits = min(float(np.log2(m / u)), self.model.max_bits)
                 rows.append(
                     {
                         "field": f,
@@ -237,32 +269,44 @@ class FieldEvidence:
                         "m_prior": m,
                         "u": f"{u:.3g}",
                         "bits": round(bits, 2),
-                        "points": round(bits * POINTS_PER_BIT, 2),
+                        "points": round(bits * self.model.points_per_bit, 2),
                     }
                 )
         return pd.DataFrame(rows, columns=["field", "records_with_field", "level", "m_prior", "u", "bits", "points"])
 
-    def compare(self, a: np.ndarray, b: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per field some record has: (level per pair: exact/close/different or None, points per pair or NaN)."""
+    def levels(self, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+        """Per field compared: the level code of each pair (``LEVEL_CODES``: 2 exact, 1 close, 0 different, -1 missing)."""
         out = {}
-        for f in FIELDS:
-            if f not in self.present:
-                out[f] = (np.full(len(a), None, dtype=object), np.full(len(a), np.nan))
-                continue
-            codes, prior, u = self.codes[f], PRIORS[f], self.u[f]
+        for f in self.present:
+            codes = self.codes[f]
             left, right = codes[a], codes[b]
             known = (left >= 0) & (right >= 0)
             same = known & (left == right)
-            level = np.where(known, 0, -1) + same * 2  # -1 missing, 0 different, 2 exact; close set below
+            level = (np.where(known, 0, -1) + same * 2).astype(np.int8)  # close set below
             other = np.flatnonzero(known & ~same)
             if len(other):
                 values = self.values[f].to_numpy(dtype=object)
                 level[other[_close(f, values[a[other]], values[b[other]])]] = 1
+            out[f] = level
+        return out
+
+    def compare(
+        self, a: np.ndarray, b: np.ndarray, levels: dict[str, np.ndarray] | None = None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per field of FIELDS: (level per pair: exact/close/different or None, points per pair or NaN).
+        ``levels``: those of ``levels(a, b)`` when already computed (the estimation needs them first)."""
+        levels = self.levels(a, b) if levels is None else levels
+        model, out = self.model, {}
+        for f in FIELDS:
+            if f not in self.present:
+                out[f] = (np.full(len(a), None, dtype=object), np.full(len(a), np.nan))
+                continue
+            level, prior, u = levels[f], model.m[f], self.u[f]
             bits = np.full(len(a), np.nan)
             exact = level == 2
             with np.errstate(divide="ignore"):
-                bits[exact] = np.minimum(np.log2(prior.exact / self.share[f][a[exact]]), MAX_BITS)
-            bits[level == 1] = min(np.log2(prior.close / u[CLOSE]), MAX_BITS)
-            bits[level == 0] = min(np.log2(prior.different / u[DIFFERENT]), MAX_BITS)
-            out[f] = (LEVELS[level + 1], np.round(bits * POINTS_PER_BIT, 2))
+                bits[exact] = np.minimum(np.log2(prior.exact / self.share[f][a[exact]]), model.max_bits)
+            bits[level == 1] = min(np.log2(prior.close / u[CLOSE]), model.max_bits)
+            bits[level == 0] = min(np.log2(prior.different / u[DIFFERENT]), model.max_bits)
+            out[f] = (LEVELS[level.astype(np.int64) + 1], np.round(bits * model.points_per_bit, 2))
         return out

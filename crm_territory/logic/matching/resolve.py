@@ -11,6 +11,7 @@ look: matches, possible matches, human decisions) and ``client_key_retirements``
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +25,13 @@ import pyarrow.compute as pc
 from crm_territory.logic.matching.blocking import blocking_keys, candidate_pairs
 from crm_territory.logic.matching.client_keys import assign_client_keys
 from crm_territory.logic.matching.clustering import ContradictoryDecisions, cluster_records, components
+from crm_territory.logic.matching.comparisons import DEFAULT_COMPARISONS, Comparisons
 from crm_territory.logic.matching.decisions import CANNOT_LINK, MUST_LINK, MatchDecisions, MatchDecisionsError
-from crm_territory.logic.matching.fields import FIELDS
+from crm_territory.logic.matching.fields import FIELDS, FieldModel
+from crm_territory.logic.matching.model import fit_model
 from crm_territory.logic.matching.names import normalise_names
-from crm_territory.logic.matching.scoring import MATCH, NO_MATCH, MatchFeatures, alike_score, score_pairs
-from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, columns_of, empty_frame
+from crm_territory.logic.matching.scoring import MATCH, MATCH_SCORE, NO_MATCH, POSSIBLE, MatchFeatures, alike_score, score_pairs
+from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, MatchModel, columns_of, empty_frame
 
 ONLY_RECORD, MATCHED, HUMAN = "only record", "matched", "human decision"
 
@@ -52,6 +55,9 @@ class Resolution:
     stats: dict[str, Any] = field(default_factory=dict)
     decisions_not_applied: pd.DataFrame | None = None  # decisions naming records not in the book
     field_weights: pd.DataFrame | None = None  # the optional fields' model (FieldEvidence.weights); None: no such field
+    model: pd.DataFrame | None = None  # MatchModel: the model in force, one row per field and level (empty: no such field)
+    model_re_estimated: bool = False  # whether this run estimated m (False: reused, or no optional field)
+    model_reason: str = "no optional field (tax id, date of birth, postcode, domain, phone) in the book"
 
 
 def match_features(records: pd.DataFrame) -> pd.DataFrame:
@@ -91,12 +97,16 @@ def resolve(
     log: Callable[[str], None] = lambda message: None,
     max_must_link_group: int | None = MAX_MUST_LINK_GROUP,
     max_must_link_share: float | None = MAX_MUST_LINK_SHARE,
+    comparisons: Comparisons = DEFAULT_COMPARISONS,
+    previous_model: pd.DataFrame | None = None,
 ) -> Resolution:
     """Resolve ``records`` (``client_records``: one row per source record, positions 0..n-1).
 
     ``max_must_link_group``: the most records human must-links may join into one client (None: no limit).
     ``max_must_link_share``: the largest share of the records human must-links may merge into another
     record, all groups together, with a floor of ``MUST_LINK_SHARE_FLOOR`` records (None: no limit).
+    ``comparisons``: the optional fields compared and their priors (data/matching/comparisons.yaml).
+    ``previous_model``: the stored match_model, reused unless the book or the comparisons changed enough.
     """
     if not (isinstance(records.index, pd.RangeIndex) and records.index.start == 0 and records.index.step == 1):
         records = records.reset_index(drop=True)
@@ -113,11 +123,21 @@ def resolve(
         clock = time.perf_counter()
 
     features = match_features(records)
+    # a field the comparisons file turns off is neither blocked on nor compared: as if no source gave it
+    features = features.drop(columns=[f for f in FIELDS if f in features.columns and f not in comparisons.fields])
     lap("normalise")
     candidates = candidate_pairs(blocking_keys(features["name"], features), n)
     lap(f"blocking ({len(candidates):,} candidate pairs)")
-    matcher = MatchFeatures.from_frame(features)
-    scored = score_pairs(matcher, candidates.a, candidates.b)
+    priors = FieldModel({f: comparisons.priors[f] for f in comparisons.fields}, comparisons.points_per_bit, comparisons.max_bits)
+    matcher = MatchFeatures.from_frame(features, priors)
+    levels, fitted = None, None
+    if matcher.fields is not None and matcher.fields.present:
+        # the levels are needed before the points (EM estimates m from them): computed once, used twice
+        levels = matcher.fields.levels(candidates.a, candidates.b)
+        fitted = fit_model(matcher.fields, levels, comparisons, previous_model, now)
+        matcher = dataclasses.replace(matcher, fields=matcher.fields.with_model(fitted.model))
+        lap("match model (" + ("estimated" if fitted.re_estimated else "reused") + ")")
+    scored = score_pairs(matcher, candidates.a, candidates.b, levels)
     lap("scoring")
 
     previous = None
@@ -178,7 +198,9 @@ def resolve(
         "seconds_by_step": timings,
     }
     weights = matcher.fields.weights() if matcher.fields is not None and matcher.fields.present else None
-    return Resolution(xref, matches, retirements, stats, not_applied, weights)
+    if fitted is None:
+        return Resolution(xref, matches, retirements, stats, not_applied, weights, empty_frame(MatchModel))
+    return Resolution(xref, matches, retirements, stats, not_applied, weights, fitted.table, fitted.re_estimated, fitted.reason)
 
 
 def _explain(
@@ -341,4 +363,9 @@ def _matches(records, candidates, scored, applied, matcher, position, labels, cl
             "client_key_b": client_key[b],
         }
     )
-    return out.sort_values(["record_a", "record_b"], kind="stable").reset_index(drop=True)[columns_of(ClientMatches)]
+    # the review list first: possible matches nearest the match threshold (the ones a reviewer's answer most
+    # likely changes), then the rest by record pair (a stable order, so that runs diff cleanly)
+    possible = (out["decision"] == POSSIBLE).to_numpy()
+    distance = np.where(possible, np.abs(out["score"].to_numpy(dtype=float) - MATCH_SCORE), np.inf)
+    order = np.lexsort((out["record_b"].to_numpy(), out["record_a"].to_numpy(), distance, ~possible))
+    return out.iloc[order].reset_index(drop=True)[columns_of(ClientMatches)]

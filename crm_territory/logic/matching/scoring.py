@@ -40,7 +40,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, LCSseq
 from rapidfuzz.process import cpdist
 
-from crm_territory.logic.matching.fields import EXACT, FIELDS, FieldEvidence
+from crm_territory.logic.matching.fields import DEFAULT_MODEL, EXACT, FIELDS, FieldEvidence, FieldModel
 
 MATCH_SCORE = 90.0
 POSSIBLE_SCORE = 80.0
@@ -94,16 +94,19 @@ class MatchFeatures:
         return {field: pd.factorize(getattr(self, field), use_na_sentinel=True)[0] for field in FIELD_WEIGHTS}
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> MatchFeatures:
-        """From match features; columns named like ``FIELDS`` (tax_id, ..., normalised) add the optional fields."""
-        optional = [f for f in FIELDS if f in frame.columns]
+    def from_frame(cls, frame: pd.DataFrame, model: FieldModel = DEFAULT_MODEL) -> MatchFeatures:
+        """From match features; columns named like ``FIELDS`` (tax_id, ..., normalised) add the optional fields,
+        worth what ``model`` says (the fields it does not name are not compared)."""
+        optional = [f for f in FIELDS if f in frame.columns and f in model.m]
         return cls(
             *(frame[c].to_numpy(dtype=object) for c in ["name", "region", "parent_org", "advisor_email", "advisor_domain"]),
-            fields=FieldEvidence(frame[optional].reset_index(drop=True)) if optional else None,
+            fields=FieldEvidence(frame[optional].reset_index(drop=True), model) if optional else None,
         )
 
 
-def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
+def score_pairs(
+    features: MatchFeatures, a: np.ndarray, b: np.ndarray, field_levels: dict[str, np.ndarray] | None = None
+) -> pd.DataFrame:
     """Scores of the record pairs (a[i], b[i]): name_score, one agreement column per field, score, decision.
 
     Then, per optional field (``fields.FIELDS``), its level and points (None / NaN where either record lacks
@@ -133,7 +136,8 @@ def score_pairs(features: MatchFeatures, a: np.ndarray, b: np.ndarray) -> pd.Dat
         agreement, points = _agreement(features.codes[field], a, b, weight, values)
         out[f"{field}_agreement"] = agreement
         score += points
-    evidence = features.fields.compare(a, b) if features.fields is not None else {}
+    # field_levels: the optional fields' levels of these pairs when already computed (for the estimation)
+    evidence = features.fields.compare(a, b, field_levels) if features.fields is not None else {}
     field_points = np.full(len(a), np.nan)
     for field in FIELDS:
         level, points = evidence.get(field, (np.full(len(a), None, dtype=object), np.full(len(a), np.nan)))
