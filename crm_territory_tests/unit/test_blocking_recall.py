@@ -3,31 +3,19 @@ no blocking pass compares, are worked out by hand from the passes' documented ke
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from crm_territory.logic.matching.client_dim import client_records
 from crm_territory_tests.benchmarks.blocking_recall import blocking_recall, true_pairs
 from crm_territory_tests.support import utc
+from crm_territory_tests.support.books import raw_clients_frame
 
 NOW = utc("2026-11-26")
 
 
 def raw(rows: list[dict]) -> pd.DataFrame:
     """A raw_clients-like frame: one version per record of source csv_drop."""
-    frame = pd.DataFrame(rows)
-    n = len(frame)
-    base = {
-        "source_system": "csv_drop", "region": None, "segment": None, "parent_org": None, "advisor_email": None,
-        "status": None, "aum_usd": None, "business_type": None, "source_file": "f.csv",
-        "source_modified_at": NOW, "source_page": None, "tax_id": None, "date_of_birth": None, "postal_code": None,
-    }  # fmt: skip
-    for column, value in base.items():
-        if column not in frame.columns:
-            frame[column] = [value] * n
-    frame["source_record_id"] = frame["client_id"]
-    frame["source_row"] = np.arange(n)
-    return frame
+    return raw_clients_frame(rows, NOW)
 
 
 # client_id, name, tax id, date of birth, postcode, the person it truly is

@@ -12,9 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_territory.logic.ingest.api_snapshot import records_to_frame
-from crm_territory.logic.ingest.drops import read_drop
-from crm_territory.logic.ingest.raw_clients import LandingFile, assemble_raw_clients
 from crm_territory.logic.matching.client_dim import client_records
 from crm_territory.logic.matching.comparisons import (
     DEFAULT_COMPARISONS,
@@ -28,8 +25,8 @@ from crm_territory.logic.matching.fields import Prior
 from crm_territory.logic.matching.resolve import resolve
 from crm_territory.schemas import MatchModel
 from crm_territory_tests.support import utc
+from crm_territory_tests.support.books import labelled_raw_clients
 from crm_territory_tests.unit.test_optional_fields_matching import background, pair_row, raw
-from mock_api.generator import labelled_book
 
 NOW = utc("2026-11-26")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +42,7 @@ def fingerprint(resolution) -> str:
 
 @pytest.fixture(scope="module")
 def labelled_records(reference):
-    book = labelled_book(3000, seed=11)
-    drop = book.drop.to_csv(index=False).encode()
-    raw_clients = assemble_raw_clients(
-        [(LandingFile("drop.csv", len(drop), NOW), read_drop("drop.csv", drop))],
-        records_to_frame([(1, book.api.to_dict(orient="records"))], NOW),
-        NOW,
-    ).raw_clients
+    raw_clients, _ = labelled_raw_clients(3000, seed=11, now=NOW)
     return client_records(raw_clients, reference)
 
 

@@ -8,9 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_territory.logic.ingest.api_snapshot import records_to_frame
-from crm_territory.logic.ingest.drops import read_drop
-from crm_territory.logic.ingest.raw_clients import LandingFile, assemble_raw_clients
 from crm_territory.logic.matching.blocking import blocking_keys, candidate_pairs
 from crm_territory.logic.matching.client_dim import client_records
 from crm_territory.logic.matching.decisions import MatchDecisions
@@ -27,7 +24,7 @@ from crm_territory.logic.matching.resolve import match_features, resolve
 from crm_territory.schemas import ClientMatches
 from crm_territory.wiring.metadata import markdown_table
 from crm_territory_tests.support import utc
-from mock_api.generator import labelled_book
+from crm_territory_tests.support.books import labelled_raw_clients, raw_clients_frame
 
 NOW = utc("2026-11-26")
 NEW_MATCH_COLUMNS = [f"{f}_{part}" for f in FIELDS for part in ("level", "points")] + ["field_points"]
@@ -35,19 +32,7 @@ NEW_MATCH_COLUMNS = [f"{f}_{part}" for f in FIELDS for part in ("level", "points
 
 def raw(rows: list[dict]) -> pd.DataFrame:
     """A raw_clients-like frame: one version per record; rows give client_id, client_name and optional fields."""
-    frame = pd.DataFrame(rows)
-    n = len(frame)
-    base = {
-        "source_system": "csv_drop", "region": None, "segment": None, "parent_org": None, "advisor_email": None,
-        "status": None, "aum_usd": None, "business_type": None, "source_file": "f.csv",
-        "source_modified_at": NOW, "source_page": None,
-    }  # fmt: skip
-    for column, value in base.items():
-        if column not in frame.columns:
-            frame[column] = [value] * n
-    frame["source_record_id"] = frame["client_id"]
-    frame["source_row"] = np.arange(n)
-    return frame
+    return raw_clients_frame(rows, NOW)
 
 
 def background(n: int, **fields) -> list[dict]:
@@ -86,14 +71,7 @@ def pair_row(resolution, a: str, b: str) -> pd.Series:
 
 @pytest.fixture(scope="module")
 def generated_records(reference):
-    book = labelled_book(4_000, seed=11)
-    drop = book.drop.to_csv(index=False).encode()
-    raw_clients = assemble_raw_clients(
-        [(LandingFile("drop.csv", len(drop), NOW), read_drop("drop.csv", drop))],
-        records_to_frame([(1, book.api.to_dict(orient="records"))], NOW),
-        NOW,
-    ).raw_clients
-    return raw_clients, book
+    return labelled_raw_clients(4_000, seed=11, now=NOW)
 
 
 def test_empty_optional_columns_change_nothing_on_a_generated_book(reference, generated_records):

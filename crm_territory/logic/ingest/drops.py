@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -100,6 +101,24 @@ def _container(head: bytes) -> str | None:
     return None
 
 
+def malformed_row_collector(bad_rows: list[tuple[int, str, str]], header_records: int) -> Callable[[pa_csv.InvalidRow], str]:
+    """An Arrow ``invalid_row_handler`` that keeps each row with the wrong field count aside, with its text and why.
+
+    ``header_records``: how many of Arrow's record numbers precede the first data row (1 when the header was
+    parsed with the body), so that ``source_row`` 1 is the first data row either way.
+    """
+
+    def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        spans = row.text.count("\n") + 1
+        reason = f"malformed row: {row.actual_columns} fields, expected {row.expected_columns}"
+        if spans > 1:
+            reason += f"; it spans {spans} lines (an unbalanced quote?)"
+        bad_rows.append((row.number - header_records, row.text, reason))
+        return "skip"
+
+    return on_invalid_row
+
+
 def refused(name: str, reason: str) -> DropRead:
     """A landing file that is not read at all (a link, a name that is not UTF-8): rejected alone, saying why."""
     return _reject(name, reason)
@@ -134,15 +153,8 @@ def read_drop(name: str, data: bytes) -> DropRead:
     ignored = [c for c in columns if c not in SOURCE_COLUMNS]
 
     bad_rows: list[tuple[int, str, str]] = []
-
-    def on_invalid_row(row: pa_csv.InvalidRow) -> str:
-        # row.number counts the header as record 1 (single-threaded reads know it)
-        spans = row.text.count("\n") + 1
-        reason = f"malformed row: {row.actual_columns} fields, expected {row.expected_columns}"
-        if spans > 1:
-            reason += f"; it spans {spans} lines (an unbalanced quote?)"
-        bad_rows.append((row.number - 1, row.text, reason))
-        return "skip"
+    # row.number counts the header as record 1 (single-threaded reads know it)
+    on_invalid_row = malformed_row_collector(bad_rows, header_records=1)
 
     try:
         table = pa_csv.read_csv(

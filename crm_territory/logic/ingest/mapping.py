@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from crm_territory.logic.ingest.drops import SOURCE_COLUMNS, DropRead, read_drop, refused
+from crm_territory.logic.ingest.drops import SOURCE_COLUMNS, DropRead, malformed_row_collector, read_drop, refused
 from crm_territory.logic.ingest.layouts import (
     _TEMPLATE_PART,
     DELIMITERS,
@@ -131,14 +131,7 @@ def read_layout_drop(name: str, data: bytes, layout: Layout) -> DropRead:
         return _reject(name, layout, f"{where} does not fit this file: {listed} (delimiter {_shown(delimiter)}; found: {found})")
 
     bad_rows: list[tuple[int, str, str]] = []
-
-    def on_invalid_row(row: pa_csv.InvalidRow) -> str:
-        spans = row.text.count("\n") + 1
-        reason = f"malformed row: {row.actual_columns} fields, expected {row.expected_columns}"
-        if spans > 1:
-            reason += f"; it spans {spans} lines (an unbalanced quote?)"
-        bad_rows.append((row.number, row.text, reason))
-        return "skip"
+    on_invalid_row = malformed_row_collector(bad_rows, header_records=0)  # the body is parsed without its header
 
     positional = [f"c{i}" for i in range(len(header))]
     body_bytes = body.encode("utf-8")
