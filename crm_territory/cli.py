@@ -8,6 +8,7 @@ Exit code: 0 when the run succeeded and no blocking check failed; 1 otherwise.
 
 import argparse
 import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -131,6 +132,29 @@ def fail_dead_runs_at_start(instance: dg.DagsterInstance) -> None:
         print(f"run {dead.run_id[:8]} ({dead.job_name}) was still STARTED but {pid} is gone: marked FAILED")
 
 
+INSTANCE_INIT_LOCK = ".crm-territory-instance-init.lock"
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The instance of DAGSTER_HOME, with its storage created under a lock.
+
+    Dagster creates the SQLite tables of a new instance when it is first opened, and two processes doing it at
+    once fail ("table runs already exists"): two `make run`s started together on a fresh clone lost one run that
+    way. The lock is held only while the storage is opened; the runs themselves then share the instance.
+    """
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / INSTANCE_INIT_LOCK, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        instance = dg.DagsterInstance.get()
+        # each storage is created lazily, on first use: use them all while the lock is held
+        instance.run_storage.get_runs(limit=1)
+        instance.event_log_storage.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.RUN_START), limit=1)
+        if instance.schedule_storage is not None:
+            instance.schedule_storage.all_instigator_state()
+    return instance
+
+
 def _meta(result: dg.ExecuteInProcessResult, asset: str, key: str) -> object:
     """A metadata value of the asset's materialization in this run (None if it did not materialize)."""
     for event in result.get_asset_materialization_events():
@@ -229,7 +253,7 @@ def run(settings: Settings) -> int:
     defs = build_definitions(settings)
     job = defs.resolve_job_def("materialize_all_job")
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
+    with open_instance() as instance:
         fail_dead_runs_at_start(instance)
         result = job.execute_in_process(
             instance=instance,
@@ -246,7 +270,7 @@ def activate_rules(version: str) -> int:
     """Run activate_rules_job in the local instance (where the preview was recorded)."""
     settings = Settings.from_env()
     job = build_definitions(settings).resolve_job_def("activate_rules_job")
-    with dg.DagsterInstance.get() as instance:
+    with open_instance() as instance:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
