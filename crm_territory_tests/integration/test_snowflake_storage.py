@@ -128,15 +128,10 @@ def staging_tables(warehouse) -> list[str]:
     ]
 
 
-def test_a_run_whose_write_fails_publishes_none_of_its_tables(warehouse, env, data_dir):
+def fail_loading_the_fact(env):
+    """From now on, loading assignments_fact into Snowflake fails as a dropped connection would; returns the real load."""
     import snowflake.connector.pandas_tools as pandas_tools
 
-    assert run_all("snowflake", env).success
-    before = {t: read_table(warehouse, t) for t in ("raw_clients", "client_dim", "assignments_fact")}
-    # a new drop changes raw_clients and client_dim; then the fact's load fails
-    (data_dir / "landing" / "2026-12-06_more.csv").write_text(
-        "client_id,client_name,region,segment,parent_org,advisor_email\n901,Quillon Harbour Advisors,Northeast,Retail,,\n"
-    )
     load = pandas_tools.write_pandas  # fakesnow's, patched in by the fixture
 
     def fail_for_the_fact(conn, df, table_name, **kwargs):
@@ -145,6 +140,18 @@ def test_a_run_whose_write_fails_publishes_none_of_its_tables(warehouse, env, da
         return load(conn, df, table_name, **kwargs)
 
     env.setattr(pandas_tools, "write_pandas", fail_for_the_fact)
+    return load
+
+
+def test_a_run_whose_write_fails_publishes_none_of_its_tables(warehouse, env, data_dir):
+
+    assert run_all("snowflake", env).success
+    before = {t: read_table(warehouse, t) for t in ("raw_clients", "client_dim", "assignments_fact")}
+    # a new drop changes raw_clients and client_dim; then the fact's load fails
+    (data_dir / "landing" / "2026-12-06_more.csv").write_text(
+        "client_id,client_name,region,segment,parent_org,advisor_email\n901,Quillon Harbour Advisors,Northeast,Retail,,\n"
+    )
+    fail_loading_the_fact(env)
     result = run_all("snowflake", env)
     assert not result.success
     assert next(e for e in result.all_events if e.is_step_failure).step_key == "assignments_fact"
@@ -334,14 +341,7 @@ def test_a_fresh_database_on_an_instance_that_ran_on_another_starts_cleanly(ware
 def test_a_run_that_failed_before_publishing_does_not_make_the_next_run_refuse(warehouse, env, disk_instance):
     import snowflake.connector.pandas_tools as pandas_tools
 
-    load = pandas_tools.write_pandas  # fakesnow's, patched in by the fixture
-
-    def fail_for_the_fact(conn, df, table_name, **kwargs):
-        if table_name.startswith("ASSIGNMENTS_FACT"):
-            raise RuntimeError("connection reset while loading")
-        return load(conn, df, table_name, **kwargs)
-
-    env.setattr(pandas_tools, "write_pandas", fail_for_the_fact)
+    load = fail_loading_the_fact(env)
     failed = run_all("snowflake", env, disk_instance)
     assert not failed.success
     assert "territory_dim" in materialized(failed)  # Dagster recorded it, with its rows ...

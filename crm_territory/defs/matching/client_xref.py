@@ -1,5 +1,9 @@
 """Entity resolution between raw_clients and client_dim: client_xref, client_matches, client_key_retirements."""
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -18,6 +22,8 @@ from crm_territory.wiring.assets import TABLES_POOL, table_out
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
 from crm_territory.wiring.checks import violations_result
 from crm_territory.wiring.metadata import markdown_table, table_metadata
+
+T = TypeVar("T")
 
 
 class ClientXrefConfig(dg.Config):
@@ -86,20 +92,10 @@ def client_xref(
 ):
     """Entity resolution: one client per real organisation across the CRM API and the drops (see crm_territory/logic/matching/resolve.py)."""
     now = pd.Timestamp.now(tz="UTC")
-    try:
-        decisions = match_decisions.load()
-    except MatchDecisionsError as error:
-        raise dg.Failure(
-            description=f"The match decisions file cannot be used: {error}. Nothing was published; fix the file and re-run.",
-            metadata={"file": str(match_decisions.path)},
-        ) from error
-    try:
-        comparisons = match_decisions.load_comparisons()
-    except ComparisonsError as error:
-        raise dg.Failure(
-            description=f"The comparisons file cannot be used: {error}. Nothing was published; fix the file and re-run.",
-            metadata={"file": str(match_decisions.comparisons_path)},
-        ) from error
+    decisions = _load_or_fail(match_decisions.load, "match decisions", match_decisions.path, MatchDecisionsError)
+    comparisons = _load_or_fail(
+        match_decisions.load_comparisons, "comparisons", match_decisions.comparisons_path, ComparisonsError
+    )
     records = client_records(raw_clients, reference_files.load())
     previous_xref = table_store.read_previous("client_xref")
     if previous_xref is None:
@@ -232,6 +228,17 @@ def client_xref(
         check_name="client_keys_name_one_cluster_each",
         client_keys=int(xref["client_key"].nunique()),
     )
+
+
+def _load_or_fail(load: Callable[[], T], what: str, path: Path, error_type: type[Exception]) -> T:
+    """A configuration file of entity resolution, or a failure naming the file and what to do (nothing published)."""
+    try:
+        return load()
+    except error_type as error:
+        raise dg.Failure(
+            description=f"The {what} file cannot be used: {error}. Nothing was published; fix the file and re-run.",
+            metadata={"file": str(path)},
+        ) from error
 
 
 def _xref_from_client_dim(context: dg.AssetExecutionContext, client_dim: pd.DataFrame | None) -> pd.DataFrame | None:
