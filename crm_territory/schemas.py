@@ -371,20 +371,37 @@ class ClientMatches(_StrictModel):
         isin=["same words", "typo or abbreviation", "different words", "different word count", "not compared (unmatchable name)"],
         description="Word-by-word comparison: same words, typo or abbreviation, different words or word count, or not compared.",
     )
+    name_points: Series[float] = pa.Field(
+        ge=0,
+        le=100,
+        description="What the names added to score: name_score, credited at least 95 when the names agree word by word (same words, a typo or an abbreviation).",
+    )
     region_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"],
         description="Whether the two records' canonical regions agree, disagree, or one is unknown.",
+    )
+    region_points: Series[float] = pa.Field(
+        description="Points the regions added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
     )
     parent_org_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"],
         description="Whether the parent organisations agree (fuzzy), disagree, or one is unknown.",
     )
+    parent_org_points: Series[float] = pa.Field(
+        description="Points the parent organisations added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
+    )
     advisor_email_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"], description="Whether the advisor e-mails agree, disagree, or one is unknown."
+    )
+    advisor_email_points: Series[float] = pa.Field(
+        description="Points the advisor e-mails added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
     )
     advisor_domain_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"],
         description="Whether the advisor e-mail domains agree, disagree, or one is unknown.",
+    )
+    advisor_domain_points: Series[float] = pa.Field(
+        description="Points the advisor e-mail domains added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
     )
     tax_id_level: Series[str] = pa.Field(
         nullable=True,
@@ -436,7 +453,7 @@ class ClientMatches(_StrictModel):
         description="Sum of the *_points columns (Fellegi-Sunter weights of the optional fields), included in score. Empty: none compared.",
     )
     score: Series[float] = pa.Field(
-        description="Name score (at least 95 if names agree word by word) plus field points and field_points; match: 90+ and agreeing names or the same tax id or date of birth."
+        description="The match weight as a sum of parts: name_points + region_points + parent_org_points + advisor_email_points + advisor_domain_points + field_points. match: 90+ and agreeing names or the same tax id or date of birth."
     )
     decision: Series[str] = pa.Field(
         isin=["match", "possible", "must_link", "cannot_link"],

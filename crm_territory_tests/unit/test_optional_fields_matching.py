@@ -112,6 +112,33 @@ def test_the_generated_book_keeps_its_accuracy(reference, generated_records):
     assert quality.f1 >= 0.95, quality
 
 
+def test_every_score_is_the_sum_of_its_parts(reference, generated_records):
+    """An analyst reads why two records merged from client_matches: the parts must add up to the score."""
+    raw_clients, _ = generated_records
+    # a generated book (names, regions, parents, advisors) and two records carrying a tax id
+    records = pd.concat([client_records(raw_clients, reference), client_records(raw(with_tax_ids(50) + ACME), reference)])
+    resolution = resolve(records.reset_index(drop=True), MatchDecisions.none(), None, None, NOW)
+    m = resolution.matches
+    assert len(m) > 100 and m["field_points"].notna().any()
+    parts = m[["name_points", "region_points", "parent_org_points", "advisor_email_points", "advisor_domain_points"]]
+    total = parts.sum(axis=1) + m["field_points"].fillna(0)
+    assert np.allclose(total, m["score"], atol=0.011)
+    # each field's points are its hand-set agree / disagree weight, 0 where either record lacks the field
+    for field, agree, disagree in [
+        ("region", 2, -15),
+        ("parent_org", 3, -20),
+        ("advisor_email", 2, -10),
+        ("advisor_domain", 1, -5),
+    ]:
+        expected = m[f"{field}_agreement"].map({"agree": agree, "disagree": disagree, "unknown": 0})
+        assert (m[f"{field}_points"] == expected).all(), field
+    # the name's part: its score, credited 95 where the names agree word by word
+    agreeing = m["name_difference"].isin(["same words", "typo or abbreviation"])
+    assert (m.loc[agreeing, "name_points"] == np.maximum(m.loc[agreeing, "name_score"], 95)).all()
+    other = m["name_difference"] == "different words"
+    assert other.any() and (m.loc[other, "name_points"] == m.loc[other, "name_score"]).all()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # A field the sources have
 # ---------------------------------------------------------------------------------------------------------

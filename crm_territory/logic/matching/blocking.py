@@ -73,45 +73,87 @@ class BlockingKey:
         )
 
 
-def blocking_keys(name: pd.Series, fields: pd.DataFrame | None = None) -> dict[str, BlockingKey]:
-    """Each key name -> its blocks over the records (positions 0..n-1), from their normalised names (None: no keys).
+#: The parts a blocking pass may combine: parts of the normalised name, and the optional fields (normalised).
+NAME_PARTS = ("name", "name_without_spaces", "first_word", "last_word", "initial")
+FIELD_PARTS = ("tax_id", "date_of_birth", "postal_code", "domain", "phone", "region")
+PARTS = NAME_PARTS + FIELD_PARTS
+ONE_EDIT_PASS = "first word one edit apart"  # not a combination of parts: the first word's deletion variants
 
-    ``fields``: the optional fields, normalised (``fields.normalise_fields``: tax_id, date_of_birth,
-    postal_code, domain, phone), positions lining up with ``name``. Each one some record has adds passes,
-    after the name keys: the same tax id; the same date of birth and first letter of the name; the same
-    date of birth and postcode (given and family names swapped); the same domain; the same phone; the
-    same last word of the name (a surname) and postcode. A book without them gets no other key.
+
+@dataclass(frozen=True)
+class BlockingPass:
+    """Records agreeing on every one of ``parts`` are compared (a record missing any part gets no key in this pass)."""
+
+    name: str
+    parts: tuple[str, ...]
+
+
+#: The passes run when the comparisons file names none, in this order (a pair is credited to the first that finds it).
+DEFAULT_PASSES: tuple[BlockingPass, ...] = (
+    BlockingPass("same name", ("name",)),
+    BlockingPass("same name without spaces", ("name_without_spaces",)),
+    BlockingPass("same first word", ("first_word",)),
+    BlockingPass(ONE_EDIT_PASS, ()),
+    BlockingPass("same tax id", ("tax_id",)),
+    # individuals: the date of birth with the initial, or with the postcode when given and family names are swapped
+    BlockingPass("same date of birth and initial", ("date_of_birth", "initial")),
+    BlockingPass("same date of birth and postcode", ("date_of_birth", "postal_code")),
+    BlockingPass("same domain", ("domain",)),
+    BlockingPass("same phone", ("phone",)),
+    BlockingPass("same last word and postcode", ("last_word", "postal_code")),
+)
+BUILT_IN_PASSES = {p.name: p for p in DEFAULT_PASSES}
+
+
+def blocking_keys(
+    name: pd.Series, fields: pd.DataFrame | None = None, passes: tuple[BlockingPass, ...] = DEFAULT_PASSES
+) -> dict[str, BlockingKey]:
+    """Each pass's name -> its blocks over the records (positions 0..n-1), in the order of ``passes``.
+
+    ``name``: the normalised names (None: no name keys). ``fields``: the optional fields, normalised
+    (``fields.normalise_fields``: tax_id, date_of_birth, postal_code, domain, phone; and region), positions
+    lining up with ``name``. A pass over a part no record has gives no key and is not listed: a book
+    without the optional fields gets the four name passes only, whatever the comparisons file lists.
     """
     positions = np.arange(len(name), dtype=np.int64)
     names = pa.array(name.to_numpy(dtype=object), pa.string(), from_pandas=True)
     words, rest = split_first_word(name)
-    keys = {
-        "same name": BlockingKey.of(positions, names),
-        "same name without spaces": BlockingKey.of(positions, pc.replace_substring(names, " ", "")),
-        "same first word": BlockingKey.of(positions, words),
-        "first word one edit apart": _one_edit_key(words, rest.fill_null("")),
-    }
-    if fields is None:
-        return keys
+    cache: dict[str, pa.Array | None] = {}
 
-    def column(c: str) -> pd.Series | None:
-        if c not in fields.columns or not fields[c].notna().any():
-            return None
-        return fields[c].reset_index(drop=True).astype("string")
+    def part(p: str) -> pa.Array | None:
+        """The part as an Arrow string array (None: no record has it), built once however many passes use it."""
+        if p not in cache:
+            if p == "name":
+                cache[p] = names
+            elif p == "name_without_spaces":
+                cache[p] = pc.replace_substring(names, " ", "")
+            elif p == "first_word":
+                cache[p] = words
+            elif p == "last_word":  # a surname, for individuals written "given family"
+                cache[p] = pc.replace_substring_regex(names, r"^.* ", "")
+            elif p == "initial":
+                cache[p] = pc.utf8_slice_codeunits(names, 0, 1)
+            elif fields is not None and p in fields.columns and fields[p].notna().any():
+                values = fields[p].reset_index(drop=True).astype("string").to_numpy(dtype=object, na_value=None)
+                cache[p] = pa.array(values, pa.string())
+            else:
+                cache[p] = None
+        return cache[p]
 
-    name_text = name.reset_index(drop=True).astype("string")
-    born, postcode = column("date_of_birth"), column("postal_code")
-    passes = {
-        "same tax id": column("tax_id"),
-        "same date of birth and initial": None if born is None else born + "|" + name_text.str.slice(0, 1),
-        "same date of birth and postcode": None if born is None or postcode is None else born + "|" + postcode,
-        "same domain": column("domain"),
-        "same phone": column("phone"),
-        "same last word and postcode": None if postcode is None else name_text.str.rsplit(" ", n=1).str[-1] + "|" + postcode,
-    }
-    for key_name, values in passes.items():
-        if values is not None and values.notna().any():
-            keys[key_name] = BlockingKey.of(positions, pa.array(values.to_numpy(dtype=object, na_value=None), pa.string()))
+    keys = {}
+    for blocking_pass in passes:
+        if blocking_pass.name == ONE_EDIT_PASS:
+            keys[ONE_EDIT_PASS] = _one_edit_key(words, rest.fill_null(""))
+            continue
+        values = [part(p) for p in blocking_pass.parts]
+        if any(v is None for v in values):
+            continue
+        joined = values[0] if len(values) == 1 else pc.binary_join_element_wise(*values, "|")
+        # "" is no value (a name normalised to nothing): it must not pair every such record
+        joined = pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined) if len(values) > 1 else joined
+        if any(p in FIELD_PARTS for p in blocking_pass.parts) and not pc.any(pc.is_valid(joined)).as_py():
+            continue  # no record has all of its parts: not run, not listed
+        keys[blocking_pass.name] = BlockingKey.of(positions, joined)
     return keys
 
 

@@ -14,6 +14,13 @@ constant (``fields.PRIORS``, 4.5 points a bit, at most 10 bits), so a newcomer c
       max_iterations: 100
       min_pairs: 200           # fewer candidate pairs having the field on both records: keep the prior
       re_estimate_when_records_change_by: 0.10
+    blocking:
+      max_block_size: 100      # a key shared by more records is skipped (counted), not compared all-pairs
+      passes:                  # in order; omitted: every built-in pass (blocking.DEFAULT_PASSES)
+        - same name
+        - first word one edit apart
+        - same tax id
+        - {name: same postcode and initial, parts: [postal_code, initial]}   # your own: parts agreeing
 
 ``m`` given for a field is the prior EM starts from and falls back to. The file is read like the
 rules file (``logic/rules/loader.py``): bounded in size, YAML anchors and aliases refused (nested
@@ -32,6 +39,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from crm_territory.logic.matching.blocking import BUILT_IN_PASSES, DEFAULT_PASSES, MAX_BLOCK_SIZE, PARTS, BlockingPass
 from crm_territory.logic.matching.fields import FIELDS, MAX_BITS, POINTS_PER_BIT, PRIORS, Prior
 from crm_territory.logic.size_limits import FileTooLarge, read_at_most
 
@@ -74,12 +82,50 @@ class Estimation(_Strict):
     re_estimate_when_records_change_by: float = Field(default=0.10, ge=0)
 
 
+class CustomPass(_Strict):
+    name: str = Field(min_length=1, max_length=80)
+    parts: list[Literal[PARTS]] = Field(min_length=1, max_length=4)  # type: ignore[valid-type]
+
+
+class Blocking(_Strict):
+    # a key shared by more records than this is too common to say anything: its block is skipped (counted)
+    max_block_size: int = Field(default=MAX_BLOCK_SIZE, ge=2, le=10_000)
+    # in order: a pair is scored once, credited to the first pass that found it. None: the built-in passes
+    passes: list[str | CustomPass] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _known_and_distinct(self) -> Blocking:
+        seen: set[str] = set()
+        for i, given in enumerate(self.passes or []):
+            if isinstance(given, str) and given not in BUILT_IN_PASSES:
+                raise ValueError(
+                    f"passes[{i}]: unknown pass {given!r} (built in: {', '.join(BUILT_IN_PASSES)}; "
+                    f"or your own: {{name: ..., parts: [...]}} over {', '.join(PARTS)})"
+                )
+            name = given if isinstance(given, str) else given.name
+            if not isinstance(given, str) and name in BUILT_IN_PASSES:
+                raise ValueError(f"passes[{i}]: {name!r} is a built-in pass's name; give your own pass another name")
+            if name in seen:
+                raise ValueError(f"passes[{i}]: {name!r} is listed twice")
+            seen.add(name)
+        return self
+
+    def resolved(self) -> tuple[BlockingPass, ...]:
+        if self.passes is None:
+            return DEFAULT_PASSES
+        return tuple(
+            BUILT_IN_PASSES[given] if isinstance(given, str) else BlockingPass(given.name, tuple(given.parts))
+            for given in self.passes
+        )
+
+
 class ComparisonsFile(_Strict):
     version: Literal[1] = 1
     points_per_bit: float = Field(default=POINTS_PER_BIT, gt=0, le=100)
     max_bits: float = Field(default=MAX_BITS, gt=0, le=64)
     fields: dict[Literal["tax_id", "date_of_birth", "postal_code", "domain", "phone"], FieldComparison] = {}
     estimation: Estimation = Estimation()
+    blocking: Blocking = Blocking()
 
 
 @dataclass(frozen=True)
@@ -93,6 +139,8 @@ class Comparisons:
     estimation: Estimation
     version: str  # hash of the settings (not of the file's bytes: a comment or a reordering changes nothing)
     source: str = "defaults (no comparisons file)"
+    blocking_passes: tuple[BlockingPass, ...] = DEFAULT_PASSES
+    max_block_size: int = MAX_BLOCK_SIZE
 
     @classmethod
     def from_file(cls, parsed: ComparisonsFile, source: str) -> Comparisons:
@@ -106,8 +154,26 @@ class Comparisons:
             "max_bits": parsed.max_bits,
             "estimation": parsed.estimation.model_dump(),
         }
+        passes = parsed.blocking.resolved()
+        if passes != DEFAULT_PASSES or parsed.blocking.max_block_size != MAX_BLOCK_SIZE:
+            # other candidate pairs, another training sample: the model is estimated again. (The defaults
+            # are left out of the hash so that models stored before blocking was configurable stay valid.)
+            settings["blocking"] = {
+                "passes": [[p.name, *p.parts] for p in passes],
+                "max_block_size": parsed.blocking.max_block_size,
+            }
         version = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-        return cls(compared, priors, parsed.points_per_bit, parsed.max_bits, parsed.estimation, version, source)
+        return cls(
+            compared,
+            priors,
+            parsed.points_per_bit,
+            parsed.max_bits,
+            parsed.estimation,
+            version,
+            source,
+            passes,
+            parsed.blocking.max_block_size,
+        )
 
 
 DEFAULT_COMPARISONS = Comparisons.from_file(ComparisonsFile(), "defaults (no comparisons file)")
@@ -140,7 +206,12 @@ def parse_comparisons(text: str, source: str) -> Comparisons:
     try:
         parsed = ComparisonsFile.model_validate(document)
     except ValidationError as exc:
-        problems = [f"{_key_path(e['loc'])}: {_reason(e)}" for e in exc.errors()]
+        errors = exc.errors()
+        # a pass is a built-in's name or {name, parts}: when the mapping form has a problem, pydantic also
+        # reports that it is not a string, which says nothing to the person who wrote a mapping
+        mapping_problems = {e["loc"][: e["loc"].index("CustomPass")] for e in errors if "CustomPass" in e["loc"]}
+        errors = [e for e in errors if not (e["loc"][-1] == "str" and e["loc"][:-1] in mapping_problems)]
+        problems = [f"{_key_path(e['loc'])}: {_reason(e)}" for e in errors]
         raise ComparisonsError(f"{source}: " + "; ".join(problems)) from None
     return Comparisons.from_file(parsed, source)
 
@@ -183,7 +254,7 @@ def _duplicate_keys(node: yaml.Node, path: str):
 
 def _key_path(loc) -> str:
     path = ""
-    for part in (p for p in loc if p != "[key]"):
+    for part in (p for p in loc if p not in ("[key]", "CustomPass")):
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "(the file)"
 
@@ -194,4 +265,6 @@ def _reason(error) -> str:
         return f"unknown key {error['loc'][-1]!r}"
     if error["loc"][-1:] == ("[key]",):
         return f"unknown field {error['input']!r} (fields: {', '.join(FIELDS)})"
+    if kind == "value_error" and isinstance(error.get("input"), dict):  # a check over a whole mapping: its message names the key
+        return error["msg"].removeprefix("Value error, ")
     return error["msg"].removeprefix("Value error, ") + f" (got {error.get('input')!r})"

@@ -30,7 +30,16 @@ from crm_territory.logic.matching.decisions import CANNOT_LINK, MUST_LINK, Match
 from crm_territory.logic.matching.fields import FIELDS, FieldModel
 from crm_territory.logic.matching.model import fit_model
 from crm_territory.logic.matching.names import normalise_names
-from crm_territory.logic.matching.scoring import MATCH, MATCH_SCORE, NO_MATCH, POSSIBLE, MatchFeatures, alike_score, score_pairs
+from crm_territory.logic.matching.scoring import (
+    FIELD_WEIGHTS,
+    MATCH,
+    MATCH_SCORE,
+    NO_MATCH,
+    POSSIBLE,
+    MatchFeatures,
+    alike_score,
+    score_pairs,
+)
 from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, MatchModel, columns_of, empty_frame
 
 ONLY_RECORD, MATCHED, HUMAN = "only record", "matched", "human decision"
@@ -126,7 +135,9 @@ def resolve(
     # a field the comparisons file turns off is neither blocked on nor compared: as if no source gave it
     features = features.drop(columns=[f for f in FIELDS if f in features.columns and f not in comparisons.fields])
     lap("normalise")
-    candidates = candidate_pairs(blocking_keys(features["name"], features), n)
+    candidates = candidate_pairs(
+        blocking_keys(features["name"], features, comparisons.blocking_passes), n, comparisons.max_block_size
+    )
     lap(f"blocking ({len(candidates):,} candidate pairs)")
     priors = FieldModel({f: comparisons.priors[f] for f in comparisons.fields}, comparisons.points_per_bit, comparisons.max_bits)
     matcher = MatchFeatures.from_frame(features, priors)
@@ -346,10 +357,8 @@ def _matches(records, candidates, scored, applied, matcher, position, labels, cl
                 for c in [
                     "name_score",
                     "name_difference",
-                    "region_agreement",
-                    "parent_org_agreement",
-                    "advisor_email_agreement",
-                    "advisor_domain_agreement",
+                    "name_points",
+                    *(f"{f}_{part}" for f in FIELD_WEIGHTS for part in ("agreement", "points")),
                     *(f"{f}_{part}" for f in FIELDS for part in ("level", "points")),
                     "field_points",
                     "score",

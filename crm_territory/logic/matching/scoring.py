@@ -129,12 +129,15 @@ def score_pairs(
     # names that agree word by word (a typo, "inv" for "investment") count at least WORD_AGREEMENT_NAME_SCORE:
     # the character ratio would punish an abbreviation for every letter it leaves out
     agree = _names_agree(difference, name_score)
-    score = np.where(agree, np.maximum(name_score, WORD_AGREEMENT_NAME_SCORE), name_score)
-    out = {"name_score": np.round(name_score, 2), "name_difference": difference}
+    name_points = np.round(np.where(agree, np.maximum(name_score, WORD_AGREEMENT_NAME_SCORE), name_score), 2)
+    # the score is kept as a sum of parts an analyst reads back from client_matches: name_points, each
+    # field's *_points, field_points (rounded before they are added, so that the parts add up to the score)
+    score = name_points.copy()
+    out = {"name_score": np.round(name_score, 2), "name_difference": difference, "name_points": name_points}
     for field, weight in FIELD_WEIGHTS.items():
         values = getattr(features, field) if field == "parent_org" else None
         agreement, points = _agreement(features.codes[field], a, b, weight, values)
-        out[f"{field}_agreement"] = agreement
+        out[f"{field}_agreement"], out[f"{field}_points"] = agreement, points
         score += points
     # field_levels: the optional fields' levels of these pairs when already computed (for the estimation)
     evidence = features.fields.compare(a, b, field_levels) if features.fields is not None else {}
@@ -143,8 +146,9 @@ def score_pairs(
         level, points = evidence.get(field, (np.full(len(a), None, dtype=object), np.full(len(a), np.nan)))
         out[f"{field}_level"], out[f"{field}_points"] = level, points
         field_points = np.where(np.isnan(points), field_points, np.nan_to_num(field_points) + np.nan_to_num(points))
+    field_points = np.round(field_points, 2)
     score += np.nan_to_num(field_points)
-    out["field_points"] = np.round(field_points, 2)
+    out["field_points"] = field_points
     # an unmatchable name is still linked only by a human
     agree = agree | (_identified(out["tax_id_level"], out["date_of_birth_level"]) & comparable)
     score = np.round(score, 2)
