@@ -488,7 +488,8 @@ class MatchModel(_StrictModel):
         gt=0, le=1, description="The prior m (fields.py or data/matching/comparisons.yaml): EM's start and fallback."
     )
     m_source: Series[str] = pa.Field(
-        isin=["prior", "estimated"], description="prior, or estimated by EM from the candidate pairs."
+        isin=["prior", "estimated", "human decisions"],
+        description="prior; estimated by EM from the candidate pairs; or human decisions: the must-link pairs of decisions.csv (when at least min_decisions have the field).",
     )
     m_note: Series[str] = pa.Field(
         nullable=True, description="Why the prior was kept (too few pairs, no convergence, ...). Empty: estimated."
@@ -507,6 +508,9 @@ class MatchModel(_StrictModel):
     )
     pairs_with_field: Series[pd.Int64Dtype] = pa.Field(
         ge=0, description="Candidate pairs having the field on both records when m was estimated."
+    )
+    decision_pairs: Series[pd.Int64Dtype] = pa.Field(
+        ge=0, description="Must-link pairs of the decisions file having the field on both records when m was set."
     )
     training_pairs: Series[pd.Int64Dtype] = pa.Field(
         ge=0, description="Candidate pairs EM ran on (with an estimated field on both records)."

@@ -19,7 +19,7 @@ from crm_territory.logic.matching.comparisons import (
     parse_comparisons,
     read_comparisons,
 )
-from crm_territory.logic.matching.decisions import MatchDecisions
+from crm_territory.logic.matching.decisions import MatchDecisions, parse_decisions
 from crm_territory.logic.matching.estimation import estimate_m
 from crm_territory.logic.matching.fields import Prior
 from crm_territory.logic.matching.resolve import resolve
@@ -272,3 +272,52 @@ def test_possible_matches_come_first_nearest_the_threshold(labelled_records):
     assert (np.diff(distance) >= 0).all() and math.isfinite(distance[0])
     rest = matches[~possible]
     assert list(zip(rest["record_a"], rest["record_b"])) == sorted(zip(rest["record_a"], rest["record_b"]))
+
+
+def _must_links(people: list[int]) -> MatchDecisions:
+    return parse_decisions(
+        pd.DataFrame(
+            {
+                "record_a": [f"csv_drop:P{i:05d}a" for i in people],
+                "record_b": [f"csv_drop:P{i:05d}b" for i in people],
+                "decision": "must_link",
+            }
+        ),
+        "decisions.csv",
+    )
+
+
+def test_m_comes_from_the_human_decisions_when_enough_have_the_field(reference):
+    rows = _people(900, with_dob=300)  # 1,800 records: 70 must-links stay under the guard's 5% of the book
+    records = client_records(raw(rows), reference)
+    by_id = {r["client_id"]: r for r in rows}
+    # 60 people with a date of birth, none born on the 28th (whose second record's day wraps to the 1st)
+    people = [i for i in range(300) if by_id[f"P{i:05d}a"]["date_of_birth"][-2:] != "28"][:60]
+    first = resolve(records, _must_links(people), None, None, NOW)
+    model = first.model.set_index(["field", "level"])
+    assert (model["m_source"] == "human decisions").all() and (model["decision_pairs"] == 60).all()
+    assert first.model_re_estimated
+
+    # by hand, from the records: the second record's date of birth is the same or one day later (close);
+    # its postcode the same, one digit changed (close), or 7777 (different); the prior counts as 10 pairs
+    def level(field: str, a: str, b: str) -> str:
+        return "exact" if a == b else "different" if field == "postal_code" and b == "7777" else "close"
+
+    priors = {"date_of_birth": Prior(0.90, 0.07, 0.03), "postal_code": Prior(0.80, 0.08, 0.12)}
+    for field, prior in priors.items():
+        seen = pd.Series([level(field, by_id[f"P{i:05d}a"][field], by_id[f"P{i:05d}b"][field]) for i in people])
+        for lv in ("exact", "close", "different"):
+            expected = ((seen == lv).sum() + 10 * getattr(prior, lv)) / (60 + 10)
+            assert model.loc[(field, lv), "m"] == pytest.approx(expected), (field, lv)
+    assert "from 60 must-link pairs in the decisions file" in model.loc[("date_of_birth", "exact"), "m_note"]
+
+    # the same decisions: the model is reused; ten more: estimated again, saying why
+    again = resolve(records, _must_links(people), None, None, NOW, previous_model=first.model)
+    assert not again.model_re_estimated
+    more = [i for i in range(300) if by_id[f"P{i:05d}a"]["date_of_birth"][-2:] != "28"][:70]
+    grown = resolve(records, _must_links(more), None, None, NOW, previous_model=first.model)
+    assert grown.model_re_estimated and "the must-link pairs having date_of_birth changed (60 -> 70)" in grown.model_reason
+
+    # fewer than min_decisions (50): EM's answer or the prior, not the humans'
+    few = resolve(records, _must_links(people[:20]), None, None, NOW)
+    assert "human decisions" not in set(few.model["m_source"]) and (few.model["decision_pairs"] == 20).all()

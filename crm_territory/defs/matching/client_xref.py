@@ -155,6 +155,7 @@ def client_xref(
                             "points",
                             "records_with_field",
                             "pairs_with_field",
+                            "decision_pairs",
                         ]
                     ],
                     limit=30,

@@ -14,6 +14,7 @@ constant (``fields.PRIORS``, 4.5 points a bit, at most 10 bits), so a newcomer c
       max_iterations: 100
       min_pairs: 200           # fewer candidate pairs having the field on both records: keep the prior
       re_estimate_when_records_change_by: 0.10
+      min_decisions: 50        # must-link pairs having a field on both records: m from them instead of EM
     blocking:
       max_block_size: 100      # a key shared by more records is skipped (counted), not compared all-pairs
       passes:                  # in order; omitted: every built-in pass (blocking.DEFAULT_PASSES)
@@ -80,6 +81,9 @@ class Estimation(_Strict):
     tolerance: float = Field(default=1e-5, gt=0, lt=0.1)
     min_pairs: int = Field(default=200, ge=1)
     re_estimate_when_records_change_by: float = Field(default=0.10, ge=0)
+    # m from the analysts' must-link pairs (decisions.csv) for a field at least this many of them have
+    # on both records: the humans' answer wins over EM's
+    min_decisions: int = Field(default=50, ge=1)
 
 
 class CustomPass(_Strict):

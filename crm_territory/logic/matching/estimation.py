@@ -136,3 +136,39 @@ def _normalised(counts: np.ndarray) -> np.ndarray:
     probs = np.where(totals > 0, counts / np.where(totals > 0, totals, 1), 1 / counts.shape[1])
     probs = np.maximum(probs, FLOOR)
     return probs / probs.sum(axis=1, keepdims=True)
+
+
+# The prior counts as this many pairs beside the analysts' must-links: 50 decisions outweigh it five to one.
+DECISION_PRIOR_WEIGHT = 10
+
+
+def m_from_decisions(
+    levels: dict[str, np.ndarray], priors: dict[str, Prior], u_book: dict[str, dict[str, float]], min_pairs: int
+) -> tuple[dict[str, Prior], dict[str, int], dict[str, str]]:
+    """m from the analysts' must-link pairs (``levels``: per field, the level code of each must-link pair).
+
+    Returns (m for the fields with at least ``min_pairs`` must-links having the field on both records, the
+    count per field, why a field's decisions were not used). m is the share of the must-links at each
+    level, with the prior counted as ``DECISION_PRIOR_WEIGHT`` pairs (no level is left at 0 by a small sample).
+    Must-links are a biased sample: analysts write them where the matcher missed, so the fields disagree
+    in them more often than in a random true pair; m of "different" comes out high, which makes a
+    disagreement cost less, the cautious side.
+    """
+    counts = {f: int((codes >= 0).sum()) for f, codes in levels.items()}
+    out, note = {}, {}
+    for f, codes in levels.items():
+        if counts[f] < min_pairs:
+            continue
+        seen = np.bincount(codes[codes >= 0].astype(np.int64), minlength=3).astype(float)  # different, close, exact
+        prior = np.array([getattr(priors[f], level) for level in LEVEL_ORDER])
+        m = np.maximum((seen + DECISION_PRIOR_WEIGHT * prior) / (counts[f] + DECISION_PRIOR_WEIGHT), FLOOR)
+        m /= m.sum()
+        ratios = m / np.array([max(u_book[f][level], FLOOR) for level in LEVEL_ORDER])
+        if not (ratios[2] > ratios[1] > ratios[0]):
+            note[f] = (
+                f"the {counts[f]:,} must-link pairs having it rank the levels out of order "
+                "(exact must outweigh close, close different): not used"
+            )
+            continue
+        out[f] = Prior(exact=float(m[2]), close=float(m[1]), different=float(m[0]))
+    return out, counts, note

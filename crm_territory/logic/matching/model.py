@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from crm_territory.logic.matching.comparisons import Comparisons
-from crm_territory.logic.matching.estimation import estimate_m
+from crm_territory.logic.matching.estimation import estimate_m, m_from_decisions
 from crm_territory.logic.matching.fields import CLOSE, DIFFERENT, EXACT, FieldEvidence, FieldModel, Prior
 from crm_territory.schemas import MatchModel, columns_of, empty_frame
 
@@ -48,13 +48,18 @@ def fit_model(
     comparisons: Comparisons,
     previous: pd.DataFrame | None,
     now: pd.Timestamp,
+    decided: dict[str, np.ndarray] | None = None,
 ) -> FittedModel:
-    """m for the fields ``evidence`` compares: reused from ``previous`` (match_model) or estimated from ``levels``."""
+    """m for the fields ``evidence`` compares: reused from ``previous`` (match_model) or estimated from ``levels``
+    (the candidate pairs', by EM) and ``decided`` (the analysts' must-link pairs' levels: they win for a field
+    at least ``min_decisions`` of them have)."""
     fields = list(evidence.present)
     having = evidence.records_with_field
     priors = {f: comparisons.priors[f] for f in fields}
     settings = comparisons.estimation
-    reuse, reason = _reusable(previous, fields, having, comparisons)
+    decided = decided or {}
+    decision_pairs = {f: int((decided[f] >= 0).sum()) if f in decided else 0 for f in fields}
+    reuse, reason = _reusable(previous, fields, having, comparisons, decision_pairs)
     if reuse is not None:
         prev = reuse.set_index(["field", "level"])
         m = {f: Prior(**{lv: float(prev.loc[(f, lv), "m"]) for lv in LEVELS}) for f in fields}
@@ -66,6 +71,7 @@ def fit_model(
                 "note": first.loc[f, "m_note"],
                 "records": int(first.loc[f, "records_with_field"]),
                 "pairs": int(first.loc[f, "pairs_with_field"]),
+                "decisions": int(first.loc[f, "decision_pairs"]) if "decision_pairs" in first.columns else 0,
             }
             for f in fields
         }
@@ -82,7 +88,14 @@ def fit_model(
         estimate = estimate_m(
             {f: levels[f] for f in fields}, priors, evidence.u, settings.max_iterations, settings.tolerance, settings.min_pairs
         )
-        m, sources, notes = estimate.m, estimate.source, estimate.note
+        m, sources, notes = dict(estimate.m), dict(estimate.source), dict(estimate.note)
+        from_humans, _, refused = m_from_decisions(
+            {f: decided[f] for f in fields if f in decided}, priors, evidence.u, settings.min_decisions
+        )
+        for f, human_m in from_humans.items():
+            m[f], sources[f] = human_m, "human decisions"
+            notes[f] = f"from {decision_pairs[f]:,} must-link pairs in the decisions file (EM's: {sources_note(estimate, f)})"
+        notes |= refused
         run = {
             "training_pairs": estimate.training_pairs,
             "em_iterations": estimate.iterations,
@@ -94,12 +107,26 @@ def fit_model(
         notes = dict.fromkeys(fields, "estimation is off in the comparisons file")
         run = {"training_pairs": 0, "em_iterations": 0, "em_converged": False, "estimated_at": now}
     model = FieldModel(m, comparisons.points_per_bit, comparisons.max_bits)
-    info = {f: {"source": sources[f], "note": notes.get(f), "records": having[f], "pairs": pairs[f]} for f in fields}
+    info = {
+        f: {"source": sources[f], "note": notes.get(f), "records": having[f], "pairs": pairs[f], "decisions": decision_pairs[f]}
+        for f in fields
+    }
     return FittedModel(model, _table(evidence, model, priors, info, run, comparisons, True, reason), True, reason)
 
 
+def sources_note(estimate, f: str) -> str:
+    """What EM made of a field, in a few words, for the note of an m the decisions set."""
+    if estimate.source.get(f) == "estimated":
+        return f"exact {estimate.m[f].exact:.3f}"
+    return "kept the prior"
+
+
 def _reusable(
-    previous: pd.DataFrame | None, fields: list[str], having: dict[str, int], comparisons: Comparisons
+    previous: pd.DataFrame | None,
+    fields: list[str],
+    having: dict[str, int],
+    comparisons: Comparisons,
+    decision_pairs: dict[str, int],
 ) -> tuple[pd.DataFrame | None, str]:
     """(the previous model when it can be reused, why it is reused or why m is estimated again)."""
     if previous is None or previous.empty:
@@ -118,6 +145,21 @@ def _reusable(
         return None, "; ".join(
             f"records having {f} changed by {change[f]:.0%} ({int(was[f]):,} -> {having[f]:,}), more than {limit:.0%}"
             for f in moved
+        )
+    if "decision_pairs" in previous.columns:
+        decided_before = previous.groupby("field")["decision_pairs"].first().fillna(0)
+    else:  # a model stored before m could come from the decisions: it used none
+        decided_before = pd.Series(0, index=fields)
+    least = comparisons.estimation.min_decisions
+    # new must-links matter when they (or the ones before) are enough to set m
+    changed = [
+        f
+        for f in fields
+        if int(decided_before[f]) != decision_pairs[f] and max(int(decided_before[f]), decision_pairs[f]) >= least
+    ]
+    if changed:
+        return None, "; ".join(
+            f"the must-link pairs having {f} changed ({int(decided_before[f]):,} -> {decision_pairs[f]:,})" for f in changed
         )
     at = pd.Timestamp(previous["estimated_at"].iloc[0])
     return previous, (
@@ -146,6 +188,7 @@ def _table(evidence, model, priors, info, run, comparisons, re_estimated, reason
                     "points": round(bits * model.points_per_bit, 2),
                     "records_with_field": info[f]["records"],
                     "pairs_with_field": info[f]["pairs"],
+                    "decision_pairs": info[f]["decisions"],
                     **run,
                     "model_version": version,
                     "comparisons_version": comparisons.version,
@@ -157,7 +200,7 @@ def _table(evidence, model, priors, info, run, comparisons, re_estimated, reason
         return empty_frame(MatchModel)
     out = pd.DataFrame(rows)
     out["estimated_at"] = pd.to_datetime(out["estimated_at"], utc=True).astype("datetime64[ns, UTC]")
-    for c in ("records_with_field", "pairs_with_field", "training_pairs", "em_iterations"):
+    for c in ("records_with_field", "pairs_with_field", "decision_pairs", "training_pairs", "em_iterations"):
         out[c] = out[c].astype("Int64")
     out["m_note"] = out["m_note"].astype(object).where(out["m_note"].notna(), None)
     return out[columns_of(MatchModel)]

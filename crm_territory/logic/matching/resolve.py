@@ -141,11 +141,15 @@ def resolve(
     lap(f"blocking ({len(candidates):,} candidate pairs)")
     priors = FieldModel({f: comparisons.priors[f] for f in comparisons.fields}, comparisons.points_per_bit, comparisons.max_bits)
     matcher = MatchFeatures.from_frame(features, priors)
+    position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
+    applied, not_applied = _decisions_on(decisions, position)
     levels, fitted = None, None
     if matcher.fields is not None and matcher.fields.present:
         # the levels are needed before the points (EM estimates m from them): computed once, used twice
         levels = matcher.fields.levels(candidates.a, candidates.b)
-        fitted = fit_model(matcher.fields, levels, comparisons, previous_model, now)
+        must_a, must_b = _pairs(applied, MUST_LINK)
+        decided = matcher.fields.levels(np.minimum(must_a, must_b), np.maximum(must_a, must_b))
+        fitted = fit_model(matcher.fields, levels, comparisons, previous_model, now, decided)
         matcher = dataclasses.replace(matcher, fields=matcher.fields.with_model(fitted.model))
         lap("match model (" + ("estimated" if fitted.re_estimated else "reused") + ")")
     scored = score_pairs(matcher, candidates.a, candidates.b, levels)
@@ -158,8 +162,6 @@ def resolve(
         at = pd.Index(previous["record_key"]).get_indexer(records["record_key"].to_numpy(dtype=object))
         previous_clusters = np.where(at >= 0, pd.factorize(previous["client_key"])[0][at], -1)
 
-    position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
-    applied, not_applied = _decisions_on(decisions, position)
     if max_must_link_group is not None or max_must_link_share is not None:
         _refuse_large_must_link_groups(
             applied, records["record_key"].to_numpy(dtype=object), decisions.source, max_must_link_group, max_must_link_share
