@@ -381,27 +381,27 @@ class ClientMatches(_StrictModel):
         description="Whether the two records' canonical regions agree, disagree, or one is unknown.",
     )
     region_points: Series[float] = pa.Field(
-        description="Points the regions added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
+        description="Points the regions added to score: the agree or disagree points of match_model (estimated, or the hand-set scoring.FIELD_WEIGHTS); 0 when either record lacks it."
     )
     parent_org_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"],
         description="Whether the parent organisations agree (fuzzy), disagree, or one is unknown.",
     )
     parent_org_points: Series[float] = pa.Field(
-        description="Points the parent organisations added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
+        description="Points the parent organisations added to score: the agree or disagree points of match_model (estimated, or the hand-set scoring.FIELD_WEIGHTS); 0 when either record lacks it."
     )
     advisor_email_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"], description="Whether the advisor e-mails agree, disagree, or one is unknown."
     )
     advisor_email_points: Series[float] = pa.Field(
-        description="Points the advisor e-mails added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
+        description="Points the advisor e-mails added to score: the agree or disagree points of match_model (estimated, or the hand-set scoring.FIELD_WEIGHTS); 0 when either record lacks it."
     )
     advisor_domain_agreement: Series[str] = pa.Field(
         isin=["agree", "disagree", "unknown"],
         description="Whether the advisor e-mail domains agree, disagree, or one is unknown.",
     )
     advisor_domain_points: Series[float] = pa.Field(
-        description="Points the advisor e-mail domains added to score: the agree or disagree weight of scoring.FIELD_WEIGHTS; 0 when either record lacks it."
+        description="Points the advisor e-mail domains added to score: the agree or disagree points of match_model (estimated, or the hand-set scoring.FIELD_WEIGHTS); 0 when either record lacks it."
     )
     tax_id_level: Series[str] = pa.Field(
         nullable=True,
@@ -474,22 +474,34 @@ class ClientMatches(_StrictModel):
 
 
 class MatchModel(_StrictModel):
-    """The optional fields' Fellegi–Sunter model the matcher used: per field and level m, u, bits and points,
-    where m came from (prior or estimated by EM), the training sample, convergence and the model version."""
+    """The Fellegi–Sunter model the matcher used: per field and level m, u, bits and points, where m came from
+    (prior, EM, the human decisions, or the hand-set points), the training sample, convergence and the model version."""
 
     field: Series[str] = pa.Field(
-        isin=["tax_id", "date_of_birth", "postal_code", "domain", "phone"], description="The optional field compared."
+        isin=[
+            "tax_id",
+            "date_of_birth",
+            "postal_code",
+            "domain",
+            "phone",
+            "region",
+            "parent_org",
+            "advisor_email",
+            "advisor_domain",
+        ],
+        description="The field compared: an optional field (tax_id ... phone) or one of the CRM's own (region, parent_org, advisor_email, advisor_domain).",
     )
     level: Series[str] = pa.Field(
-        isin=["exact", "close", "different"], description="The comparison level: exact, close or different."
+        isin=["exact", "close", "different", "agree", "disagree"],
+        description="The comparison level: exact, close or different (optional fields); agree or disagree (the CRM's fields).",
     )
     m: Series[float] = pa.Field(gt=0, le=1, description="m in force: the chance two records of one client are at this level.")
     m_prior: Series[float] = pa.Field(
         gt=0, le=1, description="The prior m (fields.py or data/matching/comparisons.yaml): EM's start and fallback."
     )
     m_source: Series[str] = pa.Field(
-        isin=["prior", "estimated", "human decisions"],
-        description="prior; estimated by EM from the candidate pairs; or human decisions: the must-link pairs of decisions.csv (when at least min_decisions have the field).",
+        isin=["prior", "estimated", "human decisions", "hand-set"],
+        description="prior; estimated by EM from the candidate pairs; human decisions: the must-link pairs of decisions.csv (when at least min_decisions have the field); hand-set: a CRM field EM could not estimate keeps the points of scoring.FIELD_WEIGHTS.",
     )
     m_note: Series[str] = pa.Field(
         nullable=True, description="Why the prior was kept (too few pairs, no convergence, ...). Empty: estimated."

@@ -64,13 +64,22 @@ def test_the_defaults_are_todays_constants_and_the_committed_file_is_the_default
     assert committed.version == DEFAULT_COMPARISONS.version and committed.priors == DEFAULT_COMPARISONS.priors
 
 
-def test_a_book_without_optional_fields_resolves_exactly_as_before(labelled_records):
-    """Default comparisons (no file, and the committed file) give the outputs of the commit before this change."""
+def test_the_hand_set_points_resolve_a_book_without_optional_fields_exactly_as_before(labelled_records):
+    """With the CRM fields' estimation off (their hand-set points), the outputs of the commit before the match
+    model; by default their weights are estimated and the model says so, field by field."""
+    hand_set = parse_comparisons("crm_fields: {estimate: false}", "c.yaml")
+    resolution = resolve(labelled_records, MatchDecisions.none(), None, None, NOW, comparisons=hand_set)
+    assert fingerprint(resolution) == LABELLED_3000_SEED_11
+    assert set(resolution.model["m_source"]) == {"hand-set"}
+    points = resolution.model.set_index(["field", "level"])["points"]
+    assert points["region", "agree"] == 2 and points["region", "disagree"] == -15 and points["parent_org", "disagree"] == -20
+
     committed = read_comparisons(REPO_ROOT / "data" / "matching" / "comparisons.yaml")
     for comparisons in (DEFAULT_COMPARISONS, committed):
-        resolution = resolve(labelled_records, MatchDecisions.none(), None, None, NOW, comparisons=comparisons)
-        assert fingerprint(resolution) == LABELLED_3000_SEED_11
-        assert resolution.model is not None and resolution.model.empty and not resolution.model_re_estimated
+        estimated = resolve(labelled_records, MatchDecisions.none(), None, None, NOW, comparisons=comparisons)
+        MatchModel.validate(estimated.model)
+        assert set(estimated.model["field"]) == {"region", "parent_org", "advisor_email", "advisor_domain"}
+        assert estimated.model_re_estimated and (estimated.model["m_source"] == "estimated").sum() >= 4  # 2 rows a field
 
 
 def test_an_unknown_key_is_named_with_its_key_path():
@@ -239,8 +248,18 @@ def test_the_model_is_reused_on_the_same_book_and_re_estimated_when_a_field_cove
     MatchModel.validate(model)
     assert first.model_re_estimated and "first estimate" in first.model_reason
     assert set(model["field"]) == {"postal_code", "date_of_birth"} and len(model) == 6
-    # every candidate pair here is a true pair: EM cannot separate two classes and keeps the priors, saying so
-    assert model["m_note"].notna().all() and (model["em_iterations"] > 0).all()
+    # EM (with the name's level telling the classes apart) finds how the people's second records were made
+    # (_people): the date of birth the same for 90% and a day later for 10%; the postcode the same for 75%,
+    # a digit changed for 15%, another for 10%
+    m = model.set_index(["field", "level"])["m"]
+    assert m["date_of_birth", "exact"] == pytest.approx(0.90, abs=0.04) and m["date_of_birth", "close"] == pytest.approx(
+        0.10, abs=0.04
+    )
+    assert m["postal_code", "exact"] == pytest.approx(0.75, abs=0.04) and m["postal_code", "close"] == pytest.approx(
+        0.15, abs=0.04
+    )
+    assert m["postal_code", "different"] == pytest.approx(0.10, abs=0.04)
+    assert (model["m_source"] == "estimated").all() and model["em_converged"].all() and (model["em_iterations"] > 0).all()
     assert model["model_version"].nunique() == 1 and (model["estimated_at"] == NOW).all()
 
     later = utc("2026-11-27")

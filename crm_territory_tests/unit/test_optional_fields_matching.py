@@ -123,15 +123,21 @@ def test_every_score_is_the_sum_of_its_parts(reference, generated_records):
     parts = m[["name_points", "region_points", "parent_org_points", "advisor_email_points", "advisor_domain_points"]]
     total = parts.sum(axis=1) + m["field_points"].fillna(0)
     assert np.allclose(total, m["score"], atol=0.011)
-    # each field's points are its hand-set agree / disagree weight, 0 where either record lacks the field
-    for field, agree, disagree in [
-        ("region", 2, -15),
-        ("parent_org", 3, -20),
-        ("advisor_email", 2, -10),
-        ("advisor_domain", 1, -5),
-    ]:
-        expected = m[f"{field}_agreement"].map({"agree": agree, "disagree": disagree, "unknown": 0})
+    # each field's points are the match model's for its agreement (the model the UI shows), 0 where either
+    # record lacks the field; the model's own points are log2(m / u) bits at 4.5 points a bit, an agreement
+    # capped at 5 bits, or the hand-set points where EM could not estimate the field
+    model = resolution.model.set_index(["field", "level"])
+    hand_set = {"region": (2, -15), "parent_org": (3, -20), "advisor_email": (2, -10), "advisor_domain": (1, -5)}
+    for field, (agree, disagree) in hand_set.items():
+        if model.loc[(field, "agree"), "m_source"] == "hand-set":
+            assert model.loc[(field, "agree"), "points"] == agree and model.loc[(field, "disagree"), "points"] == disagree
+        else:
+            row = model.loc[(field, "agree")]
+            assert row["points"] == pytest.approx(min(np.log2(row["m"] / row["u"]), 5) * 4.5, abs=0.01)
+        weights = {"agree": model.loc[(field, "agree"), "points"], "disagree": model.loc[(field, "disagree"), "points"]}
+        expected = m[f"{field}_agreement"].map(weights | {"unknown": 0.0})
         assert (m[f"{field}_points"] == expected).all(), field
+    assert (model["m_source"] == "estimated").any()  # a 4,000-record book has pairs enough to estimate from
     # the name's part: its score, credited 95 where the names agree word by word
     agreeing = m["name_difference"].isin(["same words", "typo or abbreviation"])
     assert (m.loc[agreeing, "name_points"] == np.maximum(m.loc[agreeing, "name_score"], 95)).all()

@@ -15,6 +15,9 @@ constant (``fields.PRIORS``, 4.5 points a bit, at most 10 bits), so a newcomer c
       min_pairs: 200           # fewer candidate pairs having the field on both records: keep the prior
       re_estimate_when_records_change_by: 0.10
       min_decisions: 50        # must-link pairs having a field on both records: m from them instead of EM
+    crm_fields:                # region, parent organisation, advisor e-mail and domain
+      estimate: true           # false: the hand-set points of scoring.py
+      max_bits: 5              # an estimated agreement counts at most this many bits
     blocking:
       max_block_size: 100      # a key shared by more records is skipped (counted), not compared all-pairs
       passes:                  # in order; omitted: every built-in pass (blocking.DEFAULT_PASSES)
@@ -44,6 +47,8 @@ from crm_territory.logic.matching.blocking import BUILT_IN_PASSES, DEFAULT_PASSE
 from crm_territory.logic.matching.fields import FIELDS, MAX_BITS, POINTS_PER_BIT, PRIORS, Prior
 from crm_territory.logic.size_limits import FileTooLarge, read_at_most
 
+# the most bits an estimated agreement on region, parent or advisor counts (model.py says why)
+CRM_MAX_BITS = 5.0
 # a few dozen lines written by a person; anything near this size was generated or pasted by mistake
 MAX_COMPARISONS_BYTES = 100_000
 _TOO_LARGE = "the comparisons file is a few dozen lines written by a person; a file this size was generated or pasted by mistake"
@@ -123,6 +128,13 @@ class Blocking(_Strict):
         )
 
 
+class CrmFields(_Strict):
+    # region, parent organisation, advisor e-mail and domain: weights estimated (false: the hand-set points)
+    estimate: bool = True
+    # an estimated agreement counts at most this many bits: group attributes, shared by look-alike siblings
+    max_bits: float = Field(default=CRM_MAX_BITS, gt=0, le=64)
+
+
 class ComparisonsFile(_Strict):
     version: Literal[1] = 1
     points_per_bit: float = Field(default=POINTS_PER_BIT, gt=0, le=100)
@@ -130,6 +142,7 @@ class ComparisonsFile(_Strict):
     fields: dict[Literal["tax_id", "date_of_birth", "postal_code", "domain", "phone"], FieldComparison] = {}
     estimation: Estimation = Estimation()
     blocking: Blocking = Blocking()
+    crm_fields: CrmFields = CrmFields()
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,8 @@ class Comparisons:
     source: str = "defaults (no comparisons file)"
     blocking_passes: tuple[BlockingPass, ...] = DEFAULT_PASSES
     max_block_size: int = MAX_BLOCK_SIZE
+    crm_estimate: bool = True
+    crm_max_bits: float = CRM_MAX_BITS
 
     @classmethod
     def from_file(cls, parsed: ComparisonsFile, source: str) -> Comparisons:
@@ -157,6 +172,7 @@ class Comparisons:
             "points_per_bit": parsed.points_per_bit,
             "max_bits": parsed.max_bits,
             "estimation": parsed.estimation.model_dump(),
+            "crm_fields": parsed.crm_fields.model_dump(),
         }
         passes = parsed.blocking.resolved()
         if passes != DEFAULT_PASSES or parsed.blocking.max_block_size != MAX_BLOCK_SIZE:
@@ -177,6 +193,8 @@ class Comparisons:
             source,
             passes,
             parsed.blocking.max_block_size,
+            parsed.crm_fields.estimate,
+            parsed.crm_fields.max_bits,
         )
 
 

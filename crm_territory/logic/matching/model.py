@@ -1,73 +1,163 @@
 """The model in force (``match_model``): estimate m, or reuse the previous run's, and say which and why.
 
+What is estimated: m of every field the book has, by one expectation-maximisation over the candidate
+pairs' comparison vectors (``estimation.py``):
+
+* the optional fields (tax id, date of birth, postcode, domain, phone: three levels, ``fields.py``);
+* the CRM's own fields, region, parent organisation, advisor e-mail and advisor domain (two levels: agree,
+  disagree). Their hand-set points (``scoring.FIELD_WEIGHTS``) are the fallback: kept when EM cannot
+  estimate a field (too few pairs, no convergence, an estimate where agreeing is not evidence for a match)
+  or when ``crm_fields.estimate`` is off. An estimated agreement counts at most ``crm_fields.max_bits``
+  (5 bits, 22.5 points): these are group attributes, shared by sibling organisations whose names already
+  look alike, so two candidates agree on them far more often than two random records (the u the points
+  use); the cap, measured on the generated books, keeps a shared parent from outweighing a region;
+* the name comparison's level (same words, typo or abbreviation, other words), only so that EM's match
+  class is the duplicates: the name keeps its word-by-word score.
+
+The analysts' must-link pairs set m instead for a field enough of them have (``estimation.m_from_decisions``).
+
 EM runs when there is no stored model, when the comparisons settings changed, when the fields the book
-has changed, or when the number of records having a field moved by more than
-``re_estimate_when_records_change_by`` (10%) since the model was estimated. Otherwise the stored m is
-reused: a book that grew by a few records says nothing new about how its duplicates differ, and the
-re-run stays as cheap as before. u is always the current book's (its value frequencies).
+has changed, when the number of records having a field moved by more than
+``re_estimate_when_records_change_by`` (10%), or when the must-link pairs that set m changed. Otherwise the
+stored m is reused: a book that grew by a few records says nothing new about how its duplicates differ,
+and the re-run stays as cheap as before. u is always the current book's (its value frequencies).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from crm_territory.logic.matching.comparisons import Comparisons
-from crm_territory.logic.matching.estimation import estimate_m, m_from_decisions
-from crm_territory.logic.matching.fields import CLOSE, DIFFERENT, EXACT, FieldEvidence, FieldModel, Prior
+from crm_territory.logic.matching.estimation import FLOOR, estimate_m, m_from_decisions
+from crm_territory.logic.matching.fields import CLOSE, DIFFERENT, EXACT, FieldModel, Prior
+from crm_territory.logic.matching.scoring import (
+    AGREE,
+    DISAGREE,
+    FIELD_WEIGHTS,
+    NOT_COMPARED,
+    SAME_WORDS,
+    TYPO,
+    FieldWeight,
+    MatchFeatures,
+)
 from crm_territory.schemas import MatchModel, columns_of, empty_frame
 
 LEVELS = (EXACT, CLOSE, DIFFERENT)
+CRM_FIELDS = tuple(FIELD_WEIGHTS)  # region, parent_org, advisor_email, advisor_domain
+CRM_LEVELS = {AGREE: EXACT, DISAGREE: DIFFERENT}  # the two levels of a CRM field, stored as EM's codes 2 and 0
+NAME = "name"  # in EM only: its level tells EM which class is the duplicates
+
+# EM's start for the CRM fields: the chance two records of one client agree (about 8% of true pairs differ
+# on region in the generated books; parents and advisors are copied more faithfully). close never happens.
+CRM_PRIORS: dict[str, Prior] = {
+    "region": Prior(exact=0.92, close=FLOOR, different=0.08),
+    "parent_org": Prior(exact=0.95, close=FLOOR, different=0.05),
+    "advisor_email": Prior(exact=0.85, close=FLOOR, different=0.15),
+    "advisor_domain": Prior(exact=0.95, close=FLOOR, different=0.05),
+}
+NAME_PRIOR = Prior(exact=0.7, close=0.2, different=0.1)
+HAND_SET = "hand-set"
+
+
+@dataclass(frozen=True)
+class PairLevels:
+    """What the model is fitted on: per field (optional, CRM, and the name), the level code of each candidate
+    pair (2 exact or agree, 1 close, 0 different or disagree, -1 not on both records), u per level from the
+    book, and how many records have the field."""
+
+    levels: dict[str, np.ndarray]
+    u: dict[str, dict[str, float]]
+    records_with_field: dict[str, int]
+    optional: tuple[str, ...] = ()  # the optional fields among them (the others: CRM fields and the name)
+
+
+def pair_levels(matcher: MatchFeatures, optional_levels: dict[str, np.ndarray] | None, scored: pd.DataFrame) -> PairLevels:
+    """The levels of the pairs ``scored`` (score_pairs' output) for the model: the optional fields' from
+    ``optional_levels``, the CRM fields' from their agreement columns, the name's from name_difference."""
+    evidence = matcher.fields
+    optional = tuple(evidence.present) if evidence is not None else ()
+    levels = {f: optional_levels[f] for f in optional} if optional_levels is not None else {}
+    u = {f: evidence.u[f] for f in optional} if evidence is not None else {}
+    having = {f: evidence.records_with_field[f] for f in optional} if evidence is not None else {}
+    for f in CRM_FIELDS:
+        codes = matcher.codes[f]
+        count = int((codes >= 0).sum())
+        if not count:
+            continue
+        agreement = scored[f"{f}_agreement"].to_numpy()
+        levels[f] = np.select([agreement == AGREE, agreement == DISAGREE], [2, 0], -1).astype(np.int8)
+        shares = np.bincount(codes[codes >= 0]) / count
+        agree = min(float((shares**2).sum()), 1 - FLOOR)
+        u[f], having[f] = {EXACT: agree, CLOSE: FLOOR, DIFFERENT: 1 - agree}, count
+    difference = scored["name_difference"].to_numpy()
+    levels[NAME] = np.select([difference == SAME_WORDS, difference == TYPO, difference != NOT_COMPARED], [2, 1, 0], -1).astype(
+        np.int8
+    )
+    u[NAME] = {EXACT: 1e-4, CLOSE: 1e-4, DIFFERENT: 1 - 2e-4}  # EM's start only: never turned into points
+    return PairLevels(levels, u, having, optional)
 
 
 @dataclass(frozen=True)
 class FittedModel:
-    model: FieldModel
+    model: FieldModel  # the optional fields' m
+    weights: dict[str, FieldWeight]  # the CRM fields' points in force (estimated or hand-set)
     table: pd.DataFrame  # MatchModel
     re_estimated: bool
     reason: str
+    sources: dict[str, str] = field(default_factory=dict)
 
 
-def model_version(model: FieldModel) -> str:
-    """A hash of the parameters: fields, m per level (to 6 digits), points per bit and cap."""
+def model_version(model: FieldModel, weights: dict[str, FieldWeight]) -> str:
+    """A hash of the parameters: fields, m per level (to 6 digits), the CRM fields' points, points per bit and cap."""
     params = {
         "m": {f: [round(getattr(p, level), 6) for level in LEVELS] for f, p in sorted(model.m.items())},
+        "crm": {f: [round(w.agree, 2), round(w.disagree, 2)] for f, w in sorted(weights.items())},
         "points_per_bit": model.points_per_bit,
         "max_bits": model.max_bits,
     }
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def crm_weight(m: Prior, u: dict[str, float], comparisons: Comparisons) -> FieldWeight:
+    """The points of a CRM field's agreement (capped at crm_fields.max_bits) and disagreement, from m and u."""
+    agree = min(float(np.log2(m.exact / u[EXACT])), comparisons.crm_max_bits)
+    disagree = max(float(np.log2(m.different / u[DIFFERENT])), -comparisons.max_bits)
+    return FieldWeight(
+        agree=round(agree * comparisons.points_per_bit, 2), disagree=round(disagree * comparisons.points_per_bit, 2)
+    )
+
+
 def fit_model(
-    evidence: FieldEvidence,
-    levels: dict[str, np.ndarray],
+    pairs: PairLevels,
     comparisons: Comparisons,
     previous: pd.DataFrame | None,
     now: pd.Timestamp,
     decided: dict[str, np.ndarray] | None = None,
 ) -> FittedModel:
-    """m for the fields ``evidence`` compares: reused from ``previous`` (match_model) or estimated from ``levels``
-    (the candidate pairs', by EM) and ``decided`` (the analysts' must-link pairs' levels: they win for a field
-    at least ``min_decisions`` of them have)."""
-    fields = list(evidence.present)
-    having = evidence.records_with_field
-    priors = {f: comparisons.priors[f] for f in fields}
+    """m for the fields of ``pairs``: reused from ``previous`` (match_model) or estimated from the candidate
+    pairs' levels (EM) and ``decided`` (the analysts' must-link pairs' levels: they win for a field at least
+    ``min_decisions`` of them have)."""
+    optional = list(pairs.optional)
+    crm = [f for f in CRM_FIELDS if f in pairs.levels]
+    fields = optional + crm
+    having = pairs.records_with_field
+    priors = {f: comparisons.priors[f] for f in optional} | {f: CRM_PRIORS[f] for f in crm}
     settings = comparisons.estimation
     decided = decided or {}
     decision_pairs = {f: int((decided[f] >= 0).sum()) if f in decided else 0 for f in fields}
     reuse, reason = _reusable(previous, fields, having, comparisons, decision_pairs)
     if reuse is not None:
-        prev = reuse.set_index(["field", "level"])
-        m = {f: Prior(**{lv: float(prev.loc[(f, lv), "m"]) for lv in LEVELS}) for f in fields}
-        model = FieldModel(m, comparisons.points_per_bit, comparisons.max_bits)
         first = reuse.groupby("field").first()
+        m = {f: _stored_m(reuse, f) for f in fields}
+        sources = {f: str(first.loc[f, "m_source"]) for f in fields}
         info = {
             f: {
-                "source": first.loc[f, "m_source"],
+                "source": sources[f],
                 "note": first.loc[f, "m_note"],
                 "records": int(first.loc[f, "records_with_field"]),
                 "pairs": int(first.loc[f, "pairs_with_field"]),
@@ -81,20 +171,30 @@ def fit_model(
             "em_converged": bool(reuse["em_converged"].iloc[0]),
             "estimated_at": pd.Timestamp(reuse["estimated_at"].iloc[0]),
         }
-        return FittedModel(model, _table(evidence, model, priors, info, run, comparisons, False, reason), False, reason)
+        return _fitted(pairs, m, sources, info, run, priors, comparisons, False, reason)
 
-    pairs = {f: int((levels[f] >= 0).sum()) for f in fields}
-    if settings.enabled:
+    counted = {f: int((pairs.levels[f] >= 0).sum()) for f in fields}
+    estimated = [f for f in optional if settings.enabled] + [f for f in crm if settings.enabled and comparisons.crm_estimate]
+    if estimated:
+        em_levels = {f: pairs.levels[f] for f in estimated} | {NAME: pairs.levels[NAME]}
         estimate = estimate_m(
-            {f: levels[f] for f in fields}, priors, evidence.u, settings.max_iterations, settings.tolerance, settings.min_pairs
+            em_levels,
+            {f: priors[f] for f in estimated} | {NAME: NAME_PRIOR},
+            {f: pairs.u[f] for f in estimated} | {NAME: pairs.u[NAME]},
+            settings.max_iterations,
+            settings.tolerance,
+            settings.min_pairs,
         )
-        m, sources, notes = dict(estimate.m), dict(estimate.source), dict(estimate.note)
+        m = {f: estimate.m[f] for f in estimated}
+        sources = {f: estimate.source[f] for f in estimated}
+        notes = {f: estimate.note[f] for f in estimated if f in estimate.note}
         from_humans, _, refused = m_from_decisions(
-            {f: decided[f] for f in fields if f in decided}, priors, evidence.u, settings.min_decisions
+            {f: decided[f] for f in estimated if f in decided}, priors, pairs.u, settings.min_decisions
         )
         for f, human_m in from_humans.items():
+            was = f"exact {m[f].exact:.3f}" if sources[f] == "estimated" else "kept the prior"
             m[f], sources[f] = human_m, "human decisions"
-            notes[f] = f"from {decision_pairs[f]:,} must-link pairs in the decisions file (EM's: {sources_note(estimate, f)})"
+            notes[f] = f"from {decision_pairs[f]:,} must-link pairs in the decisions file (EM's: {was})"
         notes |= refused
         run = {
             "training_pairs": estimate.training_pairs,
@@ -103,22 +203,89 @@ def fit_model(
             "estimated_at": now,
         }
     else:
-        m, sources = priors, dict.fromkeys(fields, "prior")
-        notes = dict.fromkeys(fields, "estimation is off in the comparisons file")
+        m, sources, notes = {}, {}, {}
         run = {"training_pairs": 0, "em_iterations": 0, "em_converged": False, "estimated_at": now}
-    model = FieldModel(m, comparisons.points_per_bit, comparisons.max_bits)
+    for f in fields:
+        if f not in estimated:
+            m[f], sources[f] = priors[f], "prior"
+            notes[f] = "estimation is off in the comparisons file"
+    for f in crm:  # a CRM field EM could not estimate keeps the hand-set points
+        if sources[f] == "prior":
+            sources[f] = HAND_SET
+            notes[f] = (notes.get(f) or "").replace("kept the prior", "kept the hand-set points")
     info = {
-        f: {"source": sources[f], "note": notes.get(f), "records": having[f], "pairs": pairs[f], "decisions": decision_pairs[f]}
+        f: {"source": sources[f], "note": notes.get(f), "records": having[f], "pairs": counted[f], "decisions": decision_pairs[f]}
         for f in fields
     }
-    return FittedModel(model, _table(evidence, model, priors, info, run, comparisons, True, reason), True, reason)
+    return _fitted(pairs, m, sources, info, run, priors, comparisons, True, reason)
 
 
-def sources_note(estimate, f: str) -> str:
-    """What EM made of a field, in a few words, for the note of an m the decisions set."""
-    if estimate.source.get(f) == "estimated":
-        return f"exact {estimate.m[f].exact:.3f}"
-    return "kept the prior"
+def _stored_m(stored: pd.DataFrame, f: str) -> Prior:
+    rows = stored[stored["field"] == f].set_index("level")["m"]
+    if AGREE in rows.index:  # a CRM field: two levels
+        return Prior(exact=float(rows[AGREE]), close=FLOOR, different=float(rows[DISAGREE]))
+    return Prior(**{level: float(rows[level]) for level in LEVELS})
+
+
+def _fitted(pairs, m, sources, info, run, priors, comparisons, re_estimated, reason) -> FittedModel:
+    optional = [f for f in pairs.optional]
+    model = FieldModel({f: m[f] for f in optional}, comparisons.points_per_bit, comparisons.max_bits)
+    weights = dict(FIELD_WEIGHTS)
+    for f in CRM_FIELDS:
+        if f in m and sources[f] != HAND_SET:
+            weights[f] = crm_weight(m[f], pairs.u[f], comparisons)
+    version = model_version(model, weights)
+    rows = []
+    for f in optional:
+        for level in LEVELS:
+            mf, u = getattr(m[f], level), pairs.u[f][level]
+            bits = min(float(np.log2(mf / u)), model.max_bits)
+            rows.append(_row(f, level, mf, getattr(priors[f], level), u, bits, bits * model.points_per_bit, info[f]))
+    for f in CRM_FIELDS:
+        if f not in m:
+            continue
+        for level, code in CRM_LEVELS.items():
+            points = weights[f].agree if level == AGREE else weights[f].disagree
+            mf, u = getattr(m[f], code), pairs.u[f][code]
+            rows.append(_row(f, level, mf, getattr(priors[f], code), u, points / model.points_per_bit, points, info[f]))
+    if not rows:
+        return FittedModel(model, weights, empty_frame(MatchModel), re_estimated, reason, sources)
+    out = pd.DataFrame(
+        [
+            r
+            | run
+            | {
+                "model_version": version,
+                "comparisons_version": comparisons.version,
+                "re_estimated": re_estimated,
+                "reason": reason,
+            }
+            for r in rows
+        ]
+    )
+    out["estimated_at"] = pd.to_datetime(out["estimated_at"], utc=True).astype("datetime64[ns, UTC]")
+    for c in ("records_with_field", "pairs_with_field", "decision_pairs", "training_pairs", "em_iterations"):
+        out[c] = out[c].astype("Int64")
+    out["m_note"] = out["m_note"].astype(object).where(out["m_note"].notna(), None)
+    return FittedModel(model, weights, out[columns_of(MatchModel)], re_estimated, reason, sources)
+
+
+def _row(f, level, m, prior, u, bits, points, info) -> dict:
+    note = info["note"]
+    return {
+        "field": f,
+        "level": level,
+        "m": m,
+        "m_prior": prior,
+        "m_source": info["source"],
+        "m_note": note if isinstance(note, str) and note else None,
+        "u": u,
+        "bits": round(bits, 4),
+        "points": round(points, 2),
+        "records_with_field": info["records"],
+        "pairs_with_field": info["pairs"],
+        "decision_pairs": info["decisions"],
+    }
 
 
 def _reusable(
@@ -166,41 +333,3 @@ def _reusable(
         f"reused the model estimated at {at:%Y-%m-%d %H:%M} UTC: same comparisons, and the records having each field "
         f"changed by at most {max(change.values()):.0%} (re-estimated beyond {limit:.0%})"
     )
-
-
-def _table(evidence, model, priors, info, run, comparisons, re_estimated, reason) -> pd.DataFrame:
-    version = model_version(model)
-    rows = []
-    for f in evidence.present:
-        for level in LEVELS:
-            m, u = getattr(model.m[f], level), evidence.u[f][level]
-            bits = min(float(np.log2(m / u)), model.max_bits)
-            rows.append(
-                {
-                    "field": f,
-                    "level": level,
-                    "m": m,
-                    "m_prior": getattr(priors[f], level),
-                    "m_source": info[f]["source"],
-                    "m_note": info[f]["note"] if isinstance(info[f]["note"], str) and info[f]["note"] else None,
-                    "u": u,
-                    "bits": round(bits, 4),
-                    "points": round(bits * model.points_per_bit, 2),
-                    "records_with_field": info[f]["records"],
-                    "pairs_with_field": info[f]["pairs"],
-                    "decision_pairs": info[f]["decisions"],
-                    **run,
-                    "model_version": version,
-                    "comparisons_version": comparisons.version,
-                    "re_estimated": re_estimated,
-                    "reason": reason,
-                }
-            )
-    if not rows:
-        return empty_frame(MatchModel)
-    out = pd.DataFrame(rows)
-    out["estimated_at"] = pd.to_datetime(out["estimated_at"], utc=True).astype("datetime64[ns, UTC]")
-    for c in ("records_with_field", "pairs_with_field", "decision_pairs", "training_pairs", "em_iterations"):
-        out[c] = out[c].astype("Int64")
-    out["m_note"] = out["m_note"].astype(object).where(out["m_note"].notna(), None)
-    return out[columns_of(MatchModel)]

@@ -28,7 +28,7 @@ from crm_territory.logic.matching.clustering import ContradictoryDecisions, clus
 from crm_territory.logic.matching.comparisons import DEFAULT_COMPARISONS, Comparisons
 from crm_territory.logic.matching.decisions import CANNOT_LINK, MUST_LINK, MatchDecisions, MatchDecisionsError
 from crm_territory.logic.matching.fields import FIELDS, FieldModel
-from crm_territory.logic.matching.model import fit_model
+from crm_territory.logic.matching.model import fit_model, pair_levels
 from crm_territory.logic.matching.names import normalise_names
 from crm_territory.logic.matching.scoring import (
     FIELD_WEIGHTS,
@@ -38,9 +38,10 @@ from crm_territory.logic.matching.scoring import (
     POSSIBLE,
     MatchFeatures,
     alike_score,
+    reweigh,
     score_pairs,
 )
-from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, MatchModel, columns_of, empty_frame
+from crm_territory.schemas import ClientKeyRetirements, ClientMatches, ClientXref, columns_of, empty_frame
 
 ONLY_RECORD, MATCHED, HUMAN = "only record", "matched", "human decision"
 
@@ -143,17 +144,23 @@ def resolve(
     matcher = MatchFeatures.from_frame(features, priors)
     position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
     applied, not_applied = _decisions_on(decisions, position)
-    levels, fitted = None, None
-    if matcher.fields is not None and matcher.fields.present:
-        # the levels are needed before the points (EM estimates m from them): computed once, used twice
-        levels = matcher.fields.levels(candidates.a, candidates.b)
-        must_a, must_b = _pairs(applied, MUST_LINK)
-        decided = matcher.fields.levels(np.minimum(must_a, must_b), np.maximum(must_a, must_b))
-        fitted = fit_model(matcher.fields, levels, comparisons, previous_model, now, decided)
-        matcher = dataclasses.replace(matcher, fields=matcher.fields.with_model(fitted.model))
-        lap("match model (" + ("estimated" if fitted.re_estimated else "reused") + ")")
-    scored = score_pairs(matcher, candidates.a, candidates.b, levels)
+    fields_present = matcher.fields is not None and bool(matcher.fields.present)
+    # the optional fields' levels are needed by the model and by the points: computed once, used twice
+    levels = matcher.fields.levels(candidates.a, candidates.b) if fields_present and matcher.fields else None
+    scored = score_pairs(matcher, candidates.a, candidates.b, levels)  # the name compared once, here
     lap("scoring")
+    must_a, must_b = _pairs(applied, MUST_LINK)
+    must_a, must_b = np.minimum(must_a, must_b), np.maximum(must_a, must_b)
+    must_levels = matcher.fields.levels(must_a, must_b) if fields_present and matcher.fields else None
+    decided = pair_levels(matcher, must_levels, score_pairs(matcher, must_a, must_b, must_levels)).levels
+    fitted = fit_model(pair_levels(matcher, levels, scored), comparisons, previous_model, now, decided)
+    matcher = dataclasses.replace(
+        matcher,
+        fields=matcher.fields.with_model(fitted.model) if fields_present and matcher.fields else matcher.fields,
+        weights=fitted.weights,
+    )
+    scored = reweigh(scored, matcher, candidates.a, candidates.b, levels)
+    lap("match model (" + ("estimated" if fitted.re_estimated else "reused") + ") and points")
 
     previous = None
     previous_clusters = None
@@ -210,9 +217,7 @@ def resolve(
         "client_keys_retired_this_run": int(len(keys.retirements)),
         "seconds_by_step": timings,
     }
-    weights = matcher.fields.weights() if matcher.fields is not None and matcher.fields.present else None
-    if fitted is None:
-        return Resolution(xref, matches, retirements, stats, not_applied, weights, empty_frame(MatchModel))
+    weights = matcher.fields.weights() if fields_present and matcher.fields is not None else None
     return Resolution(xref, matches, retirements, stats, not_applied, weights, fitted.table, fitted.re_estimated, fitted.reason)
 
 

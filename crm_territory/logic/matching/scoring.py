@@ -29,7 +29,8 @@ points were set on a labelled book of the mock CRM (seed 42) and are kept here, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -87,6 +88,9 @@ class MatchFeatures:
     advisor_email: np.ndarray  # valid, lower-cased advisor e-mail or None
     advisor_domain: np.ndarray  # its domain or None
     fields: FieldEvidence | None = None  # the optional fields a source gave (tax id, date of birth, ...); None: none
+    # the points of region, parent, advisor e-mail and domain in force: the hand-set ones, or the match
+    # model's (estimated from the book: model.py)
+    weights: Mapping[str, FieldWeight] = field(default_factory=lambda: dict(FIELD_WEIGHTS))
 
     @cached_property
     def codes(self) -> dict[str, np.ndarray]:
@@ -134,28 +138,58 @@ def score_pairs(
     # field's *_points, field_points (rounded before they are added, so that the parts add up to the score)
     score = name_points.copy()
     out = {"name_score": np.round(name_score, 2), "name_difference": difference, "name_points": name_points}
-    for field, weight in FIELD_WEIGHTS.items():
-        values = getattr(features, field) if field == "parent_org" else None
-        agreement, points = _agreement(features.codes[field], a, b, weight, values)
-        out[f"{field}_agreement"], out[f"{field}_points"] = agreement, points
+    for name, weight in features.weights.items():
+        values = getattr(features, name) if name == "parent_org" else None
+        agreement, points = _agreement(features.codes[name], a, b, weight, values)
+        out[f"{name}_agreement"], out[f"{name}_points"] = agreement, points
         score += points
     # field_levels: the optional fields' levels of these pairs when already computed (for the estimation)
+    out |= _optional_field_points(features, a, b, field_levels)
+    return _decide(pd.DataFrame({**out, "score": score + np.nan_to_num(out["field_points"])}))
+
+
+def reweigh(scored: pd.DataFrame, features: MatchFeatures, a: np.ndarray, b: np.ndarray, field_levels) -> pd.DataFrame:
+    """``scored`` (score_pairs of the same pairs) under the weights ``features`` now carries (the match model's):
+    the field points, the score and the decision again, the name comparison (the costly part) kept."""
+    out = scored.copy()
+    score = out["name_points"].to_numpy(dtype=float).copy()
+    for name, weight in features.weights.items():
+        agreement = out[f"{name}_agreement"].to_numpy()
+        out[f"{name}_points"] = np.where(agreement == AGREE, weight.agree, np.where(agreement == DISAGREE, weight.disagree, 0.0))
+        score += out[f"{name}_points"].to_numpy()
+    for column, values in _optional_field_points(features, a, b, field_levels).items():
+        out[column] = values
+    out["score"] = score + np.nan_to_num(out["field_points"].to_numpy(dtype=float))
+    return _decide(out)
+
+
+def _optional_field_points(features: MatchFeatures, a: np.ndarray, b: np.ndarray, field_levels) -> dict[str, np.ndarray]:
+    """Per optional field its level and points (None / NaN where not on both records), and field_points, their
+    sum (NaN where none was compared). ``field_levels``: the levels of these pairs when already computed."""
     evidence = features.fields.compare(a, b, field_levels) if features.fields is not None else {}
+    out = {}
     field_points = np.full(len(a), np.nan)
-    for field in FIELDS:
-        level, points = evidence.get(field, (np.full(len(a), None, dtype=object), np.full(len(a), np.nan)))
-        out[f"{field}_level"], out[f"{field}_points"] = level, points
+    for name in FIELDS:
+        level, points = evidence.get(name, (np.full(len(a), None, dtype=object), np.full(len(a), np.nan)))
+        out[f"{name}_level"], out[f"{name}_points"] = level, points
         field_points = np.where(np.isnan(points), field_points, np.nan_to_num(field_points) + np.nan_to_num(points))
-    field_points = np.round(field_points, 2)
-    score += np.nan_to_num(field_points)
-    out["field_points"] = field_points
+    out["field_points"] = np.round(field_points, 2)
+    return out
+
+
+def _decide(out: pd.DataFrame) -> pd.DataFrame:
+    """The decision from the score's parts: a match needs MATCH_SCORE and names agreeing word by word (or the
+    same tax id or date of birth, for names that can be compared at all)."""
+    comparable = (out["name_difference"] != NOT_COMPARED).to_numpy()
+    agree = _names_agree(out["name_difference"].to_numpy(), out["name_score"].to_numpy())
     # an unmatchable name is still linked only by a human
-    agree = agree | (_identified(out["tax_id_level"], out["date_of_birth_level"]) & comparable)
-    score = np.round(score, 2)
-    decision = np.where((score >= MATCH_SCORE) & agree, MATCH, np.where(score >= POSSIBLE_SCORE, POSSIBLE, NO_MATCH)).astype(
-        object
-    )
-    return pd.DataFrame({**out, "score": score, "decision": decision})
+    agree = agree | (_identified(out["tax_id_level"].to_numpy(), out["date_of_birth_level"].to_numpy()) & comparable)
+    score = np.round(out["score"].to_numpy(dtype=float), 2)
+    out["score"] = score
+    out["decision"] = np.where(
+        (score >= MATCH_SCORE) & agree, MATCH, np.where(score >= POSSIBLE_SCORE, POSSIBLE, NO_MATCH)
+    ).astype(object)
+    return out
 
 
 def _names_agree(difference: np.ndarray, name_score: np.ndarray) -> np.ndarray:
