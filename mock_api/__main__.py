@@ -2,8 +2,10 @@
 
 Flags override the ``MOCK_CRM_*`` environment variables; the tokens only come
 from ``CRM_API_TOKEN`` and ``MOCK_CRM_WRITE_TOKEN`` (a flag would leak them into
-``ps`` output and shell history). Binds to 127.0.0.1 unless ``--host`` says otherwise, since the API
-serves client data with a static token.
+``ps`` output and shell history). ``--write-rate-limit``, ``--drop-after-write-rate``
+and ``--idempotency-keys`` shape how the book takes writes (see ``mock_api.app``).
+Binds to 127.0.0.1 unless ``--host`` says otherwise, since the API serves client
+data with a static token.
 """
 
 from __future__ import annotations
@@ -54,12 +56,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 = any free port)")
     parser.add_argument("--clients", type=int, help="book size (env MOCK_CRM_CLIENTS, default 2000)")
     parser.add_argument("--seed", type=int, help="book seed (env MOCK_CRM_SEED, default 42)")
-    parser.add_argument("--error-rate", type=float, help="fraction of /clients requests answered 503 (env MOCK_CRM_ERROR_RATE)")
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        help="fraction of requests to /clients, /changes and the writes answered 503, before anything is written "
+        "(env MOCK_CRM_ERROR_RATE)",
+    )
     parser.add_argument("--fault-seed", type=int, help="seed of the fault RNG (env MOCK_CRM_FAULT_SEED, default 0)")
-    parser.add_argument("--latency-ms", type=float, help="delay added to each /clients request (env MOCK_CRM_LATENCY_MS)")
+    parser.add_argument(
+        "--latency-ms", type=float, help="delay added to each /clients, /changes and write request (env MOCK_CRM_LATENCY_MS)"
+    )
     parser.add_argument("--fail-pages", help='comma list of pages that always answer 500, e.g. "3" (env MOCK_CRM_FAIL_PAGES)')
     parser.add_argument(
         "--change-log-size", type=int, help="changes the feed keeps (env MOCK_CRM_CHANGE_LOG_SIZE, default 10000)"
+    )
+    parser.add_argument(
+        "--write-rate-limit",
+        type=float,
+        help="writes per second before 429 with Retry-After (env MOCK_CRM_WRITE_RATE_LIMIT, default 0: no limit)",
+    )
+    parser.add_argument(
+        "--drop-after-write-rate",
+        type=float,
+        help="fraction of writes applied, then answered with a dropped connection (env MOCK_CRM_DROP_AFTER_WRITE_RATE, "
+        "default 0; seeded by the fault seed)",
+    )
+    parser.add_argument(
+        "--idempotency-keys",
+        type=int,
+        help="Idempotency-Key answers remembered, least recently used dropped (env MOCK_CRM_IDEMPOTENCY_KEYS, default 100000)",
     )
     parser.add_argument(
         "--exit-with-parent",
@@ -97,7 +122,17 @@ def settings_from_args(args: argparse.Namespace) -> MockApiSettings:
     settings = MockApiSettings.from_env()
     overrides = {
         name: getattr(args, name)
-        for name in ("clients", "seed", "error_rate", "fault_seed", "latency_ms", "change_log_size")
+        for name in (
+            "clients",
+            "seed",
+            "error_rate",
+            "fault_seed",
+            "latency_ms",
+            "change_log_size",
+            "write_rate_limit",
+            "drop_after_write_rate",
+            "idempotency_keys",
+        )
         if getattr(args, name) is not None
     }
     if args.fail_pages is not None:

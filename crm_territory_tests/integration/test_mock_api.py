@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from crm_territory_tests.support.mock_api_server import TEST_TOKEN, auth_headers, run_mock_api
-from mock_api.app import MAX_PAGE_SIZE, MockApiConfigError, MockApiSettings, create_app
+from mock_api.app import MAX_PAGE_SIZE, RECORD_COLUMNS, MockApiConfigError, MockApiSettings, create_app
 from mock_api.generator import (
     CLIENT_COLUMNS,
     DROP_COLUMNS,
@@ -37,6 +37,11 @@ SEED = 7
 
 def _book_records(n: int = N_CLIENTS, seed: int = SEED) -> dict[str, dict]:
     return {r["client_id"]: r for r in generate_clients(n, seed).to_dict("records")}
+
+
+def _generated_part(record: dict) -> dict:
+    """A served record without the CRM's assignment fields (owner, territory, versions: the write-back's tests)."""
+    return {name: record[name] for name in CLIENT_COLUMNS}
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +172,10 @@ def test_cli_flags_override_env(monkeypatch) -> None:
     settings = settings_from_args(args)
     assert (settings.clients, settings.fail_pages, settings.error_rate, settings.latency_ms) == (20, frozenset(), 0.25, 5)
     assert args.host == "127.0.0.1"
+    monkeypatch.setenv("MOCK_CRM_WRITE_RATE_LIMIT", "9")
+    writes = settings_from_args(_parser().parse_args(["--drop-after-write-rate", "0.1", "--idempotency-keys", "7"]))
+    assert (writes.write_rate_limit, writes.drop_after_write_rate, writes.idempotency_keys) == (9, 0.1, 7)
+    assert settings_from_args(_parser().parse_args(["--write-rate-limit", "3"])).write_rate_limit == 3
 
 
 def test_run_mock_api_reports_server_output_on_failed_start() -> None:
@@ -212,12 +221,13 @@ def test_walking_all_pages_returns_the_book_exactly_once(api: httpx.Client) -> N
     ids = [r["client_id"] for r in records]
     assert len(ids) == len(set(ids)) == N_CLIENTS
     # Same records as the generator, nulls included, ordered by (updated_at, client_id).
-    assert {r["client_id"]: r for r in records} == _book_records()
+    assert {r["client_id"]: _generated_part(r) for r in records} == _book_records()
     assert [(r["updated_at"], int(r["client_id"])) for r in records] == sorted(
         (r["updated_at"], int(r["client_id"])) for r in records
     )
     assert any(r["parent_org"] is None for r in records)
-    assert all(list(r) == list(CLIENT_COLUMNS) for r in records)
+    assert all(list(r) == list(RECORD_COLUMNS) for r in records)
+    assert {(r["territory_id"], r["assignment_version"]) for r in records} == {(None, 0)}
 
 
 def test_page_shape_clamping_and_end(api: httpx.Client) -> None:
@@ -256,7 +266,7 @@ def test_updated_since_keeps_exactly_the_newer_records(api: httpx.Client, since:
 def test_updated_since_is_inclusive(api: httpx.Client) -> None:
     newest = max(_book_records().values(), key=lambda r: (r["updated_at"], int(r["client_id"])))
     body = api.get("/clients", params={"updated_since": newest["updated_at"]}).json()
-    assert newest in body["data"]
+    assert newest in [_generated_part(r) for r in body["data"]]
     assert all(r["updated_at"] >= newest["updated_at"] for r in body["data"])
 
 
