@@ -160,7 +160,7 @@ class RawClients(_StrictModel):
         nullable=True, description="Kind of client (Family Office, Foundation, Trust, ...) as sent; rules may segment on it."
     )
     # Kept when a source layout maps them (data/sources/); empty for the CRM API and the seed's layout. Matching
-    # compares tax_id, date_of_birth, postal_code, phone and the domain of email_domain / website
+    # compares tax_id, date_of_birth, postal_code, phone, address and the domain of email_domain / website
     # (crm_territory/logic/matching/fields.py); not yet carried into client_dim.
     address: Series[str] = pa.Field(nullable=True, description="Street address as the source gives it. Empty: none given.")
     postal_code: Series[str] = pa.Field(nullable=True, description="Postal or ZIP code, as text (leading zeros kept).")
@@ -448,6 +448,15 @@ class ClientMatches(_StrictModel):
         nullable=True,
         description="Points the phone level added to the score: log2(m/u) x 4.5 (u of exact: the value's share of the book). Empty: not compared.",
     )
+    address_level: Series[str] = pa.Field(
+        nullable=True,
+        isin=["exact", "close", "different"],
+        description="Street address (lower case, punctuation as spaces): exact, close (the same words give or take one, or nearly the same letters: similarity 85+) or different. Empty: not on both records.",
+    )
+    address_points: Series[float] = pa.Field(
+        nullable=True,
+        description="Points the address level added to the score: log2(m/u) x 4.5 (u of exact: the value's share of the book). Empty: not compared.",
+    )
     field_points: Series[float] = pa.Field(
         nullable=True,
         description="Sum of the *_points columns (Fellegi-Sunter weights of the optional fields), included in score. Empty: none compared.",
@@ -484,12 +493,13 @@ class MatchModel(_StrictModel):
             "postal_code",
             "domain",
             "phone",
+            "address",
             "region",
             "parent_org",
             "advisor_email",
             "advisor_domain",
         ],
-        description="The field compared: an optional field (tax_id ... phone) or one of the CRM's own (region, parent_org, advisor_email, advisor_domain).",
+        description="The field compared: an optional field (tax_id ... phone, address) or one of the CRM's own (region, parent_org, advisor_email, advisor_domain).",
     )
     level: Series[str] = pa.Field(
         isin=["exact", "close", "different", "agree", "disagree"],

@@ -96,7 +96,9 @@ class PublicBook:
         did not load (quarantined) is a cluster of its own, so the true pairs it belongs to count as missed."""
         full = predicted.reindex(self.entity.index).astype(object)
         missing = full.isna().to_numpy()
-        full[missing] = [f"\x00unloaded:{k}" for k in self.entity.index[missing]]
+        # no NUL byte in these labels: pandas hashes object strings as C strings, so "\x00a" and "\x00b" would
+        # group as one cluster (every quarantined record merged with every other, counted as false pairs)
+        full[missing] = [f"(not loaded) {k}" for k in self.entity.index[missing]]
         return full
 
     @property
@@ -169,5 +171,5 @@ def exact_name_clusters(names: pd.Series) -> pd.Series:
     from crm_territory.logic.matching.names import normalise_names
 
     normalised = normalise_names(names).name
-    alone = pd.Series([f"\x00{i}" for i in range(len(names))], index=names.index)
+    alone = pd.Series([f"(unmatchable) {i}" for i in range(len(names))], index=names.index)  # no NUL: see above
     return normalised.where(normalised.notna(), alone)

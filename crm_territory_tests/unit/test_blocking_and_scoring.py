@@ -7,6 +7,8 @@ token_sort_ratio) on normalised names, plus FIELD_WEIGHTS points per field both 
 ``match`` needs MATCH_SCORE and names that agree, ``possible`` at POSSIBLE_SCORE, else ``no match``.
 """
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +23,7 @@ from crm_territory.logic.matching.scoring import (
     POSSIBLE,
     POSSIBLE_SCORE,
     MatchFeatures,
+    WordCounts,
     score_pairs,
 )
 
@@ -361,3 +364,26 @@ def test_pairs_are_scored_independently_in_one_call():
     assert out["decision"].iloc[2] != MATCH  # siblings
     assert out["score"].iloc[3] == out["score"].iloc[0]  # (1, 0) scores as (0, 1)
     assert len(out) == 4
+
+
+def test_two_spellings_the_book_uses_several_times_each_are_two_brands_not_a_typo():
+    # "Leanex" and "Eanex" each name a family of records: one letter apart, they are two brands
+    names = ["Leanex Advisory Group", "Eanex Advisory Group", "Leanex Capital Partners", "Eanex Wealth Office"]
+    # a one-off spelling (held by one record) is a typo of the other
+    names += ["Brovanti Advisory Group", "Brovant Advisory Group", "Brovanti Capital Partners"]
+    normalised = normalise_names(pd.Series(names, dtype=object)).name
+    book = dataclasses.replace(features(names, region="West"), spellings=WordCounts.of(normalised.to_numpy(dtype=object)))
+    out = score_pairs(book, np.array([0, 4]), np.array([1, 5]))
+    assert out["name_difference"].tolist() == ["different words", "typo or abbreviation"]
+    assert out["decision"].tolist() == ["possible", "match"]
+    # without the book's spellings (a pair scored alone) the one-letter difference is a typo, as before
+    alone = score_pairs(features(names, region="West"), np.array([0]), np.array([1]))
+    assert alone["name_difference"].tolist() == ["typo or abbreviation"]
+    # the sector's own words are not brands: a word more records hold than 0.1% of the book (20 at least)
+    sector = WordCounts.of(np.array(["advisory"] * 25 + ["advisors"] * 30 + ["eanex"] * 3, dtype=object))
+    assert sector.established(np.array(["advisory", "advisors", "eanex", "unknown"], dtype=object)).tolist() == [
+        False,
+        False,
+        True,
+        False,
+    ]

@@ -30,10 +30,10 @@ BOOK = [
     ("C1", "Mary Brown", None, "1970-05-05", "2000", "C"),
     ("C2", "Brown Mary", None, "1970-05-05", "2000", "C"),
     # D: D1-D2 share the first word, D2-D3 the tax id; D1-D3 share no key (no postcode, no date of birth, no tax id
-    # on D1, first words "zorander" / "vale"): never compared, but joined through D2
+    # on D1, first words "zorander" / "vayle", swapped and mistyped): never compared, but joined through D2
     ("D1", "Zorander Vale", None, None, None, "D"),
     ("D2", "Zorander Vail", "123456789", None, None, "D"),
-    ("D3", "Vale Zorander", "123456789", None, None, "D"),
+    ("D3", "Vayle Zorander", "123456789", None, None, "D"),
     # E: another Jane, compared with the A's ("same first word") but a different person: not a true pair
     ("E1", "Jane Doe", None, None, None, "E"),
     # F: F1 loaded; its duplicate F2 never reached the matcher (quarantined)

@@ -309,6 +309,7 @@ def test_normalisation_digits_dates_postcodes_domains():
         "postal_code": ["SW1A1AA", "100011234", None],
         "domain": ["acme.com", "acme.com", None],
         "phone": ["12125550100", None, None],
+        "address": [None, None, None],  # no address column: none
     }
 
 
@@ -354,3 +355,43 @@ def client_records_like(names, **fields) -> pd.DataFrame:
 def test_priors_are_probabilities():
     for prior in PRIORS.values():
         assert prior.exact + prior.close + prior.different == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Persons filed surname first, a mistyped tax id, a street address
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_name_filed_surname_first_is_the_same_words_but_not_with_a_typo_too():
+    from crm_territory.logic.matching.scoring import name_difference
+
+    left = np.array(["jane smith", "jane mary smith", "jane smith", "atlas capital", "jane smith"], dtype=object)
+    right = np.array(["smith jane", "smith jane mary", "smith jaen", "capital atlas", "smith john"], dtype=object)
+    # the pairs holding the same words in another order (score_pairs passes token_sort_ratio == 100)
+    reordered = np.array([True, True, False, True, False])
+    assert list(name_difference(left, right, reordered=reordered)) == [
+        "same words", "same words", "different words", "same words", "different words"
+    ]  # fmt: skip
+    # no rotation is tried where the words are not the same (nor for parents, which pass none)
+    assert list(name_difference(left, right)) == ["different words"] * 5
+
+
+def test_swapped_names_and_mistyped_tax_ids_meet_in_a_book_with_optional_fields():
+    names = pd.Series(["jane smith", "smith jane", "mary brown", "bob quinlan", "zed alpha"])
+    fields = pd.DataFrame({"tax_id": [None, None, "1234567", "1234576", "7654321"]})
+    found = candidate_pairs(blocking_keys(names, fields), len(names))
+    assert dict(zip(zip(found.a.tolist(), found.b.tolist()), found.blocked_by)) == {
+        (0, 1): "same words, one moved to the other end",
+        (2, 3): "tax id one edit apart",
+    }
+    assert "same words, one moved to the other end" not in blocking_keys(names)  # a names-only book: as before
+
+
+def test_addresses_are_normalised_and_a_retyped_one_is_close():
+    out = normalise_fields(pd.DataFrame({"address": ["12 High St., Suite 4", "  ", "Flat-3/7 HIGH street", "x"]}))
+    assert out["address"].tolist() == ["12 high st suite 4", None, "flat 3 7 high street", None]
+    from crm_territory.logic.matching.fields import _close
+
+    left = np.array(["15 goodwinstreet", "12 high st", "12 high st"], dtype=object)
+    right = np.array(["15 goodwin street", "12 high st suite 4", "9 low road"], dtype=object)
+    assert _close("address", left, right).tolist() == [True, True, False]

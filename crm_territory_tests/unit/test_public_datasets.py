@@ -85,6 +85,17 @@ def test_scoring_on_a_tiny_truth_is_what_hand_counting_gives() -> None:
     assert quality.f1 == pytest.approx(2 / 5)  # 2 * (1/3) * (1/2) / (1/3 + 1/2)
 
 
+def test_records_not_loaded_each_stand_alone() -> None:
+    # two records the engine quarantined are two clusters of their own, not one (pandas groups strings that
+    # start with a NUL byte as one: such labels once counted every quarantined record as one client)
+    entity = pd.Series(["A", "B", "C"], index=["s:a", "s:b", "s:c"])
+    book = PublicBook("tiny", raw_clients=pd.DataFrame(), manifest=pd.DataFrame(), quarantined=2, entity=entity)
+    quality = pair_quality(book.clusters_with_unloaded(pd.Series(["k1"], index=["s:a"])), book.entity)
+    assert (quality.true_pairs, quality.predicted_pairs, quality.correct_pairs) == (0, 0, 0)
+    floor = exact_name_clusters(pd.Series(["", None, "Atlas"], index=list("abc")))
+    assert pair_quality(floor, pd.Series(["X", "Y", "Z"], index=list("abc"))).predicted_pairs == 0
+
+
 def test_the_floor_groups_identical_normalised_names_only() -> None:
     names = pd.Series(["Atlas Capital, LLC", "atlas  capital", "Atlas Capitol", "", None], index=list("abcde"))
     clusters = exact_name_clusters(names)

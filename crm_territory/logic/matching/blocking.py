@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crm_territory.logic.matching.fields import FIELDS
 from crm_territory.logic.matching.names import split_first_word
 
 MAX_BLOCK_SIZE = 100
@@ -75,9 +76,12 @@ class BlockingKey:
 
 #: The parts a blocking pass may combine: parts of the normalised name, and the optional fields (normalised).
 NAME_PARTS = ("name", "name_without_spaces", "first_word", "last_word", "initial")
-FIELD_PARTS = ("tax_id", "date_of_birth", "postal_code", "domain", "phone", "region")
+FIELD_PARTS = ("tax_id", "date_of_birth", "postal_code", "domain", "phone", "address", "region")
 PARTS = NAME_PARTS + FIELD_PARTS
-ONE_EDIT_PASS = "first word one edit apart"  # not a combination of parts: the first word's deletion variants
+# passes that are not a combination of parts
+ONE_EDIT_PASS = "first word one edit apart"  # the first word's deletion variants
+ROTATED_PASS = "same words, one moved to the other end"  # a person filed surname first
+TAX_ID_EDIT_PASS = "tax id one edit apart"  # a mistyped registration id
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ DEFAULT_PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("same domain", ("domain",)),
     BlockingPass("same phone", ("phone",)),
     BlockingPass("same last word and postcode", ("last_word", "postal_code")),
+    # "smith jane" / "jane smith", whatever else differs: people's names, which come with the optional fields
+    # (a date of birth, a postcode): run only when the book has one, so organisation books keep their passes
+    BlockingPass(ROTATED_PASS, ()),
+    BlockingPass(TAX_ID_EDIT_PASS, ("tax_id",)),
 )
 BUILT_IN_PASSES = {p.name: p for p in DEFAULT_PASSES}
 
@@ -114,6 +122,9 @@ def blocking_keys(
     (``fields.normalise_fields``: tax_id, date_of_birth, postal_code, domain, phone; and region), positions
     lining up with ``name``. A pass over a part no record has gives no key and is not listed: a book
     without the optional fields gets the four name passes only, whatever the comparisons file lists.
+    Three passes are not combinations of parts: the first word one edit apart (its deletion variants), the
+    same words with the last moved to the front (a person filed surname first: "smith jane" / "jane smith"),
+    and a tax id one edit apart (a mistyped id, found by deletion variants as for the first word).
     """
     positions = np.arange(len(name), dtype=np.int64)
     names = pa.array(name.to_numpy(dtype=object), pa.string(), from_pandas=True)
@@ -145,6 +156,15 @@ def blocking_keys(
         if blocking_pass.name == ONE_EDIT_PASS:
             keys[ONE_EDIT_PASS] = _one_edit_key(words, rest.fill_null(""))
             continue
+        if blocking_pass.name == ROTATED_PASS:
+            if any(part(f) is not None for f in FIELDS):
+                keys[ROTATED_PASS] = _rotated_key(positions, names)
+            continue
+        if blocking_pass.name == TAX_ID_EDIT_PASS:
+            # only the variants: the id itself is the "same tax id" pass
+            if (ids := part("tax_id")) is not None:
+                keys[TAX_ID_EDIT_PASS] = _deletion_key(positions, ids)
+            continue
         values = [part(p) for p in blocking_pass.parts]
         if any(v is None for v in values):
             continue
@@ -155,6 +175,47 @@ def blocking_keys(
             continue  # no record has all of its parts: not run, not listed
         keys[blocking_pass.name] = BlockingKey.of(positions, joined)
     return keys
+
+
+def _deletion_key(positions: np.ndarray, values: pa.Array) -> BlockingKey:
+    """Each value and its one-deletion variants in one key: two values one edit apart share one of them."""
+    length = pc.utf8_length(values).fill_null(0).to_numpy(zero_copy_only=False)
+    at_parts, variant_parts = [np.flatnonzero(length > 0)], [pc.take(values, np.flatnonzero(length > 0))]
+    for i in range(min(int(length.max(initial=0)), MAX_DELETION_POSITIONS)):
+        at = np.flatnonzero(length > i)
+        chosen = pc.take(values, at)
+        at_parts.append(at)
+        variant_parts.append(
+            pc.binary_join_element_wise(pc.utf8_slice_codeunits(chosen, 0, i), pc.utf8_slice_codeunits(chosen, i + 1), "")
+        )
+    at = np.concatenate(at_parts)
+    variants = pa.chunked_array(variant_parts, pa.string()).combine_chunks()
+    # a value's variants may repeat ("1123": deleting either 1 gives "123"): one row per (record, block)
+    frame = pd.DataFrame({"r": positions[at], "v": pc.dictionary_encode(variants).indices.to_numpy(zero_copy_only=False)})
+    frame = frame.drop_duplicates()
+    texts = pc.dictionary_encode(variants).dictionary
+    return BlockingKey(
+        frame["r"].to_numpy(np.int64),
+        frame["v"].to_numpy(np.int64),
+        lambda codes: pc.take(texts, pa.array(codes)).to_numpy(zero_copy_only=False),
+    )
+
+
+def _rotated_key(positions: np.ndarray, names: pa.Array) -> BlockingKey:
+    """Each name, and (names of several words) the name with its last word moved to the front, in one key: "smith jane"
+    meets "jane smith", "smith jane mary" meets "jane mary smith" (a person filed surname first). Moving the first word
+    to the end is the same rotation seen from the other record, so one is enough."""
+    last = pc.replace_substring_regex(names, r"^.* ", "")
+    front = pc.replace_substring_regex(names, r" [^ ]*$", "")
+    several = pc.fill_null(pc.match_substring(names, " "), False).to_numpy(zero_copy_only=False)
+    at = np.flatnonzero(several)
+    rotated = pc.binary_join_element_wise(pc.take(last, at), pc.take(front, at), " ")
+    distinct = ~pc.equal(rotated, pc.take(names, at)).to_numpy(zero_copy_only=False)  # "anna anna": once per block
+    at = at[distinct]
+    return BlockingKey.of(
+        np.concatenate([positions, positions[at]]),
+        pa.chunked_array([names, pc.filter(rotated, pa.array(distinct))], pa.string()).combine_chunks(),
+    )
 
 
 def _one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:

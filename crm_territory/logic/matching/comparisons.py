@@ -139,7 +139,7 @@ class ComparisonsFile(_Strict):
     version: Literal[1] = 1
     points_per_bit: float = Field(default=POINTS_PER_BIT, gt=0, le=100)
     max_bits: float = Field(default=MAX_BITS, gt=0, le=64)
-    fields: dict[Literal["tax_id", "date_of_birth", "postal_code", "domain", "phone"], FieldComparison] = {}
+    fields: dict[Literal["tax_id", "date_of_birth", "postal_code", "domain", "phone", "address"], FieldComparison] = {}
     estimation: Estimation = Estimation()
     blocking: Blocking = Blocking()
     crm_fields: CrmFields = CrmFields()

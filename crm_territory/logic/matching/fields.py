@@ -1,4 +1,4 @@
-"""The optional fields a source may give (tax id, date of birth, postcode, web domain, phone): normalised,
+"""The optional fields a source may give (tax id, date of birth, postcode, web domain, phone, street address): normalised,
 compared, and weighted the Fellegi–Sunter way.
 
 Names, region, parent and advisor keep their hand-set points (``scoring.py``): the word-by-word name
@@ -8,7 +8,9 @@ a pair adds nothing (weight 0), so a book without them is scored exactly as befo
 
 Each field has three comparison levels: ``exact`` (the same normalised value), ``close`` (a typo: one
 edit; for dates also the day and month swapped or at most ``DATE_CLOSE_DAYS`` apart; for postcodes also
-the same first ``POSTCODE_PREFIX`` characters; for phones the same last ``PHONE_TAIL`` digits) and
+the same first ``POSTCODE_PREFIX`` characters; for phones the same last ``PHONE_TAIL`` digits; for street
+addresses the same words give or take some, or nearly the same letters once spaces are ignored: rapidfuzz's
+``token_set_ratio`` or ``ratio`` of at least ``ADDRESS_CLOSE_SIMILARITY``, as a retyped address differs) and
 ``different``. A level's weight is ``log2(m / u)`` bits:
 
 * ``m``, the chance that two records of one client fall in the level, comes from the ``FieldModel`` in
@@ -37,6 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 from rapidfuzz.process import cpdist
 
@@ -48,6 +51,8 @@ POSTCODE_PREFIX = 3
 PHONE_TAIL = 9
 MIN_ID_DIGITS = 4  # a tax id with fewer digits is not an identifier ("0", "-")
 MIN_PHONE_DIGITS = 7
+MIN_ADDRESS_CHARACTERS = 5
+ADDRESS_CLOSE_SIMILARITY = 85.0
 
 EXACT, CLOSE, DIFFERENT = "exact", "close", "different"
 LEVELS = np.array([None, DIFFERENT, CLOSE, EXACT], dtype=object)  # indexed by level code + 1
@@ -72,6 +77,8 @@ PRIORS: dict[str, Prior] = {
     "domain": Prior(exact=0.85, close=0.03, different=0.12),
     # a phone is the field most often out of date or a switchboard's
     "phone": Prior(exact=0.70, close=0.10, different=0.20),
+    # a street address is retyped ("St" / "Street", a unit added or left out) and changes when a client moves
+    "address": Prior(exact=0.60, close=0.25, different=0.15),
 }
 FIELDS = tuple(PRIORS)
 
@@ -116,7 +123,8 @@ def normalise_fields(records: pd.DataFrame) -> pd.DataFrame:
     """The optional fields of client records, normalised for comparison (None where missing or unusable).
 
     tax_id and phone: digits only (at least 4 and 7 of them); date_of_birth: YYYY-MM-DD when it is a
-    date; postal_code: upper case without spaces or hyphens; domain: the client's e-mail domain, else its
+    date; postal_code: upper case without spaces or hyphens; address: lower case, every run of other than
+    letters and digits one space (at least 5 characters); domain: the client's e-mail domain, else its
     website's host, lower case, without scheme, ``www.``, port or path. Vectorised in Arrow; a column
     missing or empty throughout costs nothing.
     """
@@ -136,6 +144,12 @@ def normalise_fields(records: pd.DataFrame) -> pd.DataFrame:
     postcode = column("postal_code")
     if postcode is not None:
         postcode = pc.replace_substring_regex(pc.utf8_upper(postcode), r"[\s\-]", "")
+    address = column("address")
+    if address is not None:
+        address = pc.utf8_trim(pc.replace_substring_regex(pc.utf8_lower(address), r"[^a-z0-9]+", " "), " ")
+        address = pc.if_else(
+            pc.greater_equal(pc.utf8_length(address), MIN_ADDRESS_CHARACTERS), address, pa.scalar(None, pa.string())
+        )
     email, website = _domain_of(column("email_domain")), _domain_of(column("website"))
     domain = website if email is None else email if website is None else pc.coalesce(email, website)
     return pd.DataFrame(
@@ -145,6 +159,7 @@ def normalise_fields(records: pd.DataFrame) -> pd.DataFrame:
             "postal_code": _object(postcode, n),
             "domain": _object(domain, n),
             "phone": _object(_digits(column("phone"), MIN_PHONE_DIGITS), n),
+            "address": _object(address, n),
         },
         index=records.index,
     )
@@ -177,6 +192,19 @@ def _close(field: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         long_enough = (pc.utf8_length(la).to_numpy() > POSTCODE_PREFIX) & (pc.utf8_length(lb).to_numpy() > POSTCODE_PREFIX)
         prefix = pc.equal(pc.utf8_slice_codeunits(la, 0, POSTCODE_PREFIX), pc.utf8_slice_codeunits(lb, 0, POSTCODE_PREFIX))
         close |= long_enough & prefix.to_numpy(zero_copy_only=False)
+    elif field == "address":
+        # retyped: the same words give or take one ("12 high street" / "12 high street suite 4") or nearly the
+        # same letters once spaces are ignored ("goodwinstreet" / "goodwin street")
+        # (the cutoff lets rapidfuzz stop early on the many pairs far apart; the second pass only for the rest)
+        close |= cpdist(left, right, scorer=fuzz.token_set_ratio, score_cutoff=ADDRESS_CLOSE_SIMILARITY, workers=-1) > 0
+        rest = np.flatnonzero(~close)
+        if len(rest):
+            bare_l = pc.replace_substring(pa.array(left[rest], pa.string()), " ", "").to_numpy(zero_copy_only=False)
+            bare_r = pc.replace_substring(pa.array(right[rest], pa.string()), " ", "").to_numpy(zero_copy_only=False)
+            similar = cpdist(
+                bare_l.astype(object), bare_r.astype(object), scorer=fuzz.ratio, score_cutoff=ADDRESS_CLOSE_SIMILARITY, workers=-1
+            )
+            close[rest] = similar > 0
     elif field == "phone":
         la, lb = pa.array(left, pa.string()), pa.array(right, pa.string())
         tail = pc.equal(pc.utf8_slice_codeunits(la, -PHONE_TAIL), pc.utf8_slice_codeunits(lb, -PHONE_TAIL))

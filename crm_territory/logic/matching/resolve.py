@@ -37,6 +37,7 @@ from crm_territory.logic.matching.scoring import (
     NO_MATCH,
     POSSIBLE,
     MatchFeatures,
+    WordCounts,
     alike_score,
     reweigh,
     score_pairs,
@@ -67,7 +68,7 @@ class Resolution:
     field_weights: pd.DataFrame | None = None  # the optional fields' model (FieldEvidence.weights); None: no such field
     model: pd.DataFrame | None = None  # MatchModel: the model in force, one row per field and level (empty: no such field)
     model_re_estimated: bool = False  # whether this run estimated m (False: reused, or no optional field)
-    model_reason: str = "no optional field (tax id, date of birth, postcode, domain, phone) in the book"
+    model_reason: str = "no optional field (tax id, date of birth, postcode, domain, phone, address) in the book"
 
 
 def match_features(records: pd.DataFrame) -> pd.DataFrame:
@@ -141,7 +142,9 @@ def resolve(
     )
     lap(f"blocking ({len(candidates):,} candidate pairs)")
     priors = FieldModel({f: comparisons.priors[f] for f in comparisons.fields}, comparisons.points_per_bit, comparisons.max_bits)
-    matcher = MatchFeatures.from_frame(features, priors)
+    matcher = dataclasses.replace(
+        MatchFeatures.from_frame(features, priors), spellings=WordCounts.of(features["name"].to_numpy(dtype=object))
+    )
     position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
     applied, not_applied = _decisions_on(decisions, position)
     fields_present = matcher.fields is not None and bool(matcher.fields.present)

@@ -51,6 +51,14 @@ SHORT_WORD = 3  # letters; a short word with one letter changed is another word 
 MIN_ABBREVIATION = 2  # letters of an abbreviation ("co" / "company")
 MAX_ABBREVIATION_SHARE = 0.7  # an abbreviation is clearly shorter than its word ("walth" / "wealth" is a typo, or another word)
 WORD_AGREEMENT_NAME_SCORE = 95.0  # the name score credited to names that agree word by word
+# A word spelled two ways, each held by at least MIN_SPELLING_RECORDS records, is two words, not a typo: a
+# typo is a one-off, and brands one letter apart ("Leanex" / "Eanex") each name a family of records. Words
+# more records hold than GENERIC_WORD_SHARE of the book (20 at least) are the sector's ("capital",
+# "advisors"): their variants stay typos.
+MIN_SPELLING_RECORDS = 2
+GENERIC_WORD_SHARE = 0.001
+MIN_GENERIC_WORD_RECORDS = 20
+REORDERED_AGREES = ("same words",)  # what a name with its first or last word moved to the other end may count as
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,27 @@ MATCH, POSSIBLE, NO_MATCH = "match", "possible", "no match"
 
 
 @dataclass(frozen=True)
+class WordCounts:
+    """How many records' names hold each word: a word a few records share is a spelling the book uses."""
+
+    counts: pd.Series  # word -> records holding it
+    generic: float  # more records than this: a sector word
+
+    @classmethod
+    def of(cls, names: np.ndarray) -> WordCounts:
+        """From the normalised names of the book (None: unmatchable)."""
+        words = pc.list_flatten(pc.split_pattern(pa.array(names, pa.string(), from_pandas=True), " "))
+        counted = pc.value_counts(words)
+        counts = pd.Series(counted.field("counts").to_numpy(), index=counted.field("values").to_numpy(zero_copy_only=False))
+        return cls(counts, max(MIN_GENERIC_WORD_RECORDS, GENERIC_WORD_SHARE * len(names)))
+
+    def established(self, words: np.ndarray) -> np.ndarray:
+        """Per word: a spelling of the book's own (held by MIN_SPELLING_RECORDS records or more, and not a sector word)."""
+        held = self.counts.reindex(words).to_numpy(dtype=float)
+        return (held >= MIN_SPELLING_RECORDS) & (held <= self.generic)
+
+
+@dataclass(frozen=True)
 class MatchFeatures:
     """What the scorer compares, one row per record (positions line up with the record frame)."""
 
@@ -91,6 +120,7 @@ class MatchFeatures:
     # the points of region, parent, advisor e-mail and domain in force: the hand-set ones, or the match
     # model's (estimated from the book: model.py)
     weights: Mapping[str, FieldWeight] = field(default_factory=lambda: dict(FIELD_WEIGHTS))
+    spellings: WordCounts | None = None  # the book's words: two established spellings are not a typo
 
     @cached_property
     def codes(self) -> dict[str, np.ndarray]:
@@ -129,7 +159,7 @@ def score_pairs(
         name_score[comparable] = np.maximum(ratio, token_sort)
     difference = np.full(len(a), NOT_COMPARED, dtype=object)
     if comparable.any():
-        difference[comparable] = name_difference(names_a[comparable], names_b[comparable])
+        difference[comparable] = name_difference(left, right, features.spellings, reordered=np.asarray(token_sort) == 100)
     # names that agree word by word (a typo, "inv" for "investment") count at least WORD_AGREEMENT_NAME_SCORE:
     # the character ratio would punish an abbreviation for every letter it leaves out
     agree = _names_agree(difference, name_score)
@@ -237,13 +267,37 @@ def _agreement(
     return _AGREEMENT_TEXT[state], points
 
 
-def name_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def name_difference(
+    left: np.ndarray, right: np.ndarray, spellings: WordCounts | None = None, reordered: np.ndarray | None = None
+) -> np.ndarray:
     """Per pair of normalised names: same words, typo or abbreviation, different words or different word count.
 
     Words are aligned by position (normalisation already removed what moves: "the", legal forms),
     and compared with the optimal-string-alignment distance (an adjacent swap is one edit) and, for
-    abbreviations, the longest common subsequence.
+    abbreviations, the longest common subsequence. A name whose first or last word moved to the other
+    end, the words otherwise unchanged, is the same words: a person filed surname first ("Smith, Jane"
+    / "Jane Smith", "Smith Jane Mary" / "Jane Mary Smith"), as CRM exports and forms often write them.
     """
+    out = _aligned_difference(left, right, spellings)
+    # ``reordered``: the pairs whose names hold the same words in another order (token_sort_ratio 100), the
+    # only ones a rotation can make the same words; None: no rotation tried (parent organisations)
+    if reordered is None:
+        return out
+    retry = np.flatnonzero((out == DIFFERENT_WORDS) & reordered)
+    if not len(retry) or not REORDERED_AGREES:
+        return out
+    text = pa.array(right[retry], pa.string())
+    first, rest = pc.replace_substring_regex(text, r" .*$", ""), pc.replace_substring_regex(text, r"^[^ ]* ", "")
+    last, front = pc.replace_substring_regex(text, r"^.* ", ""), pc.replace_substring_regex(text, r" [^ ]*$", "")
+    best = out[retry]
+    for rotated in (pc.binary_join_element_wise(rest, first, " "), pc.binary_join_element_wise(last, front, " ")):
+        again = _aligned_difference(left[retry], rotated.to_numpy(zero_copy_only=False).astype(object), spellings)
+        best = np.where(np.isin(again, REORDERED_AGREES) & (best == DIFFERENT_WORDS), again, best)
+    out[retry] = best
+    return out
+
+
+def _aligned_difference(left: np.ndarray, right: np.ndarray, spellings: WordCounts | None = None) -> np.ndarray:
     words_a = pc.split_pattern(pa.array(left, pa.string()), " ")
     words_b = pc.split_pattern(pa.array(right, pa.string()), " ")
     count_a = pc.list_value_length(words_a).to_numpy(zero_copy_only=False)
@@ -272,6 +326,10 @@ def name_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     edits = cpdist(diff_a, diff_b, scorer=OSA.distance, workers=-1).astype(np.int64) if len(at) else np.zeros(0, np.int64)
     shorter, longer = np.minimum(lengths_a, lengths_b), np.maximum(lengths_a, lengths_b)
     typo = (edits == 1) & (shorter > SHORT_WORD)
+    if spellings is not None and typo.any():
+        # two spellings the book holds several times each are two words (two brands: "Leanex" / "Eanex"), not a typo
+        at_typo = np.flatnonzero(typo)
+        typo[at_typo[spellings.established(diff_a[at_typo]) & spellings.established(diff_b[at_typo])]] = False
     # an abbreviation is the word with letters left out: "inv" / "investment", "cnsl" / "counsel"
     common = cpdist(diff_a, diff_b, scorer=LCSseq.similarity, workers=-1) if len(at) else np.zeros(0, np.int64)
     abbreviation = same_start & (shorter >= MIN_ABBREVIATION) & (shorter <= MAX_ABBREVIATION_SHARE * longer) & (common == shorter)
