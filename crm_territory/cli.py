@@ -307,6 +307,58 @@ def apply_warehouse_ddl(ddl_path: Path | None = None) -> int:
     return 0
 
 
+def writeback(action: str, batch_id: str | None) -> int:
+    """``writeback plan|apply|rollback|log``: the write-back of the published plan to the CRM (docs/writeback.md)."""
+    import logging
+
+    from crm_territory.defs.resources import storage_resources
+    from crm_territory.logic.writeback.acts import apply_published_plan, batch_totals, rollback
+    from crm_territory.logic.writeback.client import WritebackError
+    from crm_territory.logic.writeback.journal import WritebackJournal
+    from crm_territory.logic.writeback.plan import plan_summary
+    from crm_territory.settings import SettingsError
+    from crm_territory.wiring.metadata import markdown_table
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log = logging.getLogger("crm_territory.writeback").info
+    try:
+        settings = Settings.from_env()
+        if action == "log":
+            print(markdown_table(batch_totals(WritebackJournal(settings.data_dir).read()), limit=100))
+            return 0
+        if action == "rollback":
+            if not batch_id:
+                print("writeback rollback needs --batch <batch_id> (see: writeback log)", file=sys.stderr)
+                return 2
+            summary = rollback(batch_id, settings.data_dir, settings.api_url, log)
+        else:
+            store = storage_resources(settings)["table_store"]
+            plan = store.read_previous("crm_writeback_plan")  # type: ignore[attr-defined]
+            if action == "plan":
+                if plan is None:
+                    print("no crm_writeback_plan published yet: run the pipeline first (make run)")
+                    return 0
+                parts = plan_summary(plan)
+                sent = int((plan["status"] == "send").sum())
+                print(
+                    f"plan {plan['plan_id'].iloc[0] if len(plan) else '(empty)'}: {sent:,} record(s) to change, "
+                    f"{len(parts['refused']):,} refused"
+                )
+                print(markdown_table(parts["per_territory"], limit=30))
+                if len(parts["refused"]):
+                    print(markdown_table(parts["refused"], limit=30))
+                return 0
+            summary = apply_published_plan(plan, settings.data_dir, settings.api_url, log)
+    except (WritebackError, SettingsError, TimeoutError) as exc:
+        print(f"writeback {action}: {exc}", file=sys.stderr)
+        return 1
+    print(summary.describe())
+    if summary.records.get("conflict"):
+        print(f"{summary.records['conflict']:,} conflict(s) left as the CRM holds them: see `writeback log` and the log file")
+        return 3
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_territory.cli", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,8 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     ddl_parser.add_argument(
         "--ddl", type=Path, default=None, help="the DDL file (default: infra/snowflake/tables.sql of this checkout)"
     )
+    wb_parser = sub.add_parser(
+        "writeback", help="the CRM write-back: show the plan, apply it, roll a batch back, or list the log's batches"
+    )
+    wb_parser.add_argument("action", choices=["plan", "apply", "rollback", "log"])
+    wb_parser.add_argument("--batch", default=None, help="rollback: the batch_id to undo (from `writeback log`)")
     args = parser.parse_args(argv)
 
+    if args.command == "writeback":
+        return writeback(args.action, args.batch)
     if args.command == "apply-ddl":
         return apply_warehouse_ddl(args.ddl)
     if args.command == "activate-rules":

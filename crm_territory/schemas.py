@@ -796,6 +796,103 @@ class AssignmentsPreview(_StrictModel):
     )
 
 
+WRITEBACK_PLAN_STATUSES = ["send", "refused"]
+WRITEBACK_LOG_STATUSES = ["ok", "conflict", "invalid", "not_found", "refused"]
+WRITEBACK_ACTIONS = ["apply", "rollback"]
+
+
+class CrmWritebackPlan(_StrictModel):
+    """What the CRM must change to hold the current PRIMARY assignments: owner and territory, old -> new, per CRM record.
+
+    The CRM's values and etags are read from the CRM API in the run that computes the plan; nothing is sent
+    until the plan is applied (``crm_writeback_job`` or ``cli writeback apply``).
+    """
+
+    plan_id: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{16}$",
+        description="Hash (16 hex) of the plan's rows (CRM id, new values, etag read): the same plan has the same id; "
+        "batch ids and idempotency keys derive from it.",
+    )
+    crm_client_id: Series[str] = pa.Field(
+        unique=True, description="The CRM's id of the record to change (a crm_api source record of the client)."
+    )
+    client_key: Series[str] = pa.Field(
+        description="The client the record belongs to (client_xref), whose PRIMARY row is written."
+    )
+    owner_before: Series[str] = pa.Field(
+        nullable=True, description="The record's owner_email in the CRM when the plan read it. Empty: none."
+    )
+    owner_after: Series[str] = pa.Field(
+        nullable=True, description="The owner to write: the PRIMARY row's advisor. Empty: the fact has none (the row is refused)."
+    )
+    territory_before: Series[str] = pa.Field(
+        nullable=True, description="The record's territory_id in the CRM when the plan read it. Empty: none."
+    )
+    territory_after: Series[str] = pa.Field(description="The territory to write: the PRIMARY row's territory_id.")
+    change: Series[str] = pa.Field(
+        isin=["owner", "territory", "owner and territory"], description="What changes: owner, territory, or both."
+    )
+    assigned_by: Series[str] = pa.Field(description="The rule that placed the client (assignments_fact.assigned_by).")
+    advisor_reason: Series[str] = pa.Field(
+        nullable=True, description="Why this advisor (assignments_fact.advisor_reason). Empty: not given."
+    )
+    etag: Series[str] = pa.Field(
+        description="The record's etag when the plan read it: sent as if_match, so a record changed since is a conflict."
+    )
+    status: Series[str] = pa.Field(
+        isin=WRITEBACK_PLAN_STATUSES,
+        description="send (applied by the next apply) or refused (never sent: refusal_reason says why).",
+    )
+    refusal_reason: Series[str] = pa.Field(
+        nullable=True, description="Why the row is refused (its advisor is not a known, active advisor). Empty: sent."
+    )
+    planned_at: Series[UtcTimestamp] = pa.Field(description="When the plan read the CRM (UTC).")
+
+
+class CrmWritebackLog(_StrictModel):
+    """Every record outcome of every write-back batch, appended as each batch is answered (never rewritten).
+
+    Kept outside the run's table set (``<data_dir>/writeback/crm_writeback_log.csv``): an apply appends batch by
+    batch, so an interrupted apply resumes from it.
+    """
+
+    batch_id: Series[str] = pa.Field(
+        description="The batch: <plan_id>-<batch number, 5 digits>, <plan_id>-refused, or rollback-<batch_id> for a rollback."
+    )
+    plan_id: Series[str] = pa.Field(description="The plan applied, or rollback-<batch_id> for a rollback.")
+    action: Series[str] = pa.Field(isin=WRITEBACK_ACTIONS, description="apply (a plan's batch) or rollback (a batch undone).")
+    crm_client_id: Series[str] = pa.Field(description="The CRM record written (or refused).")
+    client_key: Series[str] = pa.Field(nullable=True, description="The client the record belongs to.")
+    owner_before: Series[str] = pa.Field(
+        nullable=True, description="The owner the batch expected the record to have. Empty: none."
+    )
+    owner_after: Series[str] = pa.Field(nullable=True, description="The owner the batch wrote (or would have). Empty: none.")
+    territory_before: Series[str] = pa.Field(nullable=True, description="The territory the batch expected. Empty: none.")
+    territory_after: Series[str] = pa.Field(
+        nullable=True, description="The territory the batch wrote (or would have). Empty: none."
+    )
+    etag_before: Series[str] = pa.Field(
+        nullable=True, description="The etag sent as if_match (the version the batch expected). Empty: refused rows."
+    )
+    etag_after: Series[str] = pa.Field(
+        nullable=True,
+        description="ok: the record's etag after the write; conflict: its current etag. Empty: nothing written or not found.",
+    )
+    crm_owner: Series[str] = pa.Field(
+        nullable=True, description="conflict: the owner the CRM holds now (set by someone else), for review. Else empty."
+    )
+    crm_territory: Series[str] = pa.Field(
+        nullable=True, description="conflict: the territory the CRM holds now, for review. Else empty."
+    )
+    status: Series[str] = pa.Field(
+        isin=WRITEBACK_LOG_STATUSES,
+        description="ok (written, or already held), conflict (changed in the CRM since read: not written), invalid, "
+        "not_found (no such record any more) or refused (never sent).",
+    )
+    error: Series[str] = pa.Field(nullable=True, description="Why the record was not written, in words. Empty: ok.")
+    logged_at: Series[UtcTimestamp] = pa.Field(description="When the batch's answer was logged (UTC).")
+
+
 OWNERS = ("team:revops-data",)
 
 
@@ -917,6 +1014,11 @@ TABLES: dict[str, TableSpec] = {
             "assignments_preview", AssignmentsPreview, "rules", "core",
             "one row per client whose territory or advisor would change if the candidate rules were activated.",
             "CORE", "ASSIGNMENTS_PREVIEW",
+        ),
+        TableSpec(
+            "crm_writeback_plan", CrmWritebackPlan, "writeback", "core",
+            "one row per CRM record (crm_client_id) whose owner or territory differs from its client's current PRIMARY assignment.",
+            "CORE", "CRM_WRITEBACK_PLAN", frozenset({"api", "pandas"}),
         ),
     ]
 }  # fmt: skip

@@ -36,6 +36,7 @@ EXPECTED_ASSETS = {
     "client_dim_history",
     "assignments_fact_history",
     "assignments_preview",
+    "crm_writeback_plan",
 }
 # the asset groups are the domains of crm_territory/defs/
 GROUPS = {
@@ -44,6 +45,7 @@ GROUPS = {
     "placement": {"territory_dim", "advisor_dim", "assignments_fact"},
     "rules": {"territory_rules", "assignments_preview"},
     "history": {"client_dim_history", "assignments_fact_history"},
+    "writeback": {"crm_writeback_plan"},
 }
 # (upstream, downstream)
 EXPECTED_EDGES = {
@@ -64,9 +66,19 @@ EXPECTED_EDGES = {
     ("client_dim", "client_dim_history"),
     ("assignments_fact", "assignments_fact_history"),
     ("assignments_fact", "assignments_preview"),
+    ("assignments_fact", "crm_writeback_plan"),
+    ("client_xref", "crm_writeback_plan"),
+    ("advisor_dim", "crm_writeback_plan"),
 }
 EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "rules_files", "match_decisions", "crm_api"}
-EXPECTED_JOBS = {"materialize_all_job", "drop_ingest_job", "crm_api_pull_job", "preview_rules_job", "activate_rules_job"}
+EXPECTED_JOBS = {
+    "materialize_all_job",
+    "drop_ingest_job",
+    "crm_api_pull_job",
+    "preview_rules_job",
+    "activate_rules_job",
+    "crm_writeback_job",
+}
 EXPECTED_SENSORS = {"crm_drop_sensor", "crm_automation_sensor", "crm_change_feed_sensor"}
 ENV_VARS = ("CRM_DATA_DIR", "CRM_STORAGE", "CRM_API_URL", "CRM_API_TOKEN")
 
@@ -294,7 +306,7 @@ def test_dg_list_defs_lists_every_asset_check_job_and_sensor(tmp_path: Path, dat
     assert {j["name"] for j in listed["jobs"]} - {"__ASSET_JOB"} == EXPECTED_JOBS
     assert {s["name"] for s in listed["sensors"]} == EXPECTED_SENSORS
     assert {r["name"] for r in listed["resources"]} == EXPECTED_RESOURCE_KEYS
-    assert len(listed["asset_checks"]) == 32  # match_model's schema check included
+    assert len(listed["asset_checks"]) == 33  # match_model's and crm_writeback_plan's schema checks included
 
 
 def test_an_asset_scaffolded_with_dg_appears_without_editing_anything_else(tmp_path: Path, data_dir: Path) -> None:

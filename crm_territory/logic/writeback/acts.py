@@ -1,0 +1,46 @@
+"""The write-back acts as the job and the CLI run them: the published plan, the CRM's URL, tokens from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from crm_territory.logic.writeback.apply import ApplySummary, Log, apply_plan, rollback_batch
+from crm_territory.logic.writeback.client import CrmWriter, WritebackError
+from crm_territory.logic.writeback.journal import WritebackJournal
+
+WRITE_TOKEN_ENV = "CRM_WRITE_TOKEN"
+READ_TOKEN_ENV = "CRM_API_TOKEN"
+
+
+def writer_from_environment(api_url: str, log: Log) -> CrmWriter:
+    """A CRM writer with CRM_WRITE_TOKEN (writes) and CRM_API_TOKEN (read-backs); a clear error without the first."""
+    token = os.environ.get(WRITE_TOKEN_ENV, "")
+    if not token:
+        raise WritebackError(
+            f"{WRITE_TOKEN_ENV} is not set: export the CRM's write-scope token to apply or roll back (nothing was sent)"
+        )
+    return CrmWriter(api_url, token, read_token=os.environ.get(READ_TOKEN_ENV) or None, log=log)
+
+
+def apply_published_plan(plan: pd.DataFrame | None, data_dir: Path, api_url: str, log: Log) -> ApplySummary:
+    if plan is None:
+        raise WritebackError("no crm_writeback_plan has been published yet: run the pipeline (make run) first")
+    with writer_from_environment(api_url, log) as writer:
+        return apply_plan(plan, WritebackJournal(data_dir), writer, log=log)
+
+
+def rollback(batch_id: str, data_dir: Path, api_url: str, log: Log) -> ApplySummary:
+    with writer_from_environment(api_url, log) as writer:
+        return rollback_batch(batch_id, WritebackJournal(data_dir), writer, log=log)
+
+
+def batch_totals(log_rows: pd.DataFrame) -> pd.DataFrame:
+    """Per batch: its action, records per status and when it was logged (the log's summary)."""
+    if log_rows.empty:
+        return pd.DataFrame(columns=["batch_id", "action", "logged_at"])
+    counts = log_rows.pivot_table(index="batch_id", columns="status", values="crm_client_id", aggfunc="count", fill_value=0)
+    first = log_rows.groupby("batch_id").agg(action=("action", "first"), logged_at=("logged_at", "min"))
+    return first.join(counts).reset_index().sort_values("logged_at", kind="stable").reset_index(drop=True)

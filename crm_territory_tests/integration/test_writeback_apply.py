@@ -1,0 +1,304 @@
+"""The write-back against the real mock CRM over HTTP (issue 13): plan, apply, re-apply, rollback, conflicts, faults.
+
+Every check reads the CRM back over HTTP (``GET /clients``, ``/changes``) and compares it with the plan and the
+append-only log record by record.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pandas as pd
+import pytest
+
+from crm_territory.definitions import build_definitions
+from crm_territory.logic.writeback.apply import apply_plan, rollback_batch
+from crm_territory.logic.writeback.client import CrmWriter, WritebackError
+from crm_territory.logic.writeback.journal import WritebackJournal
+from crm_territory.logic.writeback.plan import build_plan, crm_state_from_records
+from crm_territory.resources.crm_api import CrmApiResource
+from crm_territory.settings import Settings
+from crm_territory.storage.local import LocalCsvTableStore
+from crm_territory_tests.support import REPO_ROOT
+from crm_territory_tests.support.mock_api_server import TEST_TOKEN, auth_headers
+from crm_territory_tests.support.mock_crm_writes import WRITE_TOKEN, run_writable_mock_api, set_fields
+
+pytestmark = pytest.mark.integration
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+CRM_USER_OWNER = "crm.user@northwind-advisors.com"
+ADVISORS = ["ann.lee@northwind-advisors.com", "bo.chan@northwind-advisors.com", "cy.diaz@northwind-advisors.com"]
+
+
+def _get(reader: httpx.Client, path: str, params: dict | None = None) -> dict:
+    """A read, asked again while an injected fault answers 503."""
+    for _ in range(50):
+        response = reader.get(path, params=params)
+        if response.status_code != 503:
+            response.raise_for_status()
+            return response.json()
+    raise AssertionError(f"{path} kept answering 503")
+
+
+def crm_book(url: str) -> pd.DataFrame:
+    """The whole book as the CRM holds it now: client_id -> owner_email, territory_id, etag."""
+    records, page = [], 1
+    with httpx.Client(base_url=url, headers=auth_headers(), timeout=10.0) as reader:
+        while page is not None:
+            body = _get(reader, "/clients", {"page": page, "page_size": 1000})
+            records.extend(body["data"])
+            page = body["next_page"]
+    return pd.DataFrame(records).set_index("client_id")[["owner_email", "territory_id", "etag"]]
+
+
+def feed_writes(url: str) -> pd.Series:
+    """How many times the change feed says each client was written."""
+    changes, params = [], {"limit": 1000}
+    with httpx.Client(base_url=url, headers=auth_headers(), timeout=10.0) as reader:
+        while True:
+            body = _get(reader, "/changes", params)
+            changes.extend(body["data"])
+            if not body["has_more"]:
+                break
+            params["after"] = body["next_cursor"]
+    return pd.Series([c["client_id"] for c in changes], dtype=object).value_counts()
+
+
+def assert_log_and_crm_agree(log: pd.DataFrame, url: str) -> pd.DataFrame:
+    """Record by record: an ok record holds what it logged (and the etag it logged); a conflict holds the CRM's values."""
+    last = log.drop_duplicates("crm_client_id", keep="last").set_index("crm_client_id")
+    book = crm_book(url).reindex(last.index)
+    ok = last["status"] == "ok"
+    assert (book.loc[ok, "owner_email"].fillna("") == last.loc[ok, "owner_after"].fillna("")).all()
+    assert (book.loc[ok, "territory_id"].fillna("") == last.loc[ok, "territory_after"].fillna("")).all()
+    assert (book.loc[ok, "etag"] == last.loc[ok, "etag_after"]).all()
+    conflict = last["status"] == "conflict"
+    assert (book.loc[conflict, "owner_email"].fillna("") == last.loc[conflict, "crm_owner"].fillna("")).all()
+    return book
+
+
+# --- end to end: the pipeline's plan, the job, the CLI ---------------------------------------------------------------
+
+
+@pytest.fixture
+def live(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    with run_writable_mock_api(clients=300, seed=11) as url:
+        monkeypatch.setenv("CRM_API_TOKEN", TEST_TOKEN)
+        monkeypatch.setenv("CRM_WRITE_TOKEN", WRITE_TOKEN)
+        monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
+        monkeypatch.setenv("CRM_API_URL", url)
+        yield Settings.from_env(), url
+
+
+def run_job(settings: Settings, job: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    return (
+        build_definitions(settings)
+        .resolve_job_def(job)
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config={**QUIET, **(run_config or {})}
+        )
+    )
+
+
+def test_apply_changes_exactly_the_planned_clients_reapply_sends_nothing_rollback_restores(live) -> None:
+    settings, url = live
+    assert run_job(settings, "materialize_all_job").success
+    plan = LocalCsvTableStore(data_dir=str(settings.data_dir)).read_previous("crm_writeback_plan")
+    assert plan is not None
+    to_send = plan[plan["status"] == "send"].set_index("crm_client_id")
+    assert len(to_send) > 200  # at least two batches: the CRM starts with no territories
+    before = crm_book(url)
+    # the plan read what the CRM holds
+    assert (before.loc[to_send.index, "etag"] == to_send["etag"]).all()
+    assert (before.loc[to_send.index, "owner_email"].fillna("") == to_send["owner_before"].fillna("")).all()
+
+    # a CRM user edits a planned client between plan and apply
+    edited = to_send.index[5]
+    assert set_fields(url, edited, owner_email=CRM_USER_OWNER).status_code == 200
+
+    assert run_job(settings, "crm_writeback_job").success
+    after = crm_book(url)
+    applied = to_send.index.drop(edited)
+    assert (after.loc[applied, "owner_email"] == to_send.loc[applied, "owner_after"]).all()
+    assert (after.loc[applied, "territory_id"] == to_send.loc[applied, "territory_after"]).all()
+    assert after.loc[edited, "owner_email"] == CRM_USER_OWNER  # left as the CRM user set it
+    assert after.loc[edited, "territory_id"] == before.loc[edited, "territory_id"]
+    untouched = before.index.difference(to_send.index)  # the refused rows among them
+    pd.testing.assert_frame_equal(after.loc[untouched], before.loc[untouched])
+
+    log = WritebackJournal(settings.data_dir).read()
+    sent = log[log["status"] != "refused"]
+    assert sorted(sent["crm_client_id"]) == sorted(to_send.index)  # every planned record once, nothing else
+    refused = plan.loc[plan["status"] == "refused", "crm_client_id"]
+    assert sorted(log.loc[log["status"] == "refused", "crm_client_id"]) == sorted(refused)
+    assert (after.loc[refused, "etag"] == before.loc[refused, "etag"]).all()  # listed, never sent
+    conflict = log.set_index("crm_client_id").loc[edited]
+    assert conflict["status"] == "conflict"
+    assert conflict["crm_owner"] == CRM_USER_OWNER and conflict["owner_after"] == to_send.loc[edited, "owner_after"]
+    assert set(sent.loc[sent["crm_client_id"] != edited, "status"]) == {"ok"}
+    assert_log_and_crm_agree(sent, url)
+
+    # a second apply of the same plan sends nothing
+    writes = feed_writes(url).sum()
+    assert run_job(settings, "crm_writeback_job").success
+    assert feed_writes(url).sum() == writes
+    assert len(WritebackJournal(settings.data_dir).read()) == len(log)
+
+    # rollback of the first batch, from the CLI: restores its records, not the edited one
+    first_batch = sent["batch_id"].iloc[0]
+    env = dict(os.environ)
+    done = subprocess.run(
+        [sys.executable, "-m", "crm_territory.cli", "writeback", "rollback", "--batch", first_batch],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "0 already done" in done.stdout or "1 batch(es) sent" in done.stdout
+    rolled = log.loc[(log["batch_id"] == first_batch) & (log["status"] == "ok"), "crm_client_id"]
+    restored = crm_book(url)
+    assert (restored.loc[rolled, "owner_email"].fillna("") == before.loc[rolled, "owner_email"].fillna("")).all()
+    assert restored.loc[rolled, "territory_id"].isna().all() and before.loc[rolled, "territory_id"].isna().all()
+    assert restored.loc[edited, "owner_email"] == CRM_USER_OWNER
+    rollback_rows = WritebackJournal(settings.data_dir).read().query("action == 'rollback'")
+    assert set(rollback_rows["batch_id"]) == {f"rollback-{first_batch}"} and set(rollback_rows["status"]) == {"ok"}
+
+
+# --- the acts against a CRM with faults ------------------------------------------------------------------------------
+
+
+def synthetic_plan(url: str, n: int) -> pd.DataFrame:
+    """A plan moving the first ``n`` records of the CRM to new territories and advisors (as the pipeline's would)."""
+    pages = CrmApiResource(base_url=url, token=TEST_TOKEN, backoff_seconds=0.01).fetch_clients()
+    state = crm_state_from_records([r for _, records in pages for r in records]).sort_values("crm_client_id").head(n)
+    keys = "k-" + state["crm_client_id"]
+    position = pd.Series(range(len(state)), index=state.index)
+    fact = pd.DataFrame(
+        {
+            "client_key": keys,
+            "territory_id": "T_" + (position % 7).astype(str),
+            "primary_advisor_email": position.map(lambda i: ADVISORS[i % 3]),
+            "assignment_type": "PRIMARY",
+            "is_current": True,
+            "assigned_by": "rule_t",
+            "advisor_reason": "assigned_new",
+        }
+    )
+    xref = pd.DataFrame({"source_system": "crm_api", "source_record_id": state["crm_client_id"], "client_key": keys})
+    advisors = pd.DataFrame({"advisor_email": ADVISORS, "active": True})
+    return build_plan(state, fact, xref, advisors, pd.Timestamp.now(tz="UTC"))
+
+
+def writer(url: str, token: str = WRITE_TOKEN) -> CrmWriter:
+    return CrmWriter(url, token, read_token=TEST_TOKEN, backoff_seconds=0.01, max_retries=12)
+
+
+def test_5xx_and_connections_dropped_after_the_write_end_with_log_and_crm_agreeing(tmp_path: Path) -> None:
+    with run_writable_mock_api(clients=1200, seed=3, error_rate=0.2, drop_after_write_rate=0.3, fault_seed=9) as url:
+        plan = synthetic_plan(url, 1000)
+        writes_before = feed_writes(url)
+        journal = WritebackJournal(tmp_path)
+        with writer(url) as crm:
+            summary = apply_plan(plan, journal, crm)
+            assert crm.requests > summary.batches_sent  # faults were met and retried
+        assert summary.batches_sent == 5 and summary.records["ok"] == 1000
+        log = journal.read()
+        assert log["crm_client_id"].is_unique and sorted(log["crm_client_id"]) == sorted(plan["crm_client_id"])
+        book = assert_log_and_crm_agree(log, url)
+        assert (book.loc[plan["crm_client_id"], "owner_email"].values == plan["owner_after"].values).all()
+        # no record written twice: one feed entry per planned record, despite the re-sent requests
+        written = feed_writes(url).sub(writes_before, fill_value=0)
+        assert set(written[written > 0].index) == set(plan["crm_client_id"]) and (written[written > 0] == 1).all()
+
+
+def test_an_apply_with_the_crm_down_fails_after_its_retries_and_logs_nothing(tmp_path: Path) -> None:
+    journal = WritebackJournal(tmp_path)
+    with run_writable_mock_api(clients=700, seed=4) as url:
+        plan = synthetic_plan(url, 600)
+    # the CRM is gone: the apply fails after its retries, naming what to do, and logs nothing
+    with CrmWriter(url, WRITE_TOKEN, backoff_seconds=0.01, max_retries=2) as crm:
+        with pytest.raises(WritebackError, match="still failed after 2 retries.*resumes where it stopped"):
+            apply_plan(plan, journal, crm)
+    assert journal.read().empty
+
+
+KILLED_APPLY = """
+import sys
+import pandas as pd
+from crm_territory.logic.writeback.apply import apply_plan
+from crm_territory.logic.writeback.client import CrmWriter
+from crm_territory.logic.writeback.journal import WritebackJournal
+
+url, token, folder = sys.argv[1:4]
+with CrmWriter(url, token) as crm:
+    apply_plan(pd.read_pickle(folder + "/plan.pkl"), WritebackJournal(folder), crm)
+"""
+
+
+def test_a_killed_apply_resumes_where_it_stopped_without_writing_a_record_twice(tmp_path: Path) -> None:
+    with run_writable_mock_api(clients=1000, seed=8, latency_ms=700) as url:
+        plan = synthetic_plan(url, 800)  # 4 batches, each answered after 0.7 s
+        plan.to_pickle(tmp_path / "plan.pkl")
+        writes_before = feed_writes(url)
+        journal = WritebackJournal(tmp_path)
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_APPLY, url, WRITE_TOKEN, str(tmp_path)], env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while journal.read().empty and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        logged = journal.read()
+        assert 200 <= len(logged) < 800  # killed with batches left
+        with writer(url) as crm:
+            summary = apply_plan(plan, journal, crm)
+        assert summary.batches_skipped == len(logged) // 200 and summary.batches_sent == 4 - summary.batches_skipped
+        log = journal.read()
+        assert log["crm_client_id"].is_unique and len(log) == 800 and set(log["status"]) == {"ok"}
+        assert_log_and_crm_agree(log, url)
+        written = feed_writes(url).sub(writes_before, fill_value=0)
+        assert set(written[written > 0].index) == set(plan["crm_client_id"]) and (written[written > 0] == 1).all()
+
+
+def test_rollback_does_not_clobber_a_record_changed_since_and_a_second_rollback_sends_nothing(tmp_path: Path) -> None:
+    with run_writable_mock_api(clients=300, seed=6) as url:
+        plan = synthetic_plan(url, 150)
+        journal = WritebackJournal(tmp_path)
+        with writer(url) as crm:
+            apply_plan(plan, journal, crm)
+            batch = journal.read()["batch_id"].iloc[0]
+            changed_since = plan["crm_client_id"].iloc[0]
+            set_fields(url, changed_since, territory_id="CRM_USER_T")
+            before = crm_book(url)
+            summary = rollback_batch(batch, journal, crm)
+            assert summary.records["ok"] == 149 and summary.records["conflict"] == 1
+            again = rollback_batch(batch, journal, crm)
+            assert again.batches_sent == 0
+        after = crm_book(url)
+        assert after.loc[changed_since, "territory_id"] == "CRM_USER_T"
+        assert after.loc[changed_since, "etag"] == before.loc[changed_since, "etag"]
+        others = plan["crm_client_id"].iloc[1:]
+        assert (after.loc[others, "owner_email"].fillna("").values == plan["owner_before"].iloc[1:].fillna("").values).all()
+        assert after.loc[others, "territory_id"].isna().all()
+        rollback_log = journal.read().query("action == 'rollback'")
+        conflict = rollback_log.set_index("crm_client_id").loc[changed_since]
+        assert conflict["status"] == "conflict" and conflict["crm_territory"] == "CRM_USER_T"
+
+
+def test_a_read_only_token_is_refused_with_a_clear_error_and_nothing_logged(tmp_path: Path) -> None:
+    with run_writable_mock_api(clients=50, seed=2) as url:
+        plan = synthetic_plan(url, 10)
+        journal = WritebackJournal(tmp_path)
+        with CrmWriter(url, TEST_TOKEN) as crm:
+            with pytest.raises(WritebackError, match=r"HTTP 403\): the token has no write scope.*CRM_WRITE_TOKEN") as raised:
+                apply_plan(plan, journal, crm)
+        assert TEST_TOKEN not in str(raised.value)
+        assert journal.read().empty
+        assert (crm_book(url).loc[plan["crm_client_id"], "etag"].values == plan["etag"].values).all()
