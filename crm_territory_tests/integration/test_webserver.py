@@ -109,6 +109,41 @@ query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {
 """
 
 
+# what the asset page shows: the latest materialization's metadata
+LATEST_METADATA_QUERY = """
+query LatestMetadata($assetKey: AssetKeyInput!) {
+  assetOrError(assetKey: $assetKey) {
+    __typename
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        runId
+        metadataEntries {
+          label
+          ... on MarkdownMetadataEntry { mdStr }
+          ... on TextMetadataEntry { text }
+          ... on BoolMetadataEntry { boolValue }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def _latest_metadata(dagster: Dagster, asset: str, run_id: str) -> dict[str, Any]:
+    found = dagster.query(LATEST_METADATA_QUERY, {"assetKey": {"path": [asset]}})["assetOrError"]
+    assert found["__typename"] == "Asset", found
+    (latest,) = found["assetMaterializations"]
+    assert latest["runId"] == run_id
+    return {e["label"]: e.get("mdStr", e.get("text", e.get("boolValue"))) for e in latest["metadataEntries"]}
+
+
+def _markdown_rows(table: str) -> list[list[str]]:
+    """The cells of a markdown table (header first, the separator line left out)."""
+    lines = [line for line in table.splitlines() if line.startswith("|") and not set(line) <= set("|-: ")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
 def _launch(dagster: Dagster, selector: dict[str, str]) -> str:
     params = {"selector": {**selector, "jobName": JOB_NAME}, "runConfigData": {}}
     result = dagster.query(LAUNCH_RUN_MUTATION, {"executionParams": params})["launchRun"]
@@ -217,6 +252,20 @@ def test_materialize_all_job_through_the_webserver(tmp_path: Path) -> None:
             ours = [ex for ex in executions if ex["runId"] == run_id]
             assert len(ours) == 1, executions
             assert ours[0]["status"] == "SUCCEEDED" and ours[0]["evaluation"]["success"], ours
+
+            # the match model and why each pair scored what it did, on the asset pages
+            model = _latest_metadata(dagster, "match_model", run_id)
+            assert model["re_estimated"] is True and "first estimate" in model["why"]
+            header, *rows = _markdown_rows(model["parameters"])
+            assert {"field", "level", "m", "m_source", "u", "points", "decision_pairs"} <= set(header), header
+            assert {("region", "agree"), ("parent_org", "disagree")} <= {(r[0], r[1]) for r in rows}, rows
+            header, *rows = _markdown_rows(_latest_metadata(dagster, "client_matches", run_id)["preview"])
+            parts = ["name_points", "region_points", "parent_org_points", "advisor_email_points", "advisor_domain_points"]
+            assert rows and set(parts) <= set(header), header
+            for row in rows:  # the score read back as the sum of its parts
+                cell = dict(zip(header, row))
+                total = sum(float(cell[p]) for p in parts) + float(cell["field_points"] or 0)
+                assert abs(total - float(cell["score"])) < 0.02, cell
 
             api_records = _api_records(api_url)
         finally:

@@ -17,7 +17,7 @@ import pandas as pd
 from crm_territory.schemas import TABLES
 from crm_territory.storage.csv_tables import CsvTables
 
-# columns stamped with the time of the run: equal only up to when each run happened
+# columns stamped with the time of the run, or saying what this run did: equal only up to when each run happened
 RUN_TIME_COLUMNS = {
     "ingested_at",
     "pulled_at",
@@ -27,6 +27,11 @@ RUN_TIME_COLUMNS = {
     "client_key_issued_at",
     "first_seen_at",
     "retired_at",
+    "estimated_at",
+    "planned_at",
+    # match_model: whether this run estimated the model or reused the last one, and why (a re-run reuses it)
+    "re_estimated",
+    "reason",
 }
 
 

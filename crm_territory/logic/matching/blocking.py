@@ -272,9 +272,11 @@ def candidate_pairs(keys: Mapping[str, BlockingKey], n: int, max_block_size: int
     for index, (key_name, key) in enumerate(keys.items()):
         chain = key_name in EXACT_NAME_KEYS
         a, b, too_large, sizes = pairs_within_blocks(key.blocks, key.records, max_block_size, chain_large=chain)
-        found[key_name] = len(a)
-        codes.append(a * n + b)
-        sources.append(np.full(len(a), index, dtype=np.int8))
+        # two records may share several blocks of one key (variants of one word): each pair counted once
+        code = np.unique(a * n + b)
+        found[key_name] = len(code)
+        codes.append(code)
+        sources.append(np.full(len(code), index, dtype=np.int8))
         if len(too_large):
             texts = key.describe(too_large)
             skipped.append(
