@@ -18,6 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from crm_territory import cli
 from crm_territory.definitions import build_definitions
 from crm_territory.logic.writeback.apply import apply_plan, rollback_batch
 from crm_territory.logic.writeback.client import CrmWriter, WritebackError
@@ -107,7 +108,7 @@ def run_job(settings: Settings, job: str, run_config: dict | None = None) -> dg.
     )
 
 
-def test_apply_changes_exactly_the_planned_clients_reapply_sends_nothing_rollback_restores(live) -> None:
+def test_apply_changes_exactly_the_planned_clients_reapply_sends_nothing_rollback_restores(live, capsys) -> None:
     settings, url = live
     assert run_job(settings, "materialize_all_job").success
     plan = LocalCsvTableStore(data_dir=str(settings.data_dir)).read_previous("crm_writeback_plan")
@@ -167,6 +168,16 @@ def test_apply_changes_exactly_the_planned_clients_reapply_sends_nothing_rollbac
     assert restored.loc[edited, "owner_email"] == CRM_USER_OWNER
     rollback_rows = WritebackJournal(settings.data_dir).read().query("action == 'rollback'")
     assert set(rollback_rows["batch_id"]) == {f"rollback-{first_batch}"} and set(rollback_rows["status"]) == {"ok"}
+
+    # the CLI shows the plan and the log's per-batch totals
+    capsys.readouterr()
+    assert cli.main(["writeback", "plan"]) == 0
+    shown = capsys.readouterr().out
+    plan_id = plan["plan_id"].iloc[0]
+    assert f"plan {plan_id}: {len(to_send):,} record(s) to change, {len(refused):,} refused" in shown
+    assert cli.main(["writeback", "log"]) == 0
+    totals = capsys.readouterr().out
+    assert f"rollback-{first_batch}" in totals and f"{plan_id}-00002" in totals
 
 
 # --- the acts against a CRM with faults ------------------------------------------------------------------------------
@@ -302,3 +313,17 @@ def test_a_read_only_token_is_refused_with_a_clear_error_and_nothing_logged(tmp_
         assert TEST_TOKEN not in str(raised.value)
         assert journal.read().empty
         assert (crm_book(url).loc[plan["crm_client_id"], "etag"].values == plan["etag"].values).all()
+
+
+def test_a_429_storm_is_waited_out_with_retry_after_and_every_batch_lands_once(tmp_path: Path) -> None:
+    with run_writable_mock_api(clients=600, seed=12, write_rate_limit=1) as url:
+        plan = synthetic_plan(url, 600)  # 3 batches sent back to back against 1 write a second
+        writes_before = feed_writes(url)
+        journal = WritebackJournal(tmp_path)
+        with writer(url) as crm:
+            summary = apply_plan(plan, journal, crm)
+            assert crm.requests > 3  # some were answered 429 and sent again after Retry-After
+        assert summary.records["ok"] == 600
+        assert_log_and_crm_agree(journal.read(), url)
+        written = feed_writes(url).sub(writes_before, fill_value=0)
+        assert (written[written > 0] == 1).all() and len(written[written > 0]) == 600
