@@ -64,7 +64,9 @@ def assign_client_keys(
         held = np.flatnonzero(at >= 0)
         old_keys = previous["client_key"].to_numpy(dtype=object)[at[held]]
         old_issued = _nanoseconds(previous["client_key_issued_at"])[at[held]]
-        code, keys = pd.factorize(old_keys)
+        # sorted codes: ordering by the code is ordering by the key's text, and integers sort ~10x faster than
+        # 870k strings (a 1M re-run spent 5 s here)
+        code, keys = pd.factorize(old_keys, sort=True)
         claims = pd.DataFrame({"key": code, "cluster": cluster[held], "issued": old_issued, "age": age[held], "rank": rank[held]})
         claims = (
             claims.groupby(["key", "cluster"], sort=False)
@@ -75,7 +77,7 @@ def assign_client_keys(
         # rather than where it would be retired: a part split off keeps the key while its other records
         # join an older client.
         claims["text"] = keys[claims["key"].to_numpy()]
-        by_age = claims.sort_values(["cluster", "issued", "oldest", "text"], kind="stable")
+        by_age = claims.sort_values(["cluster", "issued", "oldest", "key"], kind="stable")
         claims["survives"] = claims.index.isin(by_age.drop_duplicates("cluster").index)
         # then the cluster holding most of its records (ties: the one holding the oldest)
         claims = claims.sort_values(
@@ -84,7 +86,7 @@ def assign_client_keys(
         won = claims.drop_duplicates("key")
         # per cluster, the oldest key it won survives (keys issued in one run: the one whose records are
         # older, then the key's text); the others retire into it
-        won = won.sort_values(["cluster", "issued", "oldest", "text"], kind="stable")
+        won = won.sort_values(["cluster", "issued", "oldest", "key"], kind="stable")
         survivors = won.drop_duplicates("cluster")
         key_of[survivors["cluster"].to_numpy()] = survivors["text"].to_numpy()
         issued_of[survivors["cluster"].to_numpy()] = survivors["issued"].to_numpy()
