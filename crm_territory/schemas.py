@@ -77,6 +77,27 @@ class CrmApiClients(_StrictModel):
     updated_at: Series[str] = pa.Field(
         nullable=True, description="When the CRM last changed the record (ISO 8601, as sent); drives the incremental pull."
     )
+    crm_owner_email: Series[str] = pa.Field(
+        nullable=True,
+        description="The CRM's own assignment: the record's owner_email as sent (what the write-back plan compares "
+        "with the PRIMARY advisor). Empty: no owner, or a snapshot pulled before the write-back fields were kept.",
+    )
+    crm_territory_id: Series[str] = pa.Field(
+        nullable=True,
+        description="The CRM's own assignment: the record's territory_id as sent (what the write-back plan compares "
+        "with the PRIMARY territory). Empty: none, or a snapshot pulled before the write-back fields were kept.",
+    )
+    crm_assignment_version: Series[str] = pa.Field(
+        nullable=True,
+        description="The CRM's assignment_version of the record as sent (text): +1 on every change of owner or "
+        "territory. Empty: a snapshot pulled before the write-back fields were kept.",
+    )
+    crm_etag: Series[str] = pa.Field(
+        nullable=True,
+        description="The record's etag (version stamp) as sent by the pull that last brought it: the write-back plan "
+        "sends it as if_match, so a record changed in the CRM since is a conflict. Empty: pulled before the "
+        "write-back fields were kept (a full_refresh pull reads it).",
+    )
     source_page: Series[pd.Int64Dtype] = pa.Field(
         ge=1, description="The CRM API page (1 = first) the record came from, in the pull that last sent it."
     )
@@ -804,8 +825,9 @@ WRITEBACK_ACTIONS = ["apply", "rollback"]
 class CrmWritebackPlan(_StrictModel):
     """What the CRM must change to hold the current PRIMARY assignments: owner and territory, old -> new, per CRM record.
 
-    The CRM's values and etags are read from the CRM API in the run that computes the plan; nothing is sent
-    until the plan is applied (``crm_writeback_job`` or ``cli writeback apply``).
+    The CRM's values and etags are those of the latest pull (the ``crm_api_clients`` snapshot); nothing is sent
+    until the plan is applied (``crm_writeback_job`` or ``cli writeback apply``), and a record changed in the CRM
+    since that pull is a conflict at apply time (its etag no longer matches), reported, never overwritten.
     """
 
     plan_id: Series[str] = pa.Field(
@@ -820,13 +842,13 @@ class CrmWritebackPlan(_StrictModel):
         description="The client the record belongs to (client_xref), whose PRIMARY row is written."
     )
     owner_before: Series[str] = pa.Field(
-        nullable=True, description="The record's owner_email in the CRM when the plan read it. Empty: none."
+        nullable=True, description="The record's owner_email in the CRM as of the latest pull (crm_api_clients). Empty: none."
     )
     owner_after: Series[str] = pa.Field(
         nullable=True, description="The owner to write: the PRIMARY row's advisor. Empty: the fact has none (the row is refused)."
     )
     territory_before: Series[str] = pa.Field(
-        nullable=True, description="The record's territory_id in the CRM when the plan read it. Empty: none."
+        nullable=True, description="The record's territory_id in the CRM as of the latest pull (crm_api_clients). Empty: none."
     )
     territory_after: Series[str] = pa.Field(description="The territory to write: the PRIMARY row's territory_id.")
     change: Series[str] = pa.Field(
@@ -837,7 +859,8 @@ class CrmWritebackPlan(_StrictModel):
         nullable=True, description="Why this advisor (assignments_fact.advisor_reason). Empty: not given."
     )
     etag: Series[str] = pa.Field(
-        description="The record's etag when the plan read it: sent as if_match, so a record changed since is a conflict."
+        description="The record's etag as of the latest pull (crm_api_clients): sent as if_match, so a record changed in the "
+        "CRM since that pull is a conflict."
     )
     status: Series[str] = pa.Field(
         isin=WRITEBACK_PLAN_STATUSES,
@@ -846,7 +869,7 @@ class CrmWritebackPlan(_StrictModel):
     refusal_reason: Series[str] = pa.Field(
         nullable=True, description="Why the row is refused (its advisor is not a known, active advisor). Empty: sent."
     )
-    planned_at: Series[UtcTimestamp] = pa.Field(description="When the plan read the CRM (UTC).")
+    planned_at: Series[UtcTimestamp] = pa.Field(description="When the plan was computed (UTC).")
 
 
 class CrmWritebackLog(_StrictModel):

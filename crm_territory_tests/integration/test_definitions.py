@@ -69,6 +69,7 @@ EXPECTED_EDGES = {
     ("assignments_fact", "crm_writeback_plan"),
     ("client_xref", "crm_writeback_plan"),
     ("advisor_dim", "crm_writeback_plan"),
+    ("crm_api_clients", "crm_writeback_plan"),
 }
 EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "rules_files", "match_decisions", "crm_api"}
 EXPECTED_JOBS = {

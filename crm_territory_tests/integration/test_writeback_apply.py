@@ -179,6 +179,60 @@ def test_apply_changes_exactly_the_planned_clients_reapply_sends_nothing_rollbac
     totals = capsys.readouterr().out
     assert f"rollback-{first_batch}" in totals and f"{plan_id}-00002" in totals
 
+    # the next pull (incremental, as the change feed asks for one) brings the etags the writes left, and the plan
+    # computed from it holds only what the CRM no longer agrees with: the rolled-back batch and the CRM user's edit
+    assert run_job(settings, "crm_api_pull_job").success
+    store = LocalCsvTableStore(data_dir=str(settings.data_dir))
+    snapshot = store.read_previous("crm_api_clients")
+    assert snapshot is not None
+    now = crm_book(url)
+    held = snapshot.set_index("client_id").loc[now.index]
+    assert (held["crm_etag"] == now["etag"]).all() and (held["crm_owner_email"].fillna("") == now["owner_email"].fillna("")).all()
+    replan = store.read_previous("crm_writeback_plan")
+    assert replan is not None
+    resend = replan[replan["status"] == "send"].set_index("crm_client_id")
+    assert sorted(resend.index) == sorted([*rolled, edited])
+    assert (resend["etag"] == now.loc[resend.index, "etag"]).all()
+    assert resend.loc[edited, "owner_before"] == CRM_USER_OWNER
+
+
+def test_a_drop_run_plans_from_the_stored_snapshot_without_the_token_or_the_crm(live, monkeypatch) -> None:
+    """The plan is computed from the last pull (crm_api_clients): a drop run needs neither the token nor the CRM."""
+    settings, url = live
+    assert run_job(settings, "materialize_all_job").success
+    store = LocalCsvTableStore(data_dir=str(settings.data_dir))
+    pulled_plan = store.read_previous("crm_writeback_plan")
+    assert pulled_plan is not None and (pulled_plan["status"] == "send").sum() > 0
+    snapshot = store.read_previous("crm_api_clients")
+    assert snapshot is not None and snapshot["crm_etag"].notna().all()
+
+    monkeypatch.delenv("CRM_API_TOKEN")
+    monkeypatch.setenv("CRM_API_URL", "http://127.0.0.1:9")  # nothing listens: any request would fail the run
+    result = run_job(Settings.from_env(), "drop_ingest_job")
+    assert result.success
+    assert "crm_writeback_plan" in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    replanned = store.read_previous("crm_writeback_plan")
+    assert replanned is not None
+    # same snapshot, same placements: the same plan (same id, so an apply of either sends the same batches once)
+    assert replanned["plan_id"].iloc[0] == pulled_plan["plan_id"].iloc[0]
+    pd.testing.assert_frame_equal(replanned.drop(columns="planned_at"), pulled_plan.drop(columns="planned_at"))
+
+
+def test_a_drop_only_book_has_an_empty_plan_saying_why(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRM_API_TOKEN", raising=False)
+    monkeypatch.setenv("CRM_DATA_DIR", str(data_dir))
+    result = run_job(Settings.from_env(), "drop_ingest_job")
+    assert result.success
+    event = next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey("crm_writeback_plan")
+    )
+    assert str(event.metadata["crm_snapshot"].value).startswith("none: no CRM API snapshot yet")
+    assert event.metadata["records_to_send"].value == 0
+    plan = LocalCsvTableStore(data_dir=str(data_dir)).read_previous("crm_writeback_plan")
+    assert plan is not None and plan.empty
+
 
 # --- the acts against a CRM with faults ------------------------------------------------------------------------------
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from crm_territory.logic.ingest.api_snapshot import merge_snapshot, records_to_frame
 from crm_territory.logic.writeback.apply import outcome_rows
 from crm_territory.logic.writeback.batches import bulk_records, idempotency_key, plan_batches
 from crm_territory.logic.writeback.client import WritebackError
-from crm_territory.logic.writeback.plan import build_plan, crm_state_from_records
-from crm_territory.schemas import CrmWritebackLog, CrmWritebackPlan
+from crm_territory.logic.writeback.plan import build_plan, crm_state_from_records, crm_state_from_snapshot, records_without_etag
+from crm_territory.schemas import CrmApiClients, CrmWritebackLog, CrmWritebackPlan
+from crm_territory.storage.csv_tables import CsvTables
 
 NOW = pd.Timestamp("2026-12-06T10:00:00Z")
 
@@ -28,9 +30,33 @@ def xref(pairs: list[tuple[str, str, str]]) -> pd.DataFrame:
     return pd.DataFrame(pairs, columns=["source_system", "source_record_id", "client_key"])
 
 
+def api_records(rows: list[tuple], updated_at: str = "2026-12-01T00:00:00Z") -> list[dict]:
+    """/clients records as the mock CRM serves them: (client_id, owner_email, territory_id, etag) and the rest."""
+    return [
+        {
+            "client_id": client_id,
+            "client_name": f"Client {client_id}",
+            "region": "Northeast",
+            "advisor_email": "ann@x.com",
+            "status": "active",
+            "updated_at": updated_at,
+            "owner_email": owner,
+            "territory_id": territory,
+            "assignment_version": 0 if territory is None else 1,
+            "etag": etag,
+        }
+        for client_id, owner, territory, etag in rows
+    ]
+
+
+def snapshot(rows: list[tuple], pulled_at: pd.Timestamp = NOW, updated_at: str = "2026-12-01T00:00:00Z") -> pd.DataFrame:
+    """The crm_api_clients snapshot a pull of these records leaves."""
+    return records_to_frame([(1, api_records(rows, updated_at))], pulled_at)
+
+
 def crm(rows: list[tuple]) -> pd.DataFrame:
-    """(client_id, owner_email, territory_id, etag)"""
-    return crm_state_from_records([dict(zip(["client_id", "owner_email", "territory_id", "etag"], r)) for r in rows])
+    """(client_id, owner_email, territory_id, etag): the CRM's state as of the latest pull (the snapshot)."""
+    return crm_state_from_snapshot(snapshot(rows))
 
 
 ADVISORS = pd.DataFrame(
@@ -102,6 +128,60 @@ def test_plan_lists_exactly_the_records_to_change_old_to_new() -> None:
     assert reasons["5"] == "advisor gone@x.com is not active"
     assert reasons["6"] == "advisor nobody@x.com is not in advisor_dim"
     assert plan["plan_id"].nunique() == 1
+
+
+def test_the_snapshot_keeps_the_crms_assignment_of_every_record_as_sent() -> None:
+    pulled = snapshot([("1", "ann@x.com", None, "b-1"), ("2", None, "NOR_INS", "b-2")])
+    CrmApiClients.validate(pulled)
+    got = pulled[["client_id", "crm_owner_email", "crm_territory_id", "crm_assignment_version", "crm_etag"]]
+    assert got.astype(object).where(got.notna(), None).values.tolist() == [
+        ["1", "ann@x.com", None, "0", "b-1"],
+        ["2", None, "NOR_INS", "1", "b-2"],
+    ]
+    # the state read from the snapshot is the one read from the same records over /clients
+    records = api_records([("1", "ann@x.com", None, "b-1"), ("2", None, "NOR_INS", "b-2")])
+    pd.testing.assert_frame_equal(crm_state_from_snapshot(pulled), crm_state_from_records(records))
+
+
+def test_an_incremental_pull_brings_the_latest_etag_and_the_plan_follows_it() -> None:
+    full = snapshot([("2", "ann@x.com", "NOR_INS", "e2"), ("3", "ann@x.com", None, "e3")])
+    # a CRM user moved record 3 since: the incremental pull (the change feed's too) brings it with its new etag
+    later = NOW + pd.Timedelta("1h")
+    edit = records_to_frame([(1, api_records([("3", "bob@x.com", "SOU_FAM", "e3-new")], "2026-12-06T10:30:00Z"))], later)
+    merged = merge_snapshot(full, edit)
+    CrmApiClients.validate(merged)
+    assert crm_state_from_snapshot(merged).set_index("crm_client_id")["etag"].to_dict() == {"2": "e2", "3": "e3-new"}
+    plan = build_plan(crm_state_from_snapshot(merged), FACT, XREF, ADVISORS, later).set_index("crm_client_id")
+    assert plan.loc["3", ["owner_before", "territory_before", "etag", "change"]].tolist() == [
+        "bob@x.com",
+        "SOU_FAM",
+        "e3-new",
+        "owner",
+    ]
+    assert plan.loc["2", "etag"] == "e2"  # not re-sent by the CRM: the etag of the full pull still holds
+
+
+def test_a_snapshot_stored_before_the_writeback_fields_still_loads_and_its_records_wait_for_a_pull(tmp_path) -> None:
+    """A crm_api_clients.csv written before the snapshot kept the CRM's assignment reads back with those columns
+    empty; the plan leaves those records out (no etag: nothing can be sent conditionally) and counts them."""
+    store = CsvTables(tmp_path)
+    path = store.path_for("crm_api_clients")
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        '"client_id","client_name","region","segment","parent_org","advisor_email","status","aum_usd","business_type",'
+        '"updated_at","source_page","pulled_at"\n'
+        '"2","Client 2","Northeast",,,"ann@x.com","active",,,"2026-11-01T00:00:00Z",1,2026-11-01T06:00:00Z\n'
+    )
+    old = store.read("crm_api_clients")
+    CrmApiClients.validate(old)
+    assert old[["crm_owner_email", "crm_territory_id", "crm_assignment_version", "crm_etag"]].isna().all().all()
+    assert crm_state_from_snapshot(old).empty and records_without_etag(old) == 1
+    assert build_plan(crm_state_from_snapshot(old), FACT, XREF, ADVISORS, NOW).empty
+    # an incremental pull that re-sends the record brings its etag: it can be planned again
+    pulled = records_to_frame([(1, api_records([("2", "ann@x.com", "NOR_INS", "e2")], "2026-12-01T00:00:00Z"))], NOW)
+    merged = merge_snapshot(old, pulled)
+    assert records_without_etag(merged) == 0
+    assert build_plan(crm_state_from_snapshot(merged), FACT, XREF, ADVISORS, NOW)["crm_client_id"].tolist() == ["2"]
 
 
 def test_plan_id_is_stable_and_moves_with_what_would_be_sent() -> None:

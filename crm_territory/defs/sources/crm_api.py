@@ -23,7 +23,9 @@ def crm_api_clients(
 ) -> dg.Output[pd.DataFrame]:
     """Incremental: asks ``/clients?updated_since=`` the newest updated_at already held and upserts
     the answer by client_id; ``full_refresh`` pulls everything. A page that keeps failing fails
-    the run and leaves the previous snapshot untouched.
+    the run and leaves the previous snapshot untouched. Every record keeps the CRM's own assignment
+    (``crm_owner_email``, ``crm_territory_id``, ``crm_assignment_version``, ``crm_etag``): the
+    write-back plan diffs against it, so its etags are those of the latest pull.
     """
     previous = None if config.full_refresh else table_store.read_previous("crm_api_clients")
     since = newest_update(previous)

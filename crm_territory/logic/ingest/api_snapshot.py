@@ -3,6 +3,11 @@
 An incremental pull asks for records with ``updated_at >= `` the newest one we hold (inclusive,
 so a record updated in the same second as the last pull is not missed) and upserts them by
 client_id: re-pulling the same records changes nothing, which makes the pull idempotent.
+
+Beside the fields the engine places on, every record keeps the CRM's own assignment (owner_email,
+territory_id, assignment_version, etag, stored as ``crm_*``): a full or incremental pull (the change
+feed's included) brings them with the rest of the record, so the snapshot's etag is the latest one the
+engine saw, and the write-back plan diffs against it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,14 @@ from crm_territory.logic.ingest.quarantine import parse_timestamps
 from crm_territory.schemas import CrmApiClients, columns_of, empty_frame
 
 RECORD_FIELDS = SOURCE_COLUMNS + ["updated_at"]
+# The CRM's own assignment of a record (the API's name -> the snapshot's column), kept for the write-back plan.
+WRITEBACK_FIELDS = {
+    "owner_email": "crm_owner_email",
+    "territory_id": "crm_territory_id",
+    "assignment_version": "crm_assignment_version",
+    "etag": "crm_etag",
+}
+PULLED_FIELDS = RECORD_FIELDS + list(WRITEBACK_FIELDS.values())
 
 
 def records_to_frame(pages: list[tuple[int, list[dict]]], pulled_at: pd.Timestamp) -> pd.DataFrame:
@@ -26,13 +39,13 @@ def records_to_frame(pages: list[tuple[int, list[dict]]], pulled_at: pd.Timestam
         if not records:
             continue
         # dtype=object keeps each JSON value as sent: a numeric id stays 100001, never 100001.0
-        frame = pd.DataFrame(records, dtype=object).reindex(columns=RECORD_FIELDS)
+        frame = pd.DataFrame(records, dtype=object).rename(columns=WRITEBACK_FIELDS).reindex(columns=PULLED_FIELDS)
         frame["source_page"] = page
         frames.append(frame)
     if not frames:
         return empty_frame(CrmApiClients)
     out = pd.concat(frames, ignore_index=True)
-    for col in RECORD_FIELDS:
+    for col in PULLED_FIELDS:
         values = out[col]
         out[col] = values.where(values.isna(), values.astype(str)).astype(object)
         out[col] = out[col].where(out[col].notna(), None)

@@ -12,17 +12,36 @@ CRM_SOURCE = "crm_api"
 CRM_STATE_COLUMNS = ["crm_client_id", "owner_email", "territory_id", "etag"]
 
 
-def crm_state_from_records(records: list[dict]) -> pd.DataFrame:
-    """The CRM's assignment per record (crm_client_id, owner_email, territory_id, etag) from ``/clients`` records.
-
-    Records without an id or an etag cannot be written conditionally and are left out.
-    """
-    frame = pd.DataFrame.from_records(records, columns=["client_id", "owner_email", "territory_id", "etag"])
+def _crm_state(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with client_id, owner_email, territory_id, etag -> the CRM state (see ``crm_state_from_records``)."""
     frame = frame.rename(columns={"client_id": "crm_client_id"})
     frame = frame[frame["crm_client_id"].notna() & frame["etag"].notna()]
     out = frame.astype(object).where(frame.notna(), None)
     out["crm_client_id"] = out["crm_client_id"].astype(str)
     return out.drop_duplicates("crm_client_id", keep="last").reset_index(drop=True)[CRM_STATE_COLUMNS]
+
+
+def crm_state_from_records(records: list[dict]) -> pd.DataFrame:
+    """The CRM's assignment per record (crm_client_id, owner_email, territory_id, etag) from ``/clients`` records.
+
+    Records without an id or an etag cannot be written conditionally and are left out.
+    """
+    return _crm_state(pd.DataFrame.from_records(records, columns=["client_id", "owner_email", "territory_id", "etag"]))
+
+
+def crm_state_from_snapshot(snapshot: pd.DataFrame) -> pd.DataFrame:
+    """The CRM's assignment per record as of the latest pull, from the ``crm_api_clients`` snapshot.
+
+    Records without a client_id or an etag (pulled before the snapshot kept the write-back fields) cannot be
+    written conditionally and are left out: ``records_without_etag`` counts them.
+    """
+    columns = {"client_id": "client_id", "crm_owner_email": "owner_email", "crm_territory_id": "territory_id", "crm_etag": "etag"}
+    return _crm_state(snapshot[list(columns)].rename(columns=columns))
+
+
+def records_without_etag(snapshot: pd.DataFrame) -> int:
+    """Keyed snapshot records the plan cannot use: no etag yet (pulled before the write-back fields were kept)."""
+    return int((snapshot["client_id"].notna() & snapshot["crm_etag"].isna()).sum())
 
 
 def _text(series: pd.Series) -> pd.Series:
