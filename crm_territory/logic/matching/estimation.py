@@ -1,7 +1,7 @@
 """m estimated from the book: expectation-maximisation over the candidate pairs' comparison vectors.
 
-Each candidate pair has, per optional field compared, a level (exact, close, different, or missing on
-either record). Fellegi–Sunter's mixture: a pair is a match with probability ``lambda``; given its class the
+Each candidate pair has, per field compared (the optional fields, the CRM's region, parent and advisor fields,
+and the name's level: ``model.py``), a level (exact, close, different, or missing on either record). Fellegi–Sunter's mixture: a pair is a match with probability ``lambda``; given its class the
 fields' levels are independent, with probabilities m (matches) and u' (non-matches among the candidates).
 EM alternates the chance each pair is a match (E) and the m, u' and lambda those chances imply (M).
 
@@ -12,9 +12,9 @@ EM alternates the chance each pair is a match (E) and the m, u' and lambda those
 * Only m is kept. The u the score uses stays the book's (random pairs, per value for exact: fields.py):
   the candidates' non-matches were chosen by blocking (a shared first word, a shared tax id), so u' is
   not what two random records share. u' is estimated only so that it does not bias m.
-* Vectorised: identical vectors are grouped and weighted by their counts. With 5 fields of 4 states
-  there are at most 4^5 = 1,024 distinct vectors, whatever the number of pairs, so each iteration is a
-  few small array operations.
+* Vectorised: identical vectors are grouped and weighted by their counts. With 11 fields of 4 states
+  there are at most 4^11 distinct vectors, in practice a few thousand whatever the number of pairs, so
+  each iteration is a few small array operations.
 """
 
 from __future__ import annotations

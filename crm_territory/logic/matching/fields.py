@@ -1,8 +1,8 @@
 """The optional fields a source may give (tax id, date of birth, postcode, web domain, phone, street address): normalised,
 compared, and weighted the Fellegi–Sunter way.
 
-Names, region, parent and advisor keep their hand-set points (``scoring.py``): the word-by-word name
-comparison is why the matcher keeps sibling organisations apart. The fields here are what a source layout
+Names keep their word-by-word score (``scoring.py``): it is why the matcher keeps sibling organisations apart;
+region, parent and advisor are weighted by the same model as these fields (``model.py``). The fields here are what a source layout
 may add (``RawClients``: empty for the CRM API and the seed layout). A field missing on either record of
 a pair adds nothing (weight 0), so a book without them is scored exactly as before.
 

@@ -4,8 +4,9 @@ score = name score (0-100: the better of rapidfuzz's ``ratio`` and ``token_sort_
 normalised names, so "Atlas Captial Partners" still scores ~96 and word order does not matter)
 + points for each other field both records fill in: the same canonical region, the same parent
 organisation (compared like names, typos allowed), the same advisor, the same advisor e-mail domain
-add a little; a different one takes a lot away (two records of one organisation rarely disagree on
-where it is, which group it belongs to or who owns it).
+add; a different one takes away (two records of one organisation rarely disagree on where it is, which
+group it belongs to or who owns it). How much is the match model's (``model.py``: estimated from the
+book); ``FIELD_WEIGHTS`` below are the hand-set points it falls back to.
 
 A high score is not enough: names of sibling organisations score high too ("Veltaro Capital
 Partners" / "Veltaro Wealth Partners" ~87, "Brompela Wealth Group" / "Groampela Wealth Group" ~93).
@@ -23,8 +24,8 @@ the word counts differ — "Bluewater" / "Blue Water" — a name score of ``MIN_
 ``possible`` at ``POSSIBLE_SCORE`` or more is listed in client_matches for review and never merged;
 below that, ``no match``. Names one letter apart can still be two organisations ("Naickele" /
 "Maickele"): there the other fields decide, a different parent or advisor outweighing the name. The
-points were set on a labelled book of the mock CRM (seed 42) and are kept here, in one place;
-``make bench`` measures them on other seeds.
+hand-set points were set on a labelled book of the mock CRM (seed 42) and are kept here, in one place;
+``make bench`` measures the matcher on other seeds and on public data.
 """
 
 from __future__ import annotations
