@@ -20,6 +20,7 @@ import pytest
 
 from crm_territory import cli
 from crm_territory.definitions import build_definitions
+from crm_territory.logic.rules.loader import load_rules
 from crm_territory.logic.writeback.apply import apply_plan, rollback_batch
 from crm_territory.logic.writeback.client import CrmWriter, WritebackError
 from crm_territory.logic.writeback.journal import WritebackJournal
@@ -381,3 +382,131 @@ def test_a_429_storm_is_waited_out_with_retry_after_and_every_batch_lands_once(t
         assert_log_and_crm_agree(journal.read(), url)
         written = feed_writes(url).sub(writes_before, fill_value=0)
         assert (written[written > 0] == 1).all() and len(written[written > 0]) == 600
+
+
+# --- issue 13's done-when: a rules change previewed, activated, applied, re-applied, rolled back ------------------
+
+#: A candidate rule, in the rules file's own syntax: Southwest's retail clients go to West x Retail (the worked
+#: example's rule). It takes precedence over the seed's catch-all (priority 1000).
+SOUTHWEST_RETAIL_INTO_WEST = """\
+    - id: southwest-retail-into-west
+      priority: 50
+      when: {region: {eq: Southwest}, segment: {eq: Retail}}
+      assign: {region: West, segment: Retail}
+"""
+
+
+def test_a_rules_change_previewed_activated_and_applied_moves_exactly_the_previewed_clients_in_the_crm(live, capsys) -> None:
+    """Issue 13's done-when on the real parts: the pipeline, the preview/activation, the CLI, the mock CRM over HTTP.
+
+    Start: the first run places the book and its plan is applied, then a run pulls the CRM again, so the CRM holds
+    the engine's assignments and the snapshot their etags: the plan is empty (refused rows aside) and anything the
+    rules change plans afterwards comes from the rules change alone.
+    """
+    settings, url = live
+    instance = dg.DagsterInstance.ephemeral()  # one instance: activation looks up what was previewed in it
+
+    def run(job: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+        return (
+            build_definitions(settings)
+            .resolve_job_def(job)
+            .execute_in_process(instance=instance, raise_on_error=False, run_config={**QUIET, **(run_config or {})})
+        )
+
+    store = LocalCsvTableStore(data_dir=str(settings.data_dir))
+
+    def sends() -> pd.DataFrame:
+        plan = store.read_previous("crm_writeback_plan")
+        assert plan is not None
+        return plan[plan["status"] == "send"].set_index("crm_client_id")
+
+    # baseline: the CRM holds the engine's current assignments and the snapshot holds what the CRM holds
+    assert run("materialize_all_job").success
+    assert len(sends()) > 0
+    assert cli.main(["writeback", "apply"]) == 0
+    assert run("crm_api_pull_job").success
+    assert sends().empty
+    baseline_log = len(WritebackJournal(settings.data_dir).read())
+
+    # a candidate rules change, previewed (nothing moves) then activated
+    active = settings.data_dir / "rules" / "territory_rules.yaml"
+    candidate = settings.data_dir / "rules" / "candidate" / "territory_rules.yaml"
+    candidate.parent.mkdir(parents=True, exist_ok=True)
+    text = active.read_text()
+    assert text.count("  rules:\n") == 1
+    candidate.write_text(text.replace("  rules:\n", "  rules:\n" + SOUTHWEST_RETAIL_INTO_WEST))
+    version = load_rules(candidate).version
+    before = crm_book(url)
+    assert run("preview_rules_job").success
+    preview = store.read_previous("assignments_preview")
+    assert preview is not None and set(preview["candidate_version"]) == {version}
+    pd.testing.assert_frame_equal(crm_book(url), before)  # a preview writes nothing
+    assert run("activate_rules_job", {"ops": {"activate_candidate_rules": {"config": {"version": version}}}}).success
+
+    # the previewed clients, as CRM records (client_xref: the pipeline's own key map, not the write-back's)
+    xref = store.read_previous("client_xref")
+    assert xref is not None
+    crm_xref = xref[xref["source_system"] == "crm_api"]
+    previewed = crm_xref.merge(preview, on="client_key").set_index("source_record_id")
+    expected = previewed[["territory_after", "advisor_after"]]  # what each previewed CRM record should hold
+    # the rule moves Southwest's retail clients to one new territory; the rest of the preview is advisors rebalanced
+    rehomed = previewed["territory_after"] != previewed["territory_before"]
+    (southwest_retail,) = set(previewed.loc[rehomed, "territory_before"])  # one region's retail territory
+    assert rehomed.sum() >= 2 and southwest_retail.startswith("SOU_RET")
+    (west,) = set(previewed.loc[rehomed, "territory_after"])
+    assert west.startswith("WES_RET")
+    # the CRM holds the "before" side of the preview for every previewed record
+    assert (before.loc[expected.index, "territory_id"] == previewed["territory_before"]).all()
+    assert (before.loc[expected.index, "owner_email"].fillna("") == previewed["advisor_before"].fillna("")).all()
+
+    # a run that pulls the CRM recomputes the plan: the previewed records, nothing else
+    assert run("crm_api_pull_job").success
+    planned = sends()
+    assert sorted(planned.index) == sorted(expected.index)
+    assert (planned.loc[expected.index, "territory_after"] == expected["territory_after"]).all()
+
+    # a CRM user edits one planned client between plan and apply
+    edited = expected.index[rehomed][0]
+    assert set_fields(url, edited, owner_email=CRM_USER_OWNER).status_code == 200
+    before = crm_book(url)
+
+    assert cli.main(["writeback", "apply"]) == 3  # done, with a conflict to review
+    after = crm_book(url)
+    moved = expected.index.drop(edited)
+    assert (after.loc[moved, "territory_id"] == expected.loc[moved, "territory_after"]).all()
+    assert (after.loc[moved, "owner_email"].fillna("") == expected.loc[moved, "advisor_after"].fillna("")).all()
+    assert (after.loc[moved, "etag"] != before.loc[moved, "etag"]).all()
+    assert after.loc[edited].equals(before.loc[edited])  # left as the CRM user set it
+    assert after.loc[edited, "owner_email"] == CRM_USER_OWNER
+    others = before.index.difference(expected.index)
+    pd.testing.assert_frame_equal(after.loc[others], before.loc[others])  # every other client unchanged
+    assert sorted(after.index) == sorted(before.index)
+    changed = after.index[(after.fillna("") != before.loc[after.index].fillna("")).any(axis=1)]
+    assert sorted(changed) == sorted(moved)  # what changed in the CRM is the preview, less the CRM user's edit
+    new_rows = WritebackJournal(settings.data_dir).read().iloc[baseline_log:]
+    log = new_rows[new_rows["status"] != "refused"]  # the plan's refused rows (no active advisor) are listed again
+    assert sorted(log["crm_client_id"]) == sorted(expected.index)
+    statuses = log.set_index("crm_client_id")["status"]
+    assert statuses[edited] == "conflict" and set(statuses.drop(edited)) == {"ok"}
+    conflict = log.set_index("crm_client_id").loc[edited]
+    assert (
+        conflict["crm_owner"] == CRM_USER_OWNER and conflict["territory_after"] == west == expected.loc[edited, "territory_after"]
+    )
+
+    # a second apply sends nothing
+    writes = feed_writes(url).sum()
+    capsys.readouterr()
+    assert cli.main(["writeback", "apply"]) == 0
+    assert "0 batch(es) sent, 1 already done" in capsys.readouterr().out
+    assert feed_writes(url).sum() == writes
+    pd.testing.assert_frame_equal(crm_book(url), after)
+    assert len(WritebackJournal(settings.data_dir).read()) == baseline_log + len(new_rows)
+
+    # rolling back the batch restores the moved clients; the CRM user's edit stays
+    (batch,) = set(log["batch_id"])  # fewer than 200 records: one batch
+    assert cli.main(["writeback", "rollback", "--batch", batch]) == 0
+    restored = crm_book(url)
+    pd.testing.assert_frame_equal(restored.loc[others], before.loc[others])
+    assert (restored.loc[moved, "territory_id"] == before.loc[moved, "territory_id"]).all()
+    assert (restored.loc[moved, "owner_email"].fillna("") == before.loc[moved, "owner_email"].fillna("")).all()
+    assert restored.loc[edited].equals(before.loc[edited])
