@@ -179,17 +179,19 @@ def test_the_same_tax_id_merges_names_that_alone_would_not(reference):
 
 def test_the_resolution_reports_the_weights_it_used(reference, generated_records):
     _, resolution = resolve_rows(reference, with_tax_ids() + ACME)
-    weights = resolution.field_weights
-    assert weights is not None and set(weights["field"]) == {"tax_id"}
+    model = resolution.model
+    weights = model[model["field"].isin(FIELDS)].reset_index(drop=True)  # the optional fields' rows of match_model
+    assert set(weights["field"]) == {"tax_id"}
     assert list(weights["level"]) == ["exact", "close", "different"]
     assert list(weights["m_prior"]) == [0.95, 0.03, 0.02] and set(weights["records_with_field"]) == {602}
     # exact: the average over values, u = sum of squared shares (600 ids once, one twice)
     assert float(weights["u"].iloc[0]) == pytest.approx((600 + 4) / 602**2, rel=1e-2)
     assert weights["points"].iloc[2] == pytest.approx(round(weights["bits"].iloc[2] * POINTS_PER_BIT, 2), abs=0.02)
     assert weights["points"].iloc[2] < -20  # a different tax id
-    assert "| tax_id" in markdown_table(weights)  # as client_matches' metadata shows it
+    assert "| tax_id" in markdown_table(weights)  # as match_model's metadata shows it
     raw_clients, _ = generated_records
-    assert resolve(client_records(raw_clients, reference), MatchDecisions.none(), None, None, NOW).field_weights is None
+    without = resolve(client_records(raw_clients, reference), MatchDecisions.none(), None, None, NOW).model
+    assert not set(without["field"]) & set(FIELDS)
 
 
 def test_a_different_tax_id_keeps_identical_names_apart(reference):

@@ -183,12 +183,8 @@ def client_xref(
                 # already nearest the match threshold first (resolve.py): the pairs a review most likely changes
                 markdown_table(matches[matches["decision"] == "possible"], limit=20)
             ),
-            # the weights of the optional fields (tax id, date of birth, ...): what each level adds, and why
-            optional_field_weights=dg.MetadataValue.md(
-                markdown_table(resolution.field_weights, limit=30)
-                if resolution.field_weights is not None
-                else "_no source gives a tax id, date of birth, postcode, domain or phone: names and the other fields decide_"
-            ),
+            # what each level of each field adds, and why: the match_model asset's page (one table, not two)
+            weights="see the match_model asset: m, u, bits and points per field and level",
             **(
                 {"decisions_not_applied": dg.MetadataValue.md(markdown_table(resolution.decisions_not_applied, limit=20))}
                 if resolution.decisions_not_applied is not None and len(resolution.decisions_not_applied)

@@ -280,28 +280,6 @@ class FieldEvidence:
             out[f] = {EXACT: u_exact, CLOSE: u_close, DIFFERENT: max(1.0 - u_exact - u_close, 1e-6)}
         return out
 
-    def weights(self) -> pd.DataFrame:
-        """The model per field some record has and level: records having the field, m (prior), u (from the
-        book; exact: the average over the values, each pair using its value's share), bits and points."""
-        rows = []
-        for f in self.present:
-            prior, having = self.model.m[f], int((self.codes[f] >= 0).sum())
-            for level in (EXACT, CLOSE, DIFFERENT):
-                m, u = getattr(prior, level), self.u[f][level]
-                bits = min(float(np.log2(m / u)), self.model.max_bits)
-                rows.append(
-                    {
-                        "field": f,
-                        "records_with_field": having,
-                        "level": level,
-                        "m_prior": m,
-                        "u": f"{u:.3g}",
-                        "bits": round(bits, 2),
-                        "points": round(bits * self.model.points_per_bit, 2),
-                    }
-                )
-        return pd.DataFrame(rows, columns=["field", "records_with_field", "level", "m_prior", "u", "bits", "points"])
-
     def levels(self, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
         """Per field compared: the level code of each pair (``LEVEL_CODES``: 2 exact, 1 close, 0 different, -1 missing)."""
         out = {}

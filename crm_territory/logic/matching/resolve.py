@@ -65,7 +65,6 @@ class Resolution:
     retirements: pd.DataFrame  # ClientKeyRetirements: every key ever retired, this run's included
     stats: dict[str, Any] = field(default_factory=dict)
     decisions_not_applied: pd.DataFrame | None = None  # decisions naming records not in the book
-    field_weights: pd.DataFrame | None = None  # the optional fields' model (FieldEvidence.weights); None: no such field
     model: pd.DataFrame | None = None  # MatchModel: the model in force, one row per field and level (empty: no such field)
     model_re_estimated: bool = False  # whether this run estimated m (False: reused, or no optional field)
     model_reason: str = "no optional field (tax id, date of birth, postcode, domain, phone, address) in the book"
@@ -220,8 +219,7 @@ def resolve(
         "client_keys_retired_this_run": int(len(keys.retirements)),
         "seconds_by_step": timings,
     }
-    weights = matcher.fields.weights() if fields_present and matcher.fields is not None else None
-    return Resolution(xref, matches, retirements, stats, not_applied, weights, fitted.table, fitted.re_estimated, fitted.reason)
+    return Resolution(xref, matches, retirements, stats, not_applied, fitted.table, fitted.re_estimated, fitted.reason)
 
 
 def _explain(
