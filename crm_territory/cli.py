@@ -312,9 +312,8 @@ def writeback(action: str, batch_id: str | None) -> int:
     import logging
 
     from crm_territory.defs.resources import storage_resources
-    from crm_territory.logic.writeback.acts import apply_published_plan, batch_totals, rollback
+    from crm_territory.logic.writeback.acts import apply_published_plan, batch_totals, open_journal, rollback
     from crm_territory.logic.writeback.client import WritebackError
-    from crm_territory.logic.writeback.journal import WritebackJournal
     from crm_territory.logic.writeback.plan import plan_summary
     from crm_territory.settings import SettingsError
     from crm_territory.wiring.metadata import markdown_table
@@ -323,32 +322,36 @@ def writeback(action: str, batch_id: str | None) -> int:
     log = logging.getLogger("crm_territory.writeback").info
     try:
         settings = Settings.from_env()
-        if action == "log":
-            print(markdown_table(batch_totals(WritebackJournal(settings.data_dir).read()), limit=100))
-            return 0
-        if action == "rollback":
-            if not batch_id:
-                print("writeback rollback needs --batch <batch_id> (see: writeback log)", file=sys.stderr)
-                return 2
-            summary = rollback(batch_id, settings.data_dir, settings.api_url, log)
-        else:
+        if action == "plan":
             store = storage_resources(settings)["table_store"]
             plan = store.read_previous("crm_writeback_plan")  # type: ignore[attr-defined]
-            if action == "plan":
-                if plan is None:
-                    print("no crm_writeback_plan published yet: run the pipeline first (make run)")
-                    return 0
-                parts = plan_summary(plan)
-                sent = int((plan["status"] == "send").sum())
-                print(
-                    f"plan {plan['plan_id'].iloc[0] if len(plan) else '(empty)'}: {sent:,} record(s) to change, "
-                    f"{len(parts['refused']):,} refused"
-                )
-                print(markdown_table(parts["per_territory"], limit=30))
-                if len(parts["refused"]):
-                    print(markdown_table(parts["refused"], limit=30))
+            if plan is None:
+                print("no crm_writeback_plan published yet: run the pipeline first (make run)")
                 return 0
-            summary = apply_published_plan(plan, settings.data_dir, settings.api_url, log)
+            parts = plan_summary(plan)
+            sent = int((plan["status"] == "send").sum())
+            print(
+                f"plan {plan['plan_id'].iloc[0] if len(plan) else '(empty)'}: {sent:,} record(s) to change, "
+                f"{len(parts['refused']):,} refused"
+            )
+            print(markdown_table(parts["per_territory"], limit=30))
+            if len(parts["refused"]):
+                print(markdown_table(parts["refused"], limit=30))
+            return 0
+        if action == "rollback" and not batch_id:
+            print("writeback rollback needs --batch <batch_id> (see: writeback log)", file=sys.stderr)
+            return 2
+        # the log where the storage is (the data folder, or CORE.CRM_WRITEBACK_LOG): resumable from any machine
+        with open_journal(settings) as journal:
+            if action == "log":
+                print(markdown_table(batch_totals(journal.read()), limit=100))
+                return 0
+            if action == "rollback":
+                summary = rollback(str(batch_id), journal, settings.api_url, log)
+            else:
+                store = storage_resources(settings)["table_store"]
+                plan = store.read_previous("crm_writeback_plan")  # type: ignore[attr-defined]
+                summary = apply_published_plan(plan, journal, settings.api_url, log)
     except (WritebackError, SettingsError, TimeoutError) as exc:
         print(f"writeback {action}: {exc}", file=sys.stderr)
         return 1

@@ -875,8 +875,9 @@ class CrmWritebackPlan(_StrictModel):
 class CrmWritebackLog(_StrictModel):
     """Every record outcome of every write-back batch, appended as each batch is answered (never rewritten).
 
-    Kept outside the run's table set (``<data_dir>/writeback/crm_writeback_log.csv``): an apply appends batch by
-    batch, so an interrupted apply resumes from it.
+    Kept outside the run's table set, where the storage is: ``<data_dir>/writeback/crm_writeback_log.csv`` locally,
+    ``CORE.CRM_WRITEBACK_LOG`` on Snowflake. An apply appends batch by batch, so an interrupted apply resumes from it,
+    from wherever it runs.
     """
 
     batch_id: Series[str] = pa.Field(
@@ -914,6 +915,24 @@ class CrmWritebackLog(_StrictModel):
     )
     error: Series[str] = pa.Field(nullable=True, description="Why the record was not written, in words. Empty: ok.")
     logged_at: Series[UtcTimestamp] = pa.Field(description="When the batch's answer was logged (UTC).")
+
+
+class CrmWritebackLease(_StrictModel):
+    """Who is applying a write-back now, on Snowflake: one row, taken and renewed by the apply, released at its end.
+
+    The warehouse's stand-in for the local ``flock`` (``<data_dir>/writeback/writeback.lock``): two applies at once
+    would send the same batch twice and log it twice. A lease that is not renewed expires, so a killed apply never
+    leaves the write-back blocked for longer than its time to live.
+    """
+
+    name: Series[str] = pa.Field(unique=True, description="The lease: crm_writeback (one per database).")
+    holder: Series[str] = pa.Field(
+        nullable=True, description="host:pid:token of the apply holding it. Empty: free (released at the end of an apply)."
+    )
+    acquired_at: Series[UtcTimestamp] = pa.Field(nullable=True, description="When the holder took it (UTC).")
+    expires_at: Series[UtcTimestamp] = pa.Field(
+        nullable=True, description="When it lapses unless renewed (UTC): renewed after every batch."
+    )
 
 
 OWNERS = ("team:revops-data",)
@@ -1042,6 +1061,24 @@ TABLES: dict[str, TableSpec] = {
             "crm_writeback_plan", CrmWritebackPlan, "writeback", "core",
             "one row per CRM record (crm_client_id) whose owner or territory differs from its client's current PRIMARY assignment.",
             "CORE", "CRM_WRITEBACK_PLAN", frozenset({"api", "pandas"}),
+        ),
+    ]
+}  # fmt: skip
+
+# Tables that are not assets: the write-back's own append-only log and its lease. They live where the storage is
+# (CRM_STORAGE) but outside the run's table set: an apply writes them batch by batch, never a run.
+JOURNAL_TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
+        TableSpec(
+            "crm_writeback_log", CrmWritebackLog, "writeback", "core",
+            "one row per CRM record per batch (batch_id, crm_client_id): the outcome of sending it, or of refusing to.",
+            "CORE", "CRM_WRITEBACK_LOG",
+        ),
+        TableSpec(
+            "crm_writeback_lease", CrmWritebackLease, "writeback", "core",
+            "one row per lease (name): at most one, crm_writeback.",
+            "CORE", "CRM_WRITEBACK_LEASE",
         ),
     ]
 }  # fmt: skip

@@ -33,7 +33,7 @@ from crm_territory.storage.table_set_io import RunLog, TableSetIOManager
 from crm_territory.storage.table_store import TableStore
 
 
-def _require_table(cursor, database: str, spec: TableSpec) -> None:
+def require_table(cursor, database: str, spec: TableSpec) -> None:
     """Tables come from the DDL; a missing one means the deployment skipped a step, and says which."""
     cursor.execute(f"SHOW TABLES LIKE '{spec.warehouse_table}' IN SCHEMA {database}.{spec.warehouse_schema}")
     if not cursor.fetchall():
@@ -48,7 +48,7 @@ def read_table(connection, database: str, spec: TableSpec, name: str | None = No
     A table written before a column was added gets the column's default.
     """
     cursor = connection.cursor()
-    _require_table(cursor, database, spec)
+    require_table(cursor, database, spec)
     cursor.execute(f"SELECT * FROM {database}.{name or spec.warehouse_name}")
     rows = cursor.fetchall()
     columns = [d[0] for d in cursor.description]
@@ -70,7 +70,7 @@ def stage_table(connection, database: str, spec: TableSpec, obj: pd.DataFrame, r
     """
     frame = conform(obj, spec.model).rename(columns=str.upper)
     cursor = connection.cursor()
-    _require_table(cursor, database, spec)
+    require_table(cursor, database, spec)
     staging = staging_table_name(spec, run_id)
     cursor.execute(f"DROP TABLE IF EXISTS {database}.{spec.warehouse_schema}.{staging}")
     if not len(frame):

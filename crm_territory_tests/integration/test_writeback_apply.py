@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pandas as pd
 import pytest
 
@@ -24,66 +23,25 @@ from crm_territory.logic.rules.loader import load_rules
 from crm_territory.logic.writeback.apply import apply_plan, rollback_batch
 from crm_territory.logic.writeback.client import CrmWriter, WritebackError
 from crm_territory.logic.writeback.journal import WritebackJournal
-from crm_territory.logic.writeback.plan import build_plan, crm_state_from_records
-from crm_territory.resources.crm_api import CrmApiResource
 from crm_territory.settings import Settings
 from crm_territory.storage.local import LocalCsvTableStore
 from crm_territory_tests.support import REPO_ROOT
-from crm_territory_tests.support.mock_api_server import TEST_TOKEN, auth_headers
-from crm_territory_tests.support.mock_crm_writes import WRITE_TOKEN, run_writable_mock_api, set_fields
+from crm_territory_tests.support.mock_api_server import TEST_TOKEN
+from crm_territory_tests.support.mock_crm_writes import (
+    WRITE_TOKEN,
+    assert_log_and_crm_agree,
+    crm_book,
+    feed_writes,
+    run_writable_mock_api,
+    set_fields,
+    synthetic_plan,
+    writer,
+)
 
 pytestmark = pytest.mark.integration
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 CRM_USER_OWNER = "crm.user@northwind-advisors.com"
-ADVISORS = ["ann.lee@northwind-advisors.com", "bo.chan@northwind-advisors.com", "cy.diaz@northwind-advisors.com"]
-
-
-def _get(reader: httpx.Client, path: str, params: dict | None = None) -> dict:
-    """A read, asked again while an injected fault answers 503."""
-    for _ in range(50):
-        response = reader.get(path, params=params)
-        if response.status_code != 503:
-            response.raise_for_status()
-            return response.json()
-    raise AssertionError(f"{path} kept answering 503")
-
-
-def crm_book(url: str) -> pd.DataFrame:
-    """The whole book as the CRM holds it now: client_id -> owner_email, territory_id, etag."""
-    records, page = [], 1
-    with httpx.Client(base_url=url, headers=auth_headers(), timeout=10.0) as reader:
-        while page is not None:
-            body = _get(reader, "/clients", {"page": page, "page_size": 1000})
-            records.extend(body["data"])
-            page = body["next_page"]
-    return pd.DataFrame(records).set_index("client_id")[["owner_email", "territory_id", "etag"]]
-
-
-def feed_writes(url: str) -> pd.Series:
-    """How many times the change feed says each client was written."""
-    changes, params = [], {"limit": 1000}
-    with httpx.Client(base_url=url, headers=auth_headers(), timeout=10.0) as reader:
-        while True:
-            body = _get(reader, "/changes", params)
-            changes.extend(body["data"])
-            if not body["has_more"]:
-                break
-            params["after"] = body["next_cursor"]
-    return pd.Series([c["client_id"] for c in changes], dtype=object).value_counts()
-
-
-def assert_log_and_crm_agree(log: pd.DataFrame, url: str) -> pd.DataFrame:
-    """Record by record: an ok record holds what it logged (and the etag it logged); a conflict holds the CRM's values."""
-    last = log.drop_duplicates("crm_client_id", keep="last").set_index("crm_client_id")
-    book = crm_book(url).reindex(last.index)
-    ok = last["status"] == "ok"
-    assert (book.loc[ok, "owner_email"].fillna("") == last.loc[ok, "owner_after"].fillna("")).all()
-    assert (book.loc[ok, "territory_id"].fillna("") == last.loc[ok, "territory_after"].fillna("")).all()
-    assert (book.loc[ok, "etag"] == last.loc[ok, "etag_after"]).all()
-    conflict = last["status"] == "conflict"
-    assert (book.loc[conflict, "owner_email"].fillna("") == last.loc[conflict, "crm_owner"].fillna("")).all()
-    return book
 
 
 # --- end to end: the pipeline's plan, the job, the CLI ---------------------------------------------------------------
@@ -236,32 +194,6 @@ def test_a_drop_only_book_has_an_empty_plan_saying_why(data_dir: Path, monkeypat
 
 
 # --- the acts against a CRM with faults ------------------------------------------------------------------------------
-
-
-def synthetic_plan(url: str, n: int) -> pd.DataFrame:
-    """A plan moving the first ``n`` records of the CRM to new territories and advisors (as the pipeline's would)."""
-    pages = CrmApiResource(base_url=url, token=TEST_TOKEN, backoff_seconds=0.01).fetch_clients()
-    state = crm_state_from_records([r for _, records in pages for r in records]).sort_values("crm_client_id").head(n)
-    keys = "k-" + state["crm_client_id"]
-    position = pd.Series(range(len(state)), index=state.index)
-    fact = pd.DataFrame(
-        {
-            "client_key": keys,
-            "territory_id": "T_" + (position % 7).astype(str),
-            "primary_advisor_email": position.map(lambda i: ADVISORS[i % 3]),
-            "assignment_type": "PRIMARY",
-            "is_current": True,
-            "assigned_by": "rule_t",
-            "advisor_reason": "assigned_new",
-        }
-    )
-    xref = pd.DataFrame({"source_system": "crm_api", "source_record_id": state["crm_client_id"], "client_key": keys})
-    advisors = pd.DataFrame({"advisor_email": ADVISORS, "active": True})
-    return build_plan(state, fact, xref, advisors, pd.Timestamp.now(tz="UTC"))
-
-
-def writer(url: str, token: str = WRITE_TOKEN) -> CrmWriter:
-    return CrmWriter(url, token, read_token=TEST_TOKEN, backoff_seconds=0.01, max_retries=12)
 
 
 def test_5xx_and_connections_dropped_after_the_write_end_with_log_and_crm_agreeing(tmp_path: Path) -> None:
@@ -510,3 +442,20 @@ def test_a_rules_change_previewed_activated_and_applied_moves_exactly_the_previe
     assert (restored.loc[moved, "territory_id"] == before.loc[moved, "territory_id"]).all()
     assert (restored.loc[moved, "owner_email"].fillna("") == before.loc[moved, "owner_email"].fillna("")).all()
     assert restored.loc[edited].equals(before.loc[edited])
+
+
+def test_a_record_gone_from_the_crm_since_the_pull_is_logged_not_found_and_the_rest_lands(tmp_path: Path) -> None:
+    """The mock CRM cannot delete a record, so the plan names ids it never had: to the CRM that is the same thing."""
+    with run_writable_mock_api(clients=300, seed=13) as url:
+        plan = synthetic_plan(url, 250)
+        gone = plan.index[:3]
+        plan.loc[gone, "crm_client_id"] = ["CLT-GONE-1", "CLT-GONE-2", "CLT-GONE-3"]
+        journal = WritebackJournal(tmp_path)
+        with writer(url) as crm:
+            summary = apply_plan(plan, journal, crm)
+        assert summary.records["not_found"] == 3 and summary.records["ok"] == 247
+        log = journal.read().set_index("crm_client_id")
+        assert set(log.index[log["status"] == "not_found"]) == {"CLT-GONE-1", "CLT-GONE-2", "CLT-GONE-3"}
+        assert log.loc[["CLT-GONE-1", "CLT-GONE-2", "CLT-GONE-3"], "etag_after"].isna().all()
+        assert_log_and_crm_agree(journal.read()[lambda f: f["status"] != "not_found"], url)
+        assert set(crm_book(url).index).isdisjoint({"CLT-GONE-1", "CLT-GONE-2", "CLT-GONE-3"})

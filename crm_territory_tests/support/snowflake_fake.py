@@ -8,6 +8,10 @@ from contextlib import contextmanager
 
 import fakesnow
 
+# fakesnow.server() imports its submodule fakesnow.server, which then shadows the function on the package: the
+# function is kept here, taken before any test has started a server.
+_start_server = fakesnow.server
+
 FAKE_ENV = {
     "SNOWFLAKE_ACCOUNT": "crm-test-account",
     "SNOWFLAKE_USER": "CRM_TERRITORY_DAGSTER",
@@ -24,6 +28,19 @@ def fake_snowflake() -> Iterator[None]:
     # storage looks write_pandas up on its module at call time, so nothing else needs patching.
     with fakesnow.patch():
         yield
+
+
+@contextmanager
+def fake_snowflake_server() -> Iterator[dict]:
+    """fakesnow's server on 127.0.0.1: the real connector over HTTP, so another process can share the warehouse.
+
+    Yields the connection arguments (user, password, account, host, port, protocol). Every server of a process
+    shares one in-memory warehouse: give each test its own database.
+    """
+    if not callable(_start_server):
+        raise RuntimeError("fakesnow.server was imported before crm_territory_tests.support.snowflake_fake: import this first")
+    with _start_server() as kwargs:
+        yield kwargs
 
 
 @contextmanager

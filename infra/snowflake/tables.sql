@@ -352,3 +352,32 @@ CREATE TABLE IF NOT EXISTS CORE.CRM_WRITEBACK_PLAN (
     REFUSAL_REASON VARCHAR,
     PLANNED_AT TIMESTAMP_TZ NOT NULL
 );
+
+-- The write-back's append-only log (not a run's table: an apply appends each answered batch). Grain: one row per CRM
+-- record per batch. On Snowflake an interrupted apply resumes from here, from any machine.
+CREATE TABLE IF NOT EXISTS CORE.CRM_WRITEBACK_LOG (
+    BATCH_ID VARCHAR NOT NULL,
+    PLAN_ID VARCHAR NOT NULL,
+    ACTION VARCHAR NOT NULL,
+    CRM_CLIENT_ID VARCHAR NOT NULL,
+    CLIENT_KEY VARCHAR,
+    OWNER_BEFORE VARCHAR,
+    OWNER_AFTER VARCHAR,
+    TERRITORY_BEFORE VARCHAR,
+    TERRITORY_AFTER VARCHAR,
+    ETAG_BEFORE VARCHAR,
+    ETAG_AFTER VARCHAR,
+    CRM_OWNER VARCHAR,
+    CRM_TERRITORY VARCHAR,
+    STATUS VARCHAR NOT NULL,
+    ERROR VARCHAR,
+    LOGGED_AT TIMESTAMP_TZ NOT NULL
+);
+
+-- Who is applying a write-back now (one row; a lease renewed after every batch, so a killed apply's lapses).
+CREATE TABLE IF NOT EXISTS CORE.CRM_WRITEBACK_LEASE (
+    NAME VARCHAR NOT NULL,
+    HOLDER VARCHAR,
+    ACQUIRED_AT TIMESTAMP_TZ,
+    EXPIRES_AT TIMESTAMP_TZ
+);

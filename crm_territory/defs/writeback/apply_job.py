@@ -4,9 +4,8 @@ from typing import Literal
 
 import dagster as dg
 
-from crm_territory.logic.writeback.acts import apply_published_plan, batch_totals, rollback
+from crm_territory.logic.writeback.acts import apply_published_plan, batch_totals, open_journal, rollback
 from crm_territory.logic.writeback.client import WritebackError
-from crm_territory.logic.writeback.journal import WritebackJournal
 from crm_territory.resources.crm_api import CrmApiResource
 from crm_territory.settings import load_settings
 from crm_territory.storage.table_store import TableStore
@@ -27,20 +26,22 @@ class WritebackConfig(dg.Config):
 def apply_crm_writeback(
     context: dg.OpExecutionContext, config: WritebackConfig, table_store: TableStore, crm_api: CrmApiResource
 ) -> None:
-    data_dir = load_settings().data_dir
-    try:
-        if config.action == "rollback":
-            if not config.batch_id:
-                raise WritebackError("rollback needs ops.apply_crm_writeback.config.batch_id (a batch_id of crm_writeback_log)")
-            summary = rollback(config.batch_id, data_dir, crm_api.base_url, context.log.info)
-        else:
-            plan = table_store.read_previous("crm_writeback_plan")
-            summary = apply_published_plan(plan, data_dir, crm_api.base_url, context.log.info)
-    except WritebackError as exc:
-        raise dg.Failure(str(exc)) from None
+    with open_journal(load_settings()) as journal:
+        try:
+            if config.action == "rollback":
+                if not config.batch_id:
+                    raise WritebackError(
+                        "rollback needs ops.apply_crm_writeback.config.batch_id (a batch_id of crm_writeback_log)"
+                    )
+                summary = rollback(config.batch_id, journal, crm_api.base_url, context.log.info)
+            else:
+                plan = table_store.read_previous("crm_writeback_plan")
+                summary = apply_published_plan(plan, journal, crm_api.base_url, context.log.info)
+        except (WritebackError, TimeoutError) as exc:
+            raise dg.Failure(str(exc)) from None
+        # shown on crm_writeback_plan's page (Events): this act's totals and the log's per-batch totals
+        totals = batch_totals(journal.read())
     context.log.info(summary.describe())
-    # shown on crm_writeback_plan's page (Events): this act's totals and the log's per-batch totals
-    totals = batch_totals(WritebackJournal(data_dir).read())
     context.log_event(
         dg.AssetObservation(
             asset_key="crm_writeback_plan",

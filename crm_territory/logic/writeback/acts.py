@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 
 from crm_territory.logic.writeback.apply import ApplySummary, Log, apply_plan, rollback_batch
 from crm_territory.logic.writeback.client import CrmWriter, WritebackError
-from crm_territory.logic.writeback.journal import WritebackJournal
+from crm_territory.logic.writeback.journal import Journal, SnowflakeWritebackJournal, WritebackJournal
+from crm_territory.settings import Settings
 
 WRITE_TOKEN_ENV = "CRM_WRITE_TOKEN"
 READ_TOKEN_ENV = "CRM_API_TOKEN"
@@ -25,16 +27,28 @@ def writer_from_environment(api_url: str, log: Log) -> CrmWriter:
     return CrmWriter(api_url, token, read_token=os.environ.get(READ_TOKEN_ENV) or None, log=log)
 
 
-def apply_published_plan(plan: pd.DataFrame | None, data_dir: Path, api_url: str, log: Log) -> ApplySummary:
+@contextmanager
+def open_journal(settings: Settings) -> Iterator[Journal]:
+    """The log where the storage is: the data folder (local), or CORE.CRM_WRITEBACK_LOG (Snowflake: no local state)."""
+    if settings.storage == "snowflake":
+        from crm_territory.storage.snowflake import connect_from_environment
+
+        with connect_from_environment() as connection:
+            yield SnowflakeWritebackJournal(connection, os.environ["SNOWFLAKE_DATABASE"])
+    else:
+        yield WritebackJournal(settings.data_dir)
+
+
+def apply_published_plan(plan: pd.DataFrame | None, journal: Journal, api_url: str, log: Log) -> ApplySummary:
     if plan is None:
         raise WritebackError("no crm_writeback_plan has been published yet: run the pipeline (make run) first")
     with writer_from_environment(api_url, log) as writer:
-        return apply_plan(plan, WritebackJournal(data_dir), writer, log=log)
+        return apply_plan(plan, journal, writer, log=log)
 
 
-def rollback(batch_id: str, data_dir: Path, api_url: str, log: Log) -> ApplySummary:
+def rollback(batch_id: str, journal: Journal, api_url: str, log: Log) -> ApplySummary:
     with writer_from_environment(api_url, log) as writer:
-        return rollback_batch(batch_id, WritebackJournal(data_dir), writer, log=log)
+        return rollback_batch(batch_id, journal, writer, log=log)
 
 
 def batch_totals(log_rows: pd.DataFrame) -> pd.DataFrame:

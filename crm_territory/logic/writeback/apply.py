@@ -17,7 +17,7 @@ import pandas as pd
 
 from crm_territory.logic.writeback.batches import bulk_records, idempotency_key, plan_batches
 from crm_territory.logic.writeback.client import CrmWriter, WritebackError
-from crm_territory.logic.writeback.journal import WritebackJournal
+from crm_territory.logic.writeback.journal import Journal
 from crm_territory.schemas import WRITEBACK_LOG_STATUSES, CrmWritebackLog, columns_of
 
 Log = Callable[[str], None]
@@ -117,14 +117,13 @@ def review_conflicts(out: pd.DataFrame, writer: CrmWriter) -> pd.DataFrame:
     return out
 
 
-def send_batch(
-    rows: pd.DataFrame, batch_id: str, plan_id: str, action: str, writer: CrmWriter, journal: WritebackJournal
-) -> pd.DataFrame:
+def send_batch(rows: pd.DataFrame, batch_id: str, plan_id: str, action: str, writer: CrmWriter, journal: Journal) -> pd.DataFrame:
     """Send one batch (idempotency key from its id), log every record's outcome; the logged rows."""
     results = writer.bulk_assign(bulk_records(rows), idempotency_key(batch_id), f"batch {batch_id}")
     out = outcome_rows(rows, results, batch_id, plan_id, action, pd.Timestamp.now(tz="UTC"))
     out = review_conflicts(out, writer)
     journal.append(out)
+    journal.renew()
     return out
 
 
@@ -157,7 +156,7 @@ def refused_rows(plan: pd.DataFrame, batch_id: str, now: pd.Timestamp) -> pd.Dat
 
 
 def apply_plan(
-    plan: pd.DataFrame, journal: WritebackJournal, writer: CrmWriter, log: Log = lambda _: None, batch_size: int = 200
+    plan: pd.DataFrame, journal: Journal, writer: CrmWriter, log: Log = lambda _: None, batch_size: int = 200
 ) -> ApplySummary:
     """Send every batch of ``plan`` the log does not hold yet, in order; refused rows are logged, never sent."""
     started = time.monotonic()
@@ -192,7 +191,7 @@ def apply_plan(
     return summary
 
 
-def rollback_batch(batch_id: str, journal: WritebackJournal, writer: CrmWriter, log: Log = lambda _: None) -> ApplySummary:
+def rollback_batch(batch_id: str, journal: Journal, writer: CrmWriter, log: Log = lambda _: None) -> ApplySummary:
     """Restore the owner and territory a batch's written records had before it, as its own logged batch.
 
     Each record is sent with the etag the batch left as ``if_match``: one changed since is a conflict, not
@@ -209,7 +208,7 @@ def rollback_batch(batch_id: str, journal: WritebackJournal, writer: CrmWriter, 
             return summary
         rows = logged[logged["batch_id"] == batch_id]
         if rows.empty:
-            raise WritebackError(f"no batch {batch_id!r} in the write-back log ({journal.path}): nothing to roll back")
+            raise WritebackError(f"no batch {batch_id!r} in the write-back log ({journal.location}): nothing to roll back")
         written = rows[(rows["status"] == "ok") & rows["etag_after"].notna()]
         if written.empty:
             log(f"write-back: batch {batch_id} wrote no record; nothing to roll back")
