@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 API_PORT ?= 8765
+APP_PORT ?= 8501
 
-.PHONY: install run dev test test-fast lint format bench screenshots clean help
+.PHONY: install run dev app chromium test test-fast lint format bench screenshots clean help
 
 help:
 	@echo "make run    set up, then materialize every asset and check on the local CSV storage, print a summary"
@@ -15,6 +16,7 @@ help:
 	@echo "make lint   ruff (lint + format check) and pyright (basic) on the package"
 	@echo "make format ruff's fixes and formatting, in place"
 	@echo "make dev    set up, then start the mock CRM API and the Dagster UI on http://127.0.0.1:3000"
+	@echo "make app    the territory analytics web app (read-only) on http://127.0.0.1:$(APP_PORT) (APP_PORT=...)"
 	@echo "make screenshots  with make dev running: docs/images/*.png from a real browser (RUN_ID=<a run to show>)"
 	@echo "make bench  time the pipeline at 10k, 100k and 1M clients (wall time, peak RSS, pandas floor)"
 	@echo "make clean  remove caches and benchmark scratch (never data/: the territory registry lives there)"
@@ -35,7 +37,12 @@ $(DAGSTER_HOME): install
 run: install $(DAGSTER_HOME)
 	$(PY) -m crm_territory.cli run --start-mock-api
 
-test: install
+# Debian's chromium for the browser tests and the screenshots, driven by Playwright (whose own browser download cannot
+# work on a closed network). As root (CI) it is installed where missing; otherwise it must be there already.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: install chromium
 	$(PY) -m pytest
 
 test-fast: install
@@ -60,12 +67,17 @@ dev: install $(DAGSTER_HOME)
 	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	env -u MOCK_CRM_WRITE_TOKEN $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
+# The territory analytics app: read-only pages over the published tables (CRM_STORAGE, CRM_DATA_DIR as for a run),
+# on 127.0.0.1 only, headless (no browser opened), no usage statistics sent.
+app: install
+	$(PY) -m streamlit run crm_territory/app/main.py --server.address 127.0.0.1 --server.port $(APP_PORT) \
+		--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer
+
 bench: install
 	$(PY) -m crm_territory_tests.benchmarks.bench
 
 # Debian's chromium, driven by Playwright (its own browser download cannot work on a closed network).
-screenshots: install
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+screenshots: install chromium
 	$(PY) -m crm_territory_tests.support.ui_screenshots http://127.0.0.1:3000 docs/images $(RUN_ID)
 
 clean:

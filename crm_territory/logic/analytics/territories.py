@@ -139,7 +139,11 @@ def territory_rules_used(fact: pd.DataFrame, territory_rules: pd.DataFrame, terr
         {
             "Placed by": counts["assigned_by"].to_numpy(),
             "Assignment": counts["assignment_type"].to_numpy(),
-            "Kind": counts["assigned_by"].map(rules["kind"]).fillna(counts["assigned_by"].map(words)).fillna("").to_numpy(),
+            "Kind": counts["assigned_by"]
+            .map({**words, **rules["kind"].to_dict()})
+            .astype(object)
+            .where(lambda k: k.notna(), "")
+            .to_numpy(),
             "When": criteria.fillna("").to_numpy(),
             "Gives": counts["assigned_by"].map(rules["target"]).fillna("").to_numpy(),
             "Clients": counts["Clients"].to_numpy(dtype=np.int64),
