@@ -2,7 +2,9 @@
 
 A failing blocking check (severity ERROR) stops the downstream assets of the run. Every failing
 check's metadata says how many of what failed (named for what is counted: rows, batches, spellings),
-a sample of them, and what to do next.
+a sample of them, and what to do next. A WARN check about clients also lists them
+(``affected_clients``: client_key, name and the field at fault, with the total), so its page answers
+"which clients?" without another tool.
 """
 
 from typing import Any
@@ -55,6 +57,28 @@ def schema_check(spec: TableSpec) -> dg.AssetChecksDefinition:
     return _check
 
 
+def client_sample(clients: pd.DataFrame, limit: int = SAMPLE_ROWS, *, spread_by: str | None = None) -> dg.MetadataValue:
+    """The clients a check is about, as a markdown table: at most ``limit`` of them, and how many in all.
+
+    ``clients`` holds one row per client with ``client_key`` first, then its name and the field at
+    fault, and nothing more: a check's metadata is stored on every run and shown to anyone with the UI,
+    so it names clients but never carries whole client records. The sample is the first clients by
+    client_key; with ``spread_by`` (an advisor, say) it takes them in turn from each value, so one
+    large group does not fill it alone.
+    """
+    ordered = clients.sort_values("client_key", kind="stable")
+    if spread_by is not None and len(ordered) > limit:
+        # round robin over the groups: each one's first client, then each one's second, ... until the sample is full
+        turn = ordered.groupby(spread_by, dropna=False, sort=False).cumcount()
+        picked = ordered.assign(_turn=turn.to_numpy()).sort_values(["_turn", spread_by, "client_key"], kind="stable").head(limit)
+        ordered = picked.drop(columns="_turn").sort_values([spread_by, "client_key"], kind="stable")
+    shown = ordered.head(limit)
+    if clients.empty:
+        return dg.MetadataValue.md("_no clients_")
+    total = f"{len(shown):,} of {len(clients):,} clients" if len(shown) < len(clients) else f"{len(clients):,} client(s)"
+    return dg.MetadataValue.md(f"{markdown_table(shown, limit=limit)}\n\n_{total}_")
+
+
 def violations_result(
     violations: pd.DataFrame,
     *,
@@ -62,17 +86,26 @@ def violations_result(
     blocking_severity: dg.AssetCheckSeverity,
     next_step: str,
     sample_rows: int = SAMPLE_ROWS,
+    affected_clients: pd.DataFrame | None = None,
     **fields: Any,
 ) -> dg.AssetCheckResult:
     """An integrity check's result: passed when ``violations`` is empty, else their count, a sample and the next step.
 
     ``counted`` names what one row of ``violations`` is (``rows_unbalanced``, ``files_rejected``,
     ``spellings_to_add``): the count is shown under that name, never as a bare "violations".
+    ``affected_clients`` (one row per client: client_key, name, the field at fault), when the
+    violations are about clients but are not one row per client (spellings, kinds of problem): shown
+    as ``affected_clients`` (a sample, see :func:`client_sample`) and counted as ``clients_affected``.
     ``fields`` may name the check (``check_name``, ``asset_key``: for checks an asset yields itself);
     the rest is metadata.
     """
     naming = {k: fields.pop(k) for k in ("check_name", "asset_key") if k in fields}
     passed = violations.empty
+    clients = (
+        {}
+        if passed or affected_clients is None
+        else {"clients_affected": len(affected_clients), "affected_clients": client_sample(affected_clients, sample_rows)}
+    )
     return dg.AssetCheckResult(
         passed=passed,
         severity=blocking_severity,
@@ -81,7 +114,11 @@ def violations_result(
             **(
                 {}
                 if passed
-                else {"sample": dg.MetadataValue.md(markdown_table(violations, limit=sample_rows)), "next_step": next_step}
+                else {
+                    "sample": dg.MetadataValue.md(markdown_table(violations, limit=sample_rows)),
+                    **clients,
+                    "next_step": next_step,
+                }
             ),
             **fields,
         },

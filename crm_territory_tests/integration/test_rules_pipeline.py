@@ -79,6 +79,12 @@ def test_advisors_are_balanced_within_capacity_and_the_warn_check_gives_the_numb
         listed = check.metadata["territories"].value
         for email in over.index:
             assert any(t in listed for t in served.loc[served["advisor_email"] == email, "territories"]), email
+        # and which clients: those the over-capacity advisors hold, counted and sampled
+        held = current.loc[current["primary_advisor_email"].isin(over.index), "client_key"]
+        assert check.metadata["clients_of_over_capacity_advisors"].value == len(held) == over.sum()
+        sample = check.metadata["affected_clients"].value
+        listed_keys = {line.split("|")[1].strip() for line in sample.splitlines()[2:] if line.startswith("|")}
+        assert listed_keys and listed_keys <= set(held), listed_keys - set(held)
     assert set(fact.loc[fact["assignment_type"] == "PRIMARY", "advisor_reason"]) >= {"kept", "reassigned_inactive"}
 
 

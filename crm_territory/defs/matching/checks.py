@@ -37,6 +37,8 @@ def client_dim_unknown_region_or_segment(client_dim: pd.DataFrame) -> dg.AssetCh
         counted="spellings_to_add",
         blocking_severity=dg.AssetCheckSeverity.WARN,
         next_step="Add the spellings to data/reference/region_aliases.csv or segment_aliases.csv (or fix the source), then re-materialize; these clients sit in UNASSIGNED until then.",
+        # data_issues names the field at fault and the spelling as sent ("unknown region 'Atlantis'")
+        affected_clients=unknown[["client_key", "client_name", "source_system", "data_issues"]],
         clients_unassigned=len(unknown),
     )
 
@@ -55,5 +57,7 @@ def client_dim_advisor_email_present(client_dim: pd.DataFrame) -> dg.AssetCheckR
         counted="kinds_of_email_problem",
         blocking_severity=dg.AssetCheckSeverity.WARN,
         next_step="Correct the advisor e-mail in the source CRM or the next drop.",
+        # the record whose e-mail survived is the one to correct: its source system and id say where
+        affected_clients=missing[["client_key", "client_name", "source_system", "source_record_id"]].assign(issue=issues),
         active_clients_without_advisor=len(missing),
     )

@@ -8,6 +8,7 @@ from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.storage.table_store import TableStore
 from crm_territory.wiring.assets import table_asset
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
+from crm_territory.wiring.checks import violations_result
 from crm_territory.wiring.metadata import table_metadata
 
 
@@ -84,21 +85,27 @@ def client_dim(
             clients_with_several_source_records=merged,
         ),
     )
-    yield dg.AssetCheckResult(
+    yield violations_result(
+        gone_clients(previous, gone),
+        counted="clients_gone",
         check_name="client_dim_keeps_previous_clients",
-        passed=len(gone) == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "clients_gone": len(gone),
-            "clients_before": 0 if previous is None else len(previous),
-            "keys_retired_by_merges": len(retired),
-            **(
-                {
-                    "sample_gone": ", ".join(gone[:20]),
-                    "next_step": "If a drop was removed by mistake, put it back in landing/ and re-run.",
-                }
-                if len(gone)
-                else {}
-            ),
-        },
+        blocking_severity=dg.AssetCheckSeverity.WARN,
+        next_step="If a drop was removed by mistake, put it back in landing/ and re-run.",
+        clients_before=0 if previous is None else len(previous),
+        keys_retired_by_merges=len(retired),
     )
+
+
+GONE_COLUMNS = ["client_key", "client_name", "source_system", "source_record_id", "is_active"]
+
+
+def gone_clients(previous: pd.DataFrame | None, gone: pd.Index) -> pd.DataFrame:
+    """The clients of ``gone`` as the previous client_dim named them, by client_key.
+
+    Where each came from (source system and record id) says which drop or feed stopped sending it.
+    """
+    if previous is None:
+        return pd.DataFrame(columns=GONE_COLUMNS)
+    # reindex: a client_dim stored by an older version may lack one of these columns
+    rows = previous.loc[previous["client_key"].isin(gone)].reindex(columns=GONE_COLUMNS)
+    return rows.sort_values("client_key", kind="stable").reset_index(drop=True)

@@ -4,11 +4,13 @@ import dagster as dg
 import pandas as pd
 
 from crm_territory.logic.placement.assignments import build_assignments_fact, client_counts, current_primary_territories
-from crm_territory.logic.placement.capacity import advisor_warnings
+from crm_territory.logic.placement.capacity import advisor_warnings, clients_of_advisors
 from crm_territory.logic.rules.engine import evaluate
 from crm_territory.resources.rules_files import RulesFiles
+from crm_territory.wiring import charts
 from crm_territory.wiring.assets import table_asset
 from crm_territory.wiring.automation import ASSIGNMENTS_FRESHNESS, FOLLOW_UPSTREAM
+from crm_territory.wiring.checks import client_sample
 from crm_territory.wiring.guards import rules_in_force
 from crm_territory.wiring.metadata import markdown_table, table_metadata
 
@@ -55,6 +57,12 @@ def assignments_fact(
         "current_assignments": int(fact["is_current"].sum()),
         "secondary_rows": len(fact) - len(primary),
         "rules_version": rules.version,
+        # the chart first: on the asset page it answers "how many clients does each territory hold" at a glance
+        "clients_per_territory_chart": dg.MetadataValue.md(
+            charts.markdown_image(
+                "clients per territory", charts.territory_chart(charts.clients_per_territory(fact, territory_dim["territory_id"]))
+            )
+        ),
         "clients_per_territory": dg.MetadataValue.md(markdown_table(counts, limit=200)),
         "placed_by": dg.MetadataValue.md(
             markdown_table(primary["assigned_by"].value_counts().rename_axis("assigned_by").reset_index(name="clients"), limit=50)
@@ -71,6 +79,11 @@ def assignments_fact(
         ]
         metadata.update(
             {
+                "advisor_utilisation_chart": dg.MetadataValue.md(
+                    charts.markdown_image(
+                        "advisor load vs capacity", charts.utilisation_chart(charts.advisor_utilisation(capacity.loads))
+                    )
+                ),
                 "advisor_loads": dg.MetadataValue.md(markdown_table(loads, limit=60)),
                 "max_utilisation": float(capacity.achieved),
                 "lp_bound": float(capacity.lp_bound),
@@ -81,6 +94,8 @@ def assignments_fact(
 
     warnings = advisor_warnings(capacity) if capacity is not None else pd.DataFrame()
     over = capacity.over_capacity if capacity is not None else pd.DataFrame()
+    # which clients: those the over-capacity advisors hold now (the sample spread over the advisors)
+    affected = clients_of_advisors(fact, warnings.get("advisor_email", pd.Series(dtype=object)), client_dim)
     yield dg.AssetCheckResult(
         check_name="assignments_fact_advisor_capacity",
         passed=warnings.empty,
@@ -94,6 +109,8 @@ def assignments_fact(
                         markdown_table(warnings.drop(columns=["over_capacity_territories"]), limit=50)
                     ),
                     "territories": dg.MetadataValue.md(markdown_table(over, limit=50)),
+                    "clients_of_over_capacity_advisors": len(affected),
+                    "affected_clients": client_sample(affected, spread_by="primary_advisor_email"),
                     "next_step": "Add capacity or advisors to these territories in the CRM, or move clients with a rules change (preview it first).",
                 }
                 if not warnings.empty

@@ -1,5 +1,7 @@
 """The landing drops and the CRM API snapshot into ``raw_clients``, with quarantine and the per-batch manifest."""
 
+import json
+
 import dagster as dg
 import pandas as pd
 
@@ -12,7 +14,7 @@ from crm_territory.resources.landing import LandingZone
 from crm_territory.storage.table_store import TableStore, missing_ok_input
 from crm_territory.wiring.assets import TABLES_POOL, table_out
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
-from crm_territory.wiring.metadata import count_by, markdown_table, table_metadata
+from crm_territory.wiring.metadata import SAMPLE_ROWS, count_by, markdown_table, table_metadata
 
 
 @dg.multi_asset(
@@ -149,10 +151,10 @@ def raw_clients(
                     "new_by_source_and_reason": dg.MetadataValue.md(
                         markdown_table(count_by(new, ["source_system", "source_file", "reason"]), limit=50)
                     ),
+                    # the rows, with the name they were sent under: no client_key (they never became clients)
                     "sample": dg.MetadataValue.md(
-                        markdown_table(
-                            new[["source_system", "source_file", "source_row", "source_record_id", "reason"]], limit=20
-                        )
+                        markdown_table(_with_sent_name(new.head(SAMPLE_ROWS)), limit=SAMPLE_ROWS)
+                        + (f"\n\n_{SAMPLE_ROWS} of {len(new):,} rows_" if len(new) > SAMPLE_ROWS else f"\n\n_{len(new):,} rows_")
                     ),
                     "next_step": "Fix these rows in the source CRM or send a corrected drop; the rest of the batch was loaded.",
                 }
@@ -161,3 +163,23 @@ def raw_clients(
             ),
         },
     )
+
+
+def _sent_name(values: object) -> str | None:
+    """The client name a quarantined row was sent with, when its source calls the column client_name."""
+    try:
+        sent = json.loads(values) if isinstance(values, str) else None
+    except ValueError:
+        return None
+    name = sent.get("client_name") if isinstance(sent, dict) else None
+    return name if isinstance(name, str) and name.strip() else None
+
+
+def _with_sent_name(rows: pd.DataFrame) -> pd.DataFrame:
+    """A quarantine check's sample: where each row came from, the name it was sent under, and why it was refused.
+
+    Called on the sample only (at most SAMPLE_ROWS rows): parsing the sent values of every row would be
+    work for nothing. A layout export names its columns its own way (``Account Name``): no name shown.
+    """
+    named = rows.assign(client_name=rows["original_values"].map(_sent_name))
+    return named[["source_system", "source_file", "source_row", "source_record_id", "client_name", "reason"]]

@@ -571,3 +571,17 @@ def _over_capacity_table(
             )
     table = pd.DataFrame(rows, columns=OVER_CAPACITY_COLUMNS)
     return table.sort_values("territory_id", kind="stable").reset_index(drop=True)
+
+
+def clients_of_advisors(assignments_fact: pd.DataFrame, advisor_emails: pd.Series, client_dim: pd.DataFrame) -> pd.DataFrame:
+    """The clients ``advisor_emails`` hold now (current PRIMARY rows): client_key, client_name, territory_id,
+    primary_advisor_email, advisor_reason; one row per client, by client_key.
+
+    What the capacity check lists under "which clients?": those of the advisors over capacity.
+    """
+    fact = assignments_fact
+    held = fact["is_current"] & (fact["assignment_type"] == "PRIMARY") & fact["primary_advisor_email"].isin(advisor_emails)
+    names = client_dim.set_index("client_key")["client_name"]
+    rows = fact.loc[held].assign(client_name=lambda d: d["client_key"].map(names))
+    columns = ["client_key", "client_name", "territory_id", "primary_advisor_email", "advisor_reason"]
+    return rows[columns].sort_values("client_key", kind="stable").reset_index(drop=True)
