@@ -338,6 +338,21 @@ def writeback(action: str, batch_id: str | None) -> int:
             if len(parts["refused"]):
                 print(markdown_table(parts["refused"], limit=30))
             return 0
+        if action == "export":
+            from crm_territory.logic.writeback.acts import export_published_outbound
+            from crm_territory.logic.writeback.outbound import outbound_layouts
+            from crm_territory.resources.landing import LocalLandingZone
+
+            store = storage_resources(settings)["table_store"]
+            layouts = outbound_layouts(LocalLandingZone(data_dir=str(settings.data_dir)).layouts())
+            folder = settings.data_dir / "outbound"
+            exported = export_published_outbound(store.read_previous("crm_outbound_plan"), layouts, folder)  # type: ignore[attr-defined]
+            for item in exported:
+                where = f"{item.records:,} record(s) -> {item.path}" if item.path else f"no file ({item.why_not})"
+                print(f"{item.source_system}: {where}; {item.refused:,} refused")
+            if not exported:
+                print(f"no file source has an owner to change: nothing written under {folder}")
+            return 0
         if action == "rollback" and not batch_id:
             print("writeback rollback needs --batch <batch_id> (see: writeback log)", file=sys.stderr)
             return 2
@@ -377,9 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ddl", type=Path, default=None, help="the DDL file (default: infra/snowflake/tables.sql of this checkout)"
     )
     wb_parser = sub.add_parser(
-        "writeback", help="the CRM write-back: show the plan, apply it, roll a batch back, or list the log's batches"
+        "writeback",
+        help="the CRM write-back: show the plan, apply it, roll a batch back, list the log's batches, or export the "
+        "file sources' import files (data/outbound/)",
     )
-    wb_parser.add_argument("action", choices=["plan", "apply", "rollback", "log"])
+    wb_parser.add_argument("action", choices=["plan", "apply", "rollback", "log", "export"])
     wb_parser.add_argument("--batch", default=None, help="rollback: the batch_id to undo (from `writeback log`)")
     args = parser.parse_args(argv)
 

@@ -917,6 +917,49 @@ class CrmWritebackLog(_StrictModel):
     logged_at: Series[UtcTimestamp] = pa.Field(description="When the batch's answer was logged (UTC).")
 
 
+class CrmOutboundPlan(_StrictModel):
+    """What each source that takes files must change to hold the current PRIMARY advisors: one row per record whose
+    owner in the source's latest export differs from its client's advisor (nothing is written here).
+
+    ``python -m crm_territory.cli writeback export`` turns the ``send`` rows into one import file per source, in the
+    source's own layout, under ``data/outbound/<source_system>/``. The layouts have no territory column, so the
+    files change owners; ``territory_after`` is there for the people reviewing them.
+    """
+
+    plan_id: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{16}$", description="Hash (16 hex) of the plan's rows: the same plan, the same id (and file name)."
+    )
+    source_system: Series[str] = pa.Field(
+        str_matches=SOURCE_SYSTEM_PATTERN,
+        description="The file source: csv_drop (the seed's layout) or a data/sources/ layout's.",
+    )
+    source_record_id: Series[str] = pa.Field(description="The record's id in that source (as raw_clients holds it).")
+    client_key: Series[str] = pa.Field(description="The client the record belongs to (client_xref).")
+    owner_before: Series[str] = pa.Field(
+        nullable=True, description="The owner the source's latest export gave the record, as sent. Empty: none."
+    )
+    owner_after: Series[str] = pa.Field(
+        nullable=True, description="The owner to hold: the PRIMARY row's advisor (lower case). Empty: none placed (refused)."
+    )
+    owner_as_written: Series[str] = pa.Field(
+        nullable=True,
+        description="owner_after as the source spells owners (its layout's map, inverted), as the import file writes it. "
+        "Empty: refused.",
+    )
+    territory_after: Series[str] = pa.Field(description="The client's PRIMARY territory (for review; not in the file).")
+    assigned_by: Series[str] = pa.Field(description="The rule that placed the client (assignments_fact.assigned_by).")
+    id_values: Series[str] = pa.Field(
+        nullable=True,
+        description="The import file's id column values (several joined by the unit separator, U+001F, for a derived id). "
+        "Empty: the source cannot take owners back.",
+    )
+    status: Series[str] = pa.Field(
+        isin=WRITEBACK_PLAN_STATUSES, description="send (in the next import file) or refused (refusal_reason says why)."
+    )
+    refusal_reason: Series[str] = pa.Field(nullable=True, description="Why the row is not in the import file. Empty: sent.")
+    planned_at: Series[UtcTimestamp] = pa.Field(description="When the plan was computed (UTC).")
+
+
 class CrmWritebackLease(_StrictModel):
     """Who is applying a write-back now, on Snowflake: one row, taken and renewed by the apply, released at its end.
 
@@ -1061,6 +1104,11 @@ TABLES: dict[str, TableSpec] = {
             "crm_writeback_plan", CrmWritebackPlan, "writeback", "core",
             "one row per CRM record (crm_client_id) whose owner or territory differs from its client's current PRIMARY assignment.",
             "CORE", "CRM_WRITEBACK_PLAN", frozenset({"api", "pandas"}),
+        ),
+        TableSpec(
+            "crm_outbound_plan", CrmOutboundPlan, "writeback", "core",
+            "one row per file-source record (source_system, source_record_id) whose owner differs from its client's current PRIMARY advisor.",
+            "CORE", "CRM_OUTBOUND_PLAN", frozenset({"csv", "pandas"}),
         ),
     ]
 }  # fmt: skip

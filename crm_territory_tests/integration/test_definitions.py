@@ -37,6 +37,7 @@ EXPECTED_ASSETS = {
     "assignments_fact_history",
     "assignments_preview",
     "crm_writeback_plan",
+    "crm_outbound_plan",
 }
 # the asset groups are the domains of crm_territory/defs/
 GROUPS = {
@@ -45,7 +46,7 @@ GROUPS = {
     "placement": {"territory_dim", "advisor_dim", "assignments_fact"},
     "rules": {"territory_rules", "assignments_preview"},
     "history": {"client_dim_history", "assignments_fact_history"},
-    "writeback": {"crm_writeback_plan"},
+    "writeback": {"crm_writeback_plan", "crm_outbound_plan"},
 }
 # (upstream, downstream)
 EXPECTED_EDGES = {
@@ -70,6 +71,10 @@ EXPECTED_EDGES = {
     ("client_xref", "crm_writeback_plan"),
     ("advisor_dim", "crm_writeback_plan"),
     ("crm_api_clients", "crm_writeback_plan"),
+    ("raw_clients", "crm_outbound_plan"),
+    ("client_xref", "crm_outbound_plan"),
+    ("assignments_fact", "crm_outbound_plan"),
+    ("advisor_dim", "crm_outbound_plan"),
 }
 EXPECTED_RESOURCE_KEYS = {"io_manager", "table_store", "landing", "reference_files", "rules_files", "match_decisions", "crm_api"}
 EXPECTED_JOBS = {
@@ -307,7 +312,7 @@ def test_dg_list_defs_lists_every_asset_check_job_and_sensor(tmp_path: Path, dat
     assert {j["name"] for j in listed["jobs"]} - {"__ASSET_JOB"} == EXPECTED_JOBS
     assert {s["name"] for s in listed["sensors"]} == EXPECTED_SENSORS
     assert {r["name"] for r in listed["resources"]} == EXPECTED_RESOURCE_KEYS
-    assert len(listed["asset_checks"]) == 33  # match_model's and crm_writeback_plan's schema checks included
+    assert len(listed["asset_checks"]) == 34  # match_model's, crm_writeback_plan's and crm_outbound_plan's schema checks included
 
 
 def test_an_asset_scaffolded_with_dg_appears_without_editing_anything_else(tmp_path: Path, data_dir: Path) -> None:

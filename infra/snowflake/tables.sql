@@ -353,6 +353,24 @@ CREATE TABLE IF NOT EXISTS CORE.CRM_WRITEBACK_PLAN (
     PLANNED_AT TIMESTAMP_TZ NOT NULL
 );
 
+-- What each source that takes files must change (its import file is written by `writeback export`).
+-- Grain: one row per file-source record (source_system, source_record_id) whose owner differs.
+CREATE TABLE IF NOT EXISTS CORE.CRM_OUTBOUND_PLAN (
+    PLAN_ID VARCHAR NOT NULL,
+    SOURCE_SYSTEM VARCHAR NOT NULL,
+    SOURCE_RECORD_ID VARCHAR NOT NULL,
+    CLIENT_KEY VARCHAR NOT NULL,
+    OWNER_BEFORE VARCHAR,
+    OWNER_AFTER VARCHAR,
+    OWNER_AS_WRITTEN VARCHAR,
+    TERRITORY_AFTER VARCHAR NOT NULL,
+    ASSIGNED_BY VARCHAR NOT NULL,
+    ID_VALUES VARCHAR,
+    STATUS VARCHAR NOT NULL,
+    REFUSAL_REASON VARCHAR,
+    PLANNED_AT TIMESTAMP_TZ NOT NULL
+);
+
 -- The write-back's append-only log (not a run's table: an apply appends each answered batch). Grain: one row per CRM
 -- record per batch. On Snowflake an interrupted apply resumes from here, from any machine.
 CREATE TABLE IF NOT EXISTS CORE.CRM_WRITEBACK_LOG (

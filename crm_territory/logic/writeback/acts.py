@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 
 from crm_territory.logic.writeback.apply import ApplySummary, Log, apply_plan, rollback_batch
 from crm_territory.logic.writeback.client import CrmWriter, WritebackError
 from crm_territory.logic.writeback.journal import Journal, SnowflakeWritebackJournal, WritebackJournal
+from crm_territory.logic.writeback.outbound import Exported, OutboundLayout, export_import_files
 from crm_territory.settings import Settings
 
 WRITE_TOKEN_ENV = "CRM_WRITE_TOKEN"
@@ -49,6 +51,13 @@ def apply_published_plan(plan: pd.DataFrame | None, journal: Journal, api_url: s
 def rollback(batch_id: str, journal: Journal, api_url: str, log: Log) -> ApplySummary:
     with writer_from_environment(api_url, log) as writer:
         return rollback_batch(batch_id, journal, writer, log=log)
+
+
+def export_published_outbound(plan: pd.DataFrame | None, layouts: dict[str, OutboundLayout], folder: Path) -> list[Exported]:
+    """The import files of the published ``crm_outbound_plan``, one per file source, under ``folder`` (data/outbound)."""
+    if plan is None:
+        raise WritebackError("no crm_outbound_plan has been published yet: run the pipeline (make run) first")
+    return export_import_files(plan, layouts, folder)
 
 
 def batch_totals(log_rows: pd.DataFrame) -> pd.DataFrame:
