@@ -22,15 +22,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-DPI = 150  # drawn at about twice the size the UI shows it, so it stays sharp on a high-density screen
+DPI = 150  # 7 in = 1,050 px, which the UI shows at its natural size: an 8 pt label is 17 px, readable zoomed out to half
 WIDTH_IN = 7.0
 PRIMARY_COLOUR = "#1f4e79"
 SECONDARY_COLOUR = "#9dc3e6"
 WITHIN_COLOUR = "#4a90c2"
 OVER_COLOUR = "#c0392b"
-PALETTE_COLOURS = 16  # a flat chart needs few colours (text edges keep 16 grey levels); indexed PNG: a third the size of RGB
-QUANTIZE = Image.Quantize.MEDIANCUT
-COMPRESS_LEVEL = 9
+GREY_LEVELS = 12  # for text and grid edges: anti-aliased text keeps its shape with a dozen greys
 # every label on the image stays legible: a long e-mail or territory id is cut, not the chart squeezed
 LABEL_CHARS = 30
 LEFT_IN = 1.9  # room for a LABEL_CHARS label at 6.5-8 pt
@@ -142,20 +140,37 @@ def utilisation_figure(data: pd.DataFrame) -> Figure:
     return fig
 
 
+def _palette() -> Image.Image:
+    """The PNG's fixed palette: greys for text and lines, each chart colour and its half-blend with white (bar edges).
+
+    A fixed palette rather than one fitted to the image: a colour that covers few pixels (the legend's
+    SECONDARY swatch when no territory has SECONDARY rows) keeps its colour, and it costs no fitting.
+    """
+    greys = [round(255 * i / (GREY_LEVELS - 1)) for i in range(GREY_LEVELS)]
+    colours = [(g, g, g) for g in greys]
+    for hex_colour in (PRIMARY_COLOUR, SECONDARY_COLOUR, WITHIN_COLOUR, OVER_COLOUR):
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        colours += [rgb, tuple((c + 255) // 2 for c in rgb)]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([channel for colour in colours for channel in colour])
+    return palette
+
+
+PALETTE = _palette()
+
+
 def _png(fig: Figure) -> bytes:
-    """The figure as an indexed-colour PNG, byte for byte the same for the same figure."""
+    """The figure as an indexed-colour PNG (a third the size of RGB), byte for byte the same for the same figure."""
     canvas = fig.canvas
     assert isinstance(canvas, FigureCanvasAgg)
     canvas.draw()
-    # the Agg buffer straight to Pillow (no intermediate PNG), reduced to a palette: no metadata, no
+    # the Agg buffer straight to Pillow (no intermediate PNG), mapped to the fixed palette: no metadata, no
     # timestamp, no version string in the file, so the same figure gives the same bytes
-    pixels = np.asarray(canvas.buffer_rgba())[..., :3]
-    image = Image.fromarray(np.ascontiguousarray(pixels)).quantize(
-        colors=PALETTE_COLOURS, method=QUANTIZE, dither=Image.Dither.NONE
-    )
+    pixels = np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    image = Image.fromarray(pixels).quantize(palette=PALETTE, dither=Image.Dither.NONE)
     fig.clear()
     out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=COMPRESS_LEVEL)
+    image.save(out, format="PNG", compress_level=9)
     return out.getvalue()
 
 

@@ -158,3 +158,15 @@ def test_the_markdown_image_carries_the_png_itself():
     match = re.fullmatch(r"!\[clients per territory\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
     assert match is not None
     assert base64.b64decode(match.group(1)) == png
+
+
+def _colours(png: bytes) -> set[str]:
+    return {to_hex(tuple(c / 255 for c in rgb)) for _, rgb in _decode(png).convert("RGB").getcolors(maxcolors=256) or []}
+
+
+def test_every_chart_colour_survives_the_palette_even_on_a_few_pixels():
+    # no SECONDARY rows: the only SECONDARY pixels are the legend's swatch (a fitted palette merged it into grey)
+    only_primary = charts.clients_per_territory(FACT[FACT["assignment_type"] == "PRIMARY"], ["T1", "T2"])
+    assert {charts.PRIMARY_COLOUR, charts.SECONDARY_COLOUR} <= _colours(charts.territory_chart(only_primary))
+    utilisation = charts.utilisation_chart(charts.advisor_utilisation(LOADS))
+    assert {charts.OVER_COLOUR, charts.WITHIN_COLOUR} <= _colours(utilisation)
