@@ -85,7 +85,12 @@ EXPECTED_JOBS = {
     "activate_rules_job",
     "crm_writeback_job",
 }
-EXPECTED_SENSORS = {"crm_drop_sensor", "crm_automation_sensor", "crm_change_feed_sensor"}
+EXPECTED_SENSORS = {
+    "crm_drop_sensor",
+    "crm_automation_sensor",
+    "crm_change_feed_sensor",
+    "crm_writeback_after_rules_activation",
+}
 ENV_VARS = ("CRM_DATA_DIR", "CRM_STORAGE", "CRM_API_URL", "CRM_API_TOKEN")
 
 

@@ -169,7 +169,15 @@ def test_a_drop_run_plans_from_the_stored_snapshot_without_the_token_or_the_crm(
     monkeypatch.setenv("CRM_API_URL", "http://127.0.0.1:9")  # nothing listens: any request would fail the run
     result = run_job(Settings.from_env(), "drop_ingest_job")
     assert result.success
-    assert "crm_writeback_plan" in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    plan_event = next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.path[-1] == "crm_writeback_plan"
+    )
+    # the rules its placements came from (what the optional after-activation sensor compares), as the fact records it
+    fact_rules = store.read_previous("assignments_fact")
+    assert fact_rules is not None
+    assert plan_event.metadata["rules_version"].value == fact_rules.loc[fact_rules["is_current"], "rules_version"].iloc[0]
     replanned = store.read_previous("crm_writeback_plan")
     assert replanned is not None
     # same snapshot, same placements: the same plan (same id, so an apply of either sends the same batches once)

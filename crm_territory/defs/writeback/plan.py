@@ -11,6 +11,13 @@ from crm_territory.wiring.assets import table_asset
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
 from crm_territory.wiring.metadata import markdown_table, table_metadata
 
+
+def rules_version_of(assignments_fact: pd.DataFrame) -> str:
+    """The rules version(s) of the current PRIMARY placements (one, unless a run is mid-way through a change)."""
+    current = assignments_fact[(assignments_fact["assignment_type"] == "PRIMARY") & assignments_fact["is_current"].astype(bool)]
+    return ",".join(sorted(current["rules_version"].dropna().astype(str).unique()))
+
+
 # Read only when there is a CRM snapshot to diff against (a drop-only book does not pay for loading them).
 _PLACEMENT_TABLES = ("assignments_fact", "client_xref", "advisor_dim")
 
@@ -75,6 +82,8 @@ def crm_writeback_plan(context: dg.AssetExecutionContext, crm_api_clients: pd.Da
                 ["crm_client_id", "owner_before", "owner_after", "territory_before", "territory_after", "assigned_by", "status"]
             ],
             plan_id=str(plan["plan_id"].iloc[0]) if not plan.empty else "",
+            # the rules the placements came from: the write-back sensor applies a plan once these change
+            rules_version=rules_version_of(assignments_fact),
             crm_snapshot=f"{len(state):,} records, last pulled {pulled_at}",
             records_without_etag=without_etag,
             records_to_send=to_send,
