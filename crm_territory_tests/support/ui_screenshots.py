@@ -1,8 +1,9 @@
 """Screenshots of the Dagster UI for the docs: ``python -m crm_territory_tests.support.ui_screenshots URL OUT_DIR RUN_ID``.
 
 Drives Debian's Chromium (``apt-get install chromium``) with Playwright against a running ``make dev``
-(or ``dg dev``) and writes docs/images/{asset-graph,asset,checks,run}.png. Not a test: the pictures are
-looked at by people; run it again when the UI changes.
+(or ``dg dev``) and writes docs/images/{asset-graph,asset,checks,run,assignments-chart}.png. Not a test: the
+pictures are looked at by people; run it again when the UI changes. ``open_markdown_metadata`` is shared with
+the browser test of the UI (crm_territory_tests/integration/test_dagster_ui_browser.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Locator, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium on a machine with a closed network: no background connections, no first-run work
@@ -25,10 +27,34 @@ ARGS = [
 ]
 
 
-def _dismiss_welcome(page: Page) -> None:
+def _dismiss_welcome(page: Page, wait_ms: int = 0) -> None:
+    """Close Dagster's "Join the community" dialog if it shows (once per browser profile, a moment after load)."""
     skip = page.get_by_role("button", name="Skip")
+    if wait_ms:
+        try:
+            skip.first.wait_for(timeout=wait_ms)
+        except PlaywrightTimeoutError:
+            return  # not shown to this profile
     if skip.count():
         skip.first.click()
+
+
+def open_markdown_metadata(page: Page, base: str, asset: str, label: str) -> Locator:
+    """Open ``asset``'s Events tab (its latest materialization first), click "[Show Markdown]" on the metadata
+    entry ``label`` and return the dialog that renders it.
+
+    Long markdown (a chart's PNG is tens of KB) is not shown inline in the metadata table: the UI offers
+    "[Show Markdown]", which opens it in a dialog.
+    """
+    page.goto(f"{base}/assets/{asset}?view=events")
+    page.wait_for_load_state("networkidle")
+    _dismiss_welcome(page, wait_ms=3000)
+    row = page.locator("tr", has=page.locator("td", has_text=label)).filter(has_text="[Show Markdown]")
+    row.first.wait_for(timeout=30_000)
+    row.first.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog").filter(has_text=label)
+    dialog.wait_for(timeout=15_000)
+    return dialog
 
 
 def _open(page: Page, url: str, wait_for: str) -> None:
@@ -60,6 +86,12 @@ def main(base: str, out_dir: Path, run_id: str) -> None:
         page.keyboard.press("Enter")
         page.wait_for_timeout(1500)
         page.screenshot(path=out_dir / "run.png")
+        # assignments_fact's chart of clients per territory, as the asset page shows it
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        dialog = open_markdown_metadata(page, base, "assignments_fact", "clients_per_territory_chart")
+        dialog.locator("img[src^='data:image/png']").first.wait_for(timeout=15_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=out_dir / "assignments-chart.png")
         browser.close()
 
 
