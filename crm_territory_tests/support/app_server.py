@@ -77,3 +77,75 @@ def app_env(data_dir: Path) -> dict[str, str]:
     env.update(CRM_DATA_DIR=str(data_dir), CRM_STORAGE="local", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return env
+
+
+# --- driving it in Debian's chromium (Playwright) ------------------------------------------------------------------
+
+#: Each page's address under the app's URL (the default page, Overview, is the root).
+PAGE_PATHS = {
+    "overview": "/",
+    "territories": "/territories",
+    "territory": "/territory",
+    "advisors": "/advisors",
+    "families": "/families",
+    "rules_preview": "/rules_preview",
+    "history": "/history",
+    "quality": "/quality",
+}
+
+
+def wait_until_rendered(page, timeout_ms: int = 60_000) -> None:
+    """Until the script has run (Streamlit marks its root) and the charts have drawn."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=timeout_ms)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(800)  # Vega draws after the data arrives
+
+
+def shown_metrics(page) -> dict[str, str]:
+    """label -> value of every st.metric on the page, as the browser shows them."""
+    out = {}
+    for metric in page.locator('[data-testid="stMetric"]').all():
+        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        out[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return out
+
+
+def full_screenshot(page, path: Path, most: int = 6000) -> None:
+    """The whole page: Streamlit scrolls inside its main block, not the document, so the window is made as tall as it."""
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')]"
+        ".map(e => e.scrollHeight), document.body.scrollHeight)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(int(height), most)})
+    page.wait_for_timeout(500)  # charts re-lay out for the new size
+    page.screenshot(path=path)
+    page.set_viewport_size(size)
+
+
+def screenshots(data_dir: Path, out_dir: Path, names: tuple[str, ...] = ("overview", "territories")) -> list[Path]:
+    """docs/images/app-<page>.png of a running app on ``data_dir``: the README's pictures."""
+    from playwright.sync_api import sync_playwright
+
+    from crm_territory_tests.support.ui_screenshots import ARGS, CHROMIUM
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with run_app(app_env(data_dir), out_dir / ".app.log") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for name in names:
+            page.goto(url + PAGE_PATHS[name])
+            wait_until_rendered(page)
+            path = out_dir / f"app-{name}.png"
+            page.screenshot(path=path)
+            written.append(path)
+        browser.close()
+    (out_dir / ".app.log").unlink(missing_ok=True)
+    return written
+
+
+if __name__ == "__main__":
+    for shot in screenshots(Path(sys.argv[1]), Path(sys.argv[2])):
+        print(shot)

@@ -51,7 +51,7 @@ if not flows.empty:
             x2="x2",
             y=alt.Y("y:Q", axis=None, scale=scale_y),
             y2="y2",
-            strokeWidth=alt.StrokeWidth("Clients:Q", scale=alt.Scale(range=[1, 18])),
+            strokeWidth=alt.StrokeWidth("Clients:Q", scale=alt.Scale(range=[1, 18]), legend=None),
             tooltip=["From territory", "To territory", "Clients"],
         )
     )
