@@ -13,7 +13,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,13 +91,18 @@ class CsvSource(TableSource):
         return f"CSV tables in {self.data_dir}"
 
 
-# What changes whenever a run publishes in Snowflake (where no manifest is kept): the run start each ingest batch
-# records, and the history's newest change and size (a rules activation ingests nothing but changes assignments).
-_SNOWFLAKE_VERSION_SQL = (
-    "SELECT (SELECT MAX(INGESTED_AT) FROM {db}.RAW.INGEST_MANIFEST), (SELECT COUNT(*) FROM {db}.RAW.INGEST_MANIFEST), "
-    "(SELECT MAX(VALID_FROM) FROM {db}.CORE.ASSIGNMENTS_FACT_HISTORY), (SELECT MAX(VALID_TO) FROM {db}.CORE.ASSIGNMENTS_FACT_HISTORY), "
-    "(SELECT COUNT(*) FROM {db}.CORE.ASSIGNMENTS_FACT_HISTORY), (SELECT COUNT(*) FROM {db}.CORE.ASSIGNMENTS_PREVIEW), "
-    "(SELECT COUNT(*) FROM {db}.CORE.CLIENT_MATCHES), (SELECT COUNT(*) FROM {db}.RAW.QUARANTINED_CLIENTS)"
+# What changes whenever a run publishes in Snowflake (where no manifest is kept): the newest change and the size of each
+# history, and the sizes of the tables a run can change without touching a history. CORE only: the analyst role
+# reads nothing in RAW (infra/terraform/grants_analyst.tf). A run that changes RAW alone is seen within the cache's ttl.
+_SNOWFLAKE_VERSION_SQL = " UNION ALL ".join(
+    f"SELECT '{table}', COUNT(*), {stamps} FROM {{db}}.CORE.{table}"
+    for table, stamps in (
+        ("ASSIGNMENTS_FACT_HISTORY", "MAX(VALID_FROM), MAX(VALID_TO)"),
+        ("CLIENT_DIM_HISTORY", "MAX(VALID_FROM), MAX(VALID_TO)"),
+        ("ASSIGNMENTS_PREVIEW", "NULL, NULL"),
+        ("CLIENT_MATCHES", "NULL, NULL"),
+        ("TERRITORY_RULES", "NULL, NULL"),
+    )
 )
 
 
@@ -108,26 +113,58 @@ class SnowflakeSource(TableSource):
     def __init__(self, connect: Callable[[], AbstractContextManager[Any]], database: str):
         self.connect = connect
         self.database = database
+        self.unreadable: set[str] = set()  # RAW tables this role may not read: their page parts say so
 
     def read(self, table: str) -> pd.DataFrame:
         from crm_territory.storage.snowflake import read_table
 
-        with self.connect() as connection:
-            return read_table(connection, self.database, TABLES[table])
+        spec = TABLES[table]
+        try:
+            with self.connect() as connection:
+                return read_table(connection, self.database, spec)
+        except Exception:
+            # A role without SELECT on a RAW table (the analyst's) does not see it: SHOW TABLES leaves it out, or the
+            # schema is not usable. The page shows what CORE gives and names the grant; a CORE table must be there.
+            if spec.warehouse_schema != "RAW":
+                raise
+            self.unreadable.add(table)
+            return empty_frame(spec.model)
 
     def version(self) -> str:
         with self.connect() as connection:
             cursor = connection.cursor()
             cursor.execute(_SNOWFLAKE_VERSION_SQL.format(db=self.database))
-            row = cursor.fetchone()
-        return hashlib.sha256(repr(row).encode()).hexdigest()[:16]
+            rows = sorted(cursor.fetchall(), key=lambda row: str(row[0]))
+        return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
     def where(self) -> str:
         return f"Snowflake database {self.database} (schemas CORE and RAW)"
 
 
+def streamlit_in_snowflake() -> TableSource | None:
+    """Inside Streamlit in Snowflake: the app's own session (its owner's role, its database), else None.
+
+    There is no environment to read there; Snowpark's active session is the connection. Outside Snowflake the import
+    fails (Snowpark is not a dependency) and None is returned.
+    """
+    try:
+        from snowflake.snowpark.context import get_active_session  # pyright: ignore[reportMissingImports]
+    except ImportError:
+        return None
+    try:
+        session = get_active_session()
+    except Exception:  # Snowpark installed, but no session: not inside Snowflake
+        return None
+    connection = session.connection
+    return SnowflakeSource(lambda: nullcontext(connection), str(session.get_current_database()).strip('"'))
+
+
 def source_from_environment() -> TableSource:
-    """The tables ``Settings.from_env()`` points at: CSV under CRM_DATA_DIR, or Snowflake with CRM_STORAGE=snowflake."""
+    """The tables ``Settings.from_env()`` points at: CSV under CRM_DATA_DIR, or Snowflake with CRM_STORAGE=snowflake
+    (or the app's own session inside Streamlit in Snowflake)."""
+    inside = streamlit_in_snowflake()
+    if inside is not None:
+        return inside
     settings = Settings.from_env()
     if settings.storage == "snowflake":
         from crm_territory.storage.snowflake import connect_from_environment

@@ -134,3 +134,49 @@ def test_a_new_publish_in_snowflake_changes_the_version_and_the_page(warehouse):
     assert source_from_environment().version() != before
     at.run()
     assert {m.label: m.value for m in at.metric}["Clients"] == "3"
+
+
+def test_a_role_that_cannot_read_raw_still_gets_the_core_figures(warehouse):
+    """The analyst role reads CORE only (infra/terraform/grants_analyst.tf): RAW's tables are not visible to it."""
+    connection = connect()
+    connection.cursor().execute(f"DROP TABLE {DATABASE}.RAW.QUARANTINED_CLIENTS")
+    connection.close()
+    at = AppTest.from_file(str(REPO_ROOT / "crm_territory" / "app" / "main.py"), default_timeout=60)
+    at.switch_page("views/quality.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "cannot read quarantined_clients" in at.warning[0].value
+    assert {m.label: m.value for m in at.metric}["Unknown spellings"] == "2"  # from CORE.CLIENT_DIM
+    connection = connect()
+    connection.cursor().execute(f"DROP TABLE {DATABASE}.CORE.CLIENT_DIM")
+    connection.close()
+    with pytest.raises(Exception, match="CLIENT_DIM"):  # a CORE table is never silently empty
+        source_from_environment().read("client_dim")
+
+
+def test_inside_streamlit_in_snowflake_the_app_reads_through_its_own_session(warehouse, monkeypatch):
+    """Streamlit in Snowflake has no environment to read: the app takes Snowpark's active session (here a stand-in
+    whose connection is the fake warehouse's, with the SNOWFLAKE_* variables and CRM_STORAGE unset)."""
+    import sys
+    import types
+
+    for name in [n for n in os.environ if n.startswith(("SNOWFLAKE_", "CRM_"))]:
+        monkeypatch.delenv(name)
+    connection = connect()
+
+    class Session:
+        def __init__(self):
+            self.connection = connection
+
+        def get_current_database(self):
+            return f'"{DATABASE}"'
+
+    context = types.ModuleType("snowflake.snowpark.context")
+    context.get_active_session = Session  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "snowflake.snowpark", types.ModuleType("snowflake.snowpark"))
+    monkeypatch.setitem(sys.modules, "snowflake.snowpark.context", context)
+    source = source_from_environment()
+    assert isinstance(source, SnowflakeSource)
+    pd.testing.assert_frame_equal(source.read("assignments_fact"), FACT.reset_index(drop=True))
+    assert source.read("client_dim")["client_key"].tolist() == CLIENTS["client_key"].tolist()  # the session stays open
+    connection.close()

@@ -15,6 +15,12 @@ c[1].metric("Unknown spellings", ui.count(len(spellings)))
 c[2].metric("Possible duplicates", ui.count(len(duplicates)))
 c[3].metric("Rejected or deferred files", ui.count(len(files)))
 
+unreadable = sorted(getattr(cache.source(), "unreadable", set()) & {"quarantined_clients", "ingest_manifest"})
+if unreadable:
+    st.warning(
+        f"This role cannot read {', '.join(unreadable)} (schema RAW: unvalidated client values), so the quarantine and "
+        "file figures below are empty. Grant SELECT on them to a role allowed to see those values (docs/analytics.md)."
+    )
 st.subheader("Quarantined rows by source, file and reason")
 if not quarantine.empty:
     st.altair_chart(
