@@ -16,7 +16,7 @@ What the SQL does, in the engine's order of decisions (``engine``'s docstring):
 4. the first remaining match per client: ``QUALIFY ROW_NUMBER() OVER (PARTITION BY client_key ORDER BY rank) = 1``;
 5. overrides: a ``LEFT JOIN`` to a ``VALUES`` table: its territory beats every rule, its advisor is pinned;
    no match and no override: no target, ``assigned_by = 'fallback'``;
-6. SECONDARY rows (a second statement over the placed clients): the parent's territory (names compared
+6. SECONDARY rows (in the same statement, from the same placement): the parent's territory (names compared
    like ``canonical.alias_key``) and one row per matching overlay.
 
 Every value from the rules file is a bind parameter (the connector's ``pyformat`` style), never text
@@ -34,7 +34,6 @@ and ``regex`` on a non-text column.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -115,13 +114,12 @@ def warehouse_columns(connection, table: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class CompiledRules:
-    """SQL for one rules version over one table. Run ``placement_sql`` (a ``CREATE TEMPORARY TABLE``) first, then
-    ``select_sql`` and ``secondary_sql`` (None: the rules make no SECONDARY rows) read it; all take ``params``."""
+    """SQL for one rules version over one table: one read-only ``SELECT`` (a role that may only read CLIENT_DIM can
+    run it) taking ``params``. Its rows: ``ROW_TYPE`` PRIMARY (one per client: the placement's columns) or SECONDARY
+    (one per SECONDARY placement), sorted by client_key, then type, then ``KIND`` (0 the parent's territory,
+    1.. the overlays in file order); ``RULES_VERSION``; ``TERRITORY_ID`` when a territory table was given."""
 
-    placement_sql: str
-    select_sql: str
-    secondary_sql: str | None
-    drop_sql: str
+    sql: str
     params: dict[str, Any]
     rules_version: str
 
@@ -148,7 +146,6 @@ def compile_rules(rules: Rules, table: str, columns: Mapping[str, str], territor
             raise ValueError(f"compile_rules: {table} lacks column {required!r}")
     bind = _Binder()
     source_table = _table_name(table)
-    placed = f"CRM_RULES_PLACED_{uuid.uuid4().hex[:12].upper()}"  # a temporary table: this session's only
 
     tiers = _Criteria(rules, columns, bind, derived_segment=False)
     rules_c = _Criteria(rules, columns, bind, derived_segment=True)
@@ -212,15 +209,17 @@ def compile_rules(rules: Rules, table: str, columns: Mapping[str, str], territor
     version = bind(rules.version, "VARCHAR")
     territory_join, territory_column = "", ""
     if territory_table is not None:
+        # an overlay row's territory is its code; any other row's, the registry's id of its target
         territory_join = (
             f'LEFT JOIN (SELECT "REGION", "SEGMENT", MIN("TERRITORY_ID") AS "TERRITORY_ID" FROM {_table_name(territory_table)} '
             'WHERE "REGION" IS NOT NULL AND "SEGMENT" IS NOT NULL GROUP BY "REGION", "SEGMENT") t '
-            'ON t."REGION" = p."TARGET_REGION" AND t."SEGMENT" = p."TARGET_SEGMENT"'
+            'ON t."REGION" = u."TARGET_REGION" AND t."SEGMENT" = u."TARGET_SEGMENT"'
         )
-        territory_column = f', COALESCE(t."TERRITORY_ID", {bind(UNASSIGNED, "VARCHAR")}) AS "TERRITORY_ID"'
+        territory_column = f', COALESCE(u."OVERLAY", t."TERRITORY_ID", {bind(UNASSIGNED, "VARCHAR")}) AS "TERRITORY_ID"'
 
-    placement_sql = f"""CREATE TEMPORARY TABLE {placed} AS
-WITH base AS ({base}),
+    # One read-only statement for PRIMARY and SECONDARY rows: the SECONDARY rows need every client's final territory
+    # (a parent's), so both read the same ``placed`` CTE, computed once; no scratch table to create or clean up.
+    placement_ctes = f"""WITH base AS ({base}),
 matches AS (
     {matches}
 ),
@@ -233,7 +232,8 @@ allowed AS (
 first_match AS (
     SELECT * FROM allowed QUALIFY ROW_NUMBER() OVER (PARTITION BY "CLIENT_KEY" ORDER BY "RANK") = 1
 ),
-overrides AS ({overrides})
+overrides AS ({overrides}),
+placed AS (
 SELECT b."CLIENT_KEY" AS "CLIENT_KEY", b."__SEGMENT" AS "SEGMENT", b."__SEGMENT_RULE" AS "SEGMENT_RULE",
     CASE WHEN o."ASSIGNED_BY" IS NOT NULL THEN o."REGION" ELSE f."REGION" END AS "TARGET_REGION",
     CASE WHEN o."ASSIGNED_BY" IS NOT NULL THEN o."SEGMENT" ELSE f."SEGMENT" END AS "TARGET_SEGMENT",
@@ -241,27 +241,27 @@ SELECT b."CLIENT_KEY" AS "CLIENT_KEY", b."__SEGMENT" AS "SEGMENT", b."__SEGMENT_
     o."ADVISOR" AS "PINNED_ADVISOR"
 FROM base b
 LEFT JOIN first_match f ON f."CLIENT_KEY" = b."CLIENT_KEY"
-LEFT JOIN overrides o ON o."CLIENT_KEY" = b."CLIENT_KEY\""""
-    out_columns = ", ".join(f'p."{c.upper()}"' for c in PLACEMENT_COLUMNS)
-    select_sql = (
-        f'SELECT {out_columns}, {version} AS "RULES_VERSION"{territory_column} FROM {placed} p {territory_join} '
-        'ORDER BY p."CLIENT_KEY"'
+LEFT JOIN overrides o ON o."CLIENT_KEY" = b."CLIENT_KEY"
+)"""
+    secondary_ctes = _secondary_ctes(rules, columns, bind, source_table)
+    secondary_rows = (
+        '\n    UNION ALL\n    SELECT \'SECONDARY\', s."KIND", s."CLIENT_KEY", NULL, NULL, s."TARGET_REGION", s."TARGET_SEGMENT", '
+        's."OVERLAY", s."ASSIGNED_BY", NULL FROM secondary s'
+        if secondary_ctes
+        else ""
     )
-    secondary_sql = _secondary_sql(rules, columns, bind, source_table, placed, version, territory_table)
-    return CompiledRules(
-        placement_sql=placement_sql,
-        select_sql=select_sql,
-        secondary_sql=secondary_sql,
-        drop_sql=f"DROP TABLE IF EXISTS {placed}",
-        params=bind.params,
-        rules_version=rules.version,
-    )
+    sql = f"""{placement_ctes}{secondary_ctes},
+all_rows AS (
+    SELECT 'PRIMARY' AS "ROW_TYPE", 0 AS "KIND", p."CLIENT_KEY", p."SEGMENT", p."SEGMENT_RULE", p."TARGET_REGION",
+        p."TARGET_SEGMENT", CAST(NULL AS VARCHAR) AS "OVERLAY", p."ASSIGNED_BY", p."PINNED_ADVISOR" FROM placed p{secondary_rows}
+)
+SELECT u.*, {version} AS "RULES_VERSION"{territory_column} FROM all_rows u {territory_join}
+ORDER BY u."CLIENT_KEY", u."ROW_TYPE", u."KIND\""""
+    return CompiledRules(sql=sql, params=bind.params, rules_version=rules.version)
 
 
-def _secondary_sql(
-    rules: Rules, columns: Mapping[str, str], bind: _Binder, source_table: str, placed: str, version: str,
-    territory_table: str | None,
-) -> str | None:  # fmt: skip
+def _secondary_ctes(rules: Rules, columns: Mapping[str, str], bind: _Binder, source_table: str) -> str:
+    """The CTEs ``sbase`` and ``secondary`` (one row per SECONDARY placement) after the placement's; "" when none."""
     parts = []
     # kind orders a client's rows as the engine does: the parent's territory first, then overlays in file order
     if rules.secondary.parent_org:
@@ -272,8 +272,8 @@ def _secondary_sql(
     FROM (SELECT c."CLIENT_KEY", {parent_key} AS "WANTED" FROM {source_table} c WHERE c."PARENT_ORG" IS NOT NULL) w
     JOIN (SELECT c."CLIENT_KEY", {name_key} AS "NAME_KEY" FROM {source_table} c) named
         ON named."NAME_KEY" = w."WANTED" AND named."CLIENT_KEY" <> w."CLIENT_KEY"
-    JOIN {placed} child ON child."CLIENT_KEY" = w."CLIENT_KEY"
-    JOIN {placed} parent ON parent."CLIENT_KEY" = named."CLIENT_KEY"
+    JOIN placed child ON child."CLIENT_KEY" = w."CLIENT_KEY"
+    JOIN placed parent ON parent."CLIENT_KEY" = named."CLIENT_KEY"
     WHERE w."WANTED" <> ''
     -- among several clients bearing the parent's name, the first by client_key (never the client itself)
     QUALIFY ROW_NUMBER() OVER (PARTITION BY w."CLIENT_KEY" ORDER BY named."CLIENT_KEY") = 1
@@ -285,28 +285,18 @@ def _secondary_sql(
         cond = overlay_c.when(overlay.when, f"secondary.overlays[{i}]", overlay.id, prefix="b")
         parts.append(
             f'SELECT b."CLIENT_KEY", CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), {bind(overlay.overlay, "VARCHAR")}, '
-            f'{bind(overlay.id, "VARCHAR")}, {i + 1} AS "KIND" FROM base b WHERE {cond}'
+            f'{bind(overlay.id, "VARCHAR")}, {i + 1} AS "KIND" FROM sbase b WHERE {cond}'
         )
     if not parts:
-        return None
-    base = f'SELECT c.*, p."SEGMENT" AS "__SEGMENT" FROM {source_table} c JOIN {placed} p ON p."CLIENT_KEY" = c."CLIENT_KEY"'
+        return ""
+    base = f'SELECT c.*, p."SEGMENT" AS "__SEGMENT" FROM {source_table} c JOIN placed p ON p."CLIENT_KEY" = c."CLIENT_KEY"'
     names = ", ".join(f'"{c.upper()}"' for c in SECONDARY_COLUMNS)
     union = "\n    UNION ALL\n    ".join(parts)
-    territory_column, territory_join = "", ""
-    if territory_table is not None:
-        territory_join = (
-            f'LEFT JOIN (SELECT "REGION", "SEGMENT", MIN("TERRITORY_ID") AS "TERRITORY_ID" FROM {_table_name(territory_table)} '
-            'WHERE "REGION" IS NOT NULL AND "SEGMENT" IS NOT NULL GROUP BY "REGION", "SEGMENT") t '
-            'ON t."REGION" = s."TARGET_REGION" AND t."SEGMENT" = s."TARGET_SEGMENT"'
-        )
-        territory_column = f', COALESCE(s."OVERLAY", t."TERRITORY_ID", {bind(UNASSIGNED, "VARCHAR")}) AS "TERRITORY_ID"'
-    selected = ", ".join(f's."{c.upper()}"' for c in SECONDARY_COLUMNS)
-    return f"""WITH base AS ({base}),
+    return f""",
+sbase AS ({base}),
 secondary ({names}, "KIND") AS (
     {union}
-)
-SELECT {selected}, {version} AS "RULES_VERSION"{territory_column} FROM secondary s {territory_join}
-ORDER BY s."CLIENT_KEY", s."KIND\""""
+)"""
 
 
 def _name_key_sql(expression: str) -> str:
@@ -617,17 +607,11 @@ def place_in_warehouse(connection, rules: Rules, table: str, territory_table: st
     """Run the compiled rules over ``table`` on ``connection`` (a Snowflake DB-API connection: dagster-snowflake's
     ``SnowflakeResource.get_connection()``, or fakesnow's) and fetch the placements."""
     compiled = compile_rules(rules, table, warehouse_columns(connection, table), territory_table)
-    cursor = connection.cursor()
-    cursor.execute(compiled.placement_sql, compiled.params)
-    try:
-        clients = _fetch(cursor, compiled.select_sql, compiled.params)
-        if compiled.secondary_sql is not None:
-            secondary = _fetch(cursor, compiled.secondary_sql, compiled.params)
-        else:
-            extra = ["rules_version"] + (["territory_id"] if territory_table else [])
-            secondary = pd.DataFrame({c: pd.Series(dtype=object) for c in SECONDARY_COLUMNS + extra})
-    finally:
-        cursor.execute(compiled.drop_sql)
+    rows = _fetch(connection.cursor(), compiled.sql, compiled.params)
+    extra = ["rules_version"] + (["territory_id"] if territory_table else [])
+    primary = (rows["row_type"] == "PRIMARY").to_numpy()
+    clients = rows.loc[primary, PLACEMENT_COLUMNS + extra].reset_index(drop=True)
+    secondary = rows.loc[~primary, SECONDARY_COLUMNS + extra].reset_index(drop=True)
     return WarehousePlacement(clients=clients, secondary=secondary, rules_version=compiled.rules_version)
 
 
