@@ -311,7 +311,7 @@ def writeback(action: str, batch_id: str | None) -> int:
     """``writeback plan|apply|rollback|log``: the write-back of the published plan to the CRM (docs/writeback.md)."""
     import logging
 
-    from crm_territory.defs.resources import storage_resources
+    from crm_territory.defs.resources import table_store_outside_a_run
     from crm_territory.logic.writeback.acts import apply_published_plan, batch_totals, open_journal, rollback
     from crm_territory.logic.writeback.client import WritebackError
     from crm_territory.logic.writeback.plan import plan_summary
@@ -323,8 +323,8 @@ def writeback(action: str, batch_id: str | None) -> int:
     try:
         settings = Settings.from_env()
         if action == "plan":
-            store = storage_resources(settings)["table_store"]
-            plan = store.read_previous("crm_writeback_plan")  # type: ignore[attr-defined]
+            with table_store_outside_a_run(settings) as store:
+                plan = store.read_previous("crm_writeback_plan")
             if plan is None:
                 print("no crm_writeback_plan published yet: run the pipeline first (make run)")
                 return 0
@@ -343,10 +343,10 @@ def writeback(action: str, batch_id: str | None) -> int:
             from crm_territory.logic.writeback.outbound import outbound_layouts
             from crm_territory.resources.landing import LocalLandingZone
 
-            store = storage_resources(settings)["table_store"]
             layouts = outbound_layouts(LocalLandingZone(data_dir=str(settings.data_dir)).layouts())
             folder = settings.data_dir / "outbound"
-            exported = export_published_outbound(store.read_previous("crm_outbound_plan"), layouts, folder)  # type: ignore[attr-defined]
+            with table_store_outside_a_run(settings) as store:
+                exported = export_published_outbound(store.read_previous("crm_outbound_plan"), layouts, folder)
             for item in exported:
                 where = f"{item.records:,} record(s) -> {item.path}" if item.path else f"no file ({item.why_not})"
                 print(f"{item.source_system}: {where}; {item.refused:,} refused")
@@ -364,9 +364,8 @@ def writeback(action: str, batch_id: str | None) -> int:
             if action == "rollback":
                 summary = rollback(str(batch_id), journal, settings.api_url, log)
             else:
-                store = storage_resources(settings)["table_store"]
-                plan = store.read_previous("crm_writeback_plan")  # type: ignore[attr-defined]
-                summary = apply_published_plan(plan, journal, settings.api_url, log)
+                with table_store_outside_a_run(settings) as store:
+                    summary = apply_published_plan(store, journal, settings.api_url, log)
     except (WritebackError, SettingsError, TimeoutError) as exc:
         print(f"writeback {action}: {exc}", file=sys.stderr)
         return 1

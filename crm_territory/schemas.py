@@ -881,7 +881,8 @@ class CrmWritebackLog(_StrictModel):
     """
 
     batch_id: Series[str] = pa.Field(
-        description="The batch: <plan_id>-<batch number, 5 digits>, <plan_id>-refused, or rollback-<batch_id> for a rollback."
+        description="The batch: <plan_id>-<batch number, 5 digits>, <plan_id>-refused-<number> (refused rows, never sent), "
+        "or rollback-<batch_id> for a rollback."
     )
     plan_id: Series[str] = pa.Field(description="The plan applied, or rollback-<batch_id> for a rollback.")
     action: Series[str] = pa.Field(isin=WRITEBACK_ACTIONS, description="apply (a plan's batch) or rollback (a batch undone).")

@@ -4,6 +4,9 @@ Only the implementations change with the environment (CRM_STORAGE picks CSV or S
 ``io_manager`` and ``table_store``); the environment is read when the definitions load, never at import.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 
 from crm_territory.resources.crm_api import CrmApiResource
@@ -13,6 +16,7 @@ from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.resources.rules_files import RulesFiles
 from crm_territory.settings import Settings, load_settings
 from crm_territory.storage.local import LocalCsvIOManager, LocalCsvTableStore
+from crm_territory.storage.table_store import TableStore
 
 
 def storage_resources(settings: Settings) -> dict[str, object]:
@@ -26,6 +30,14 @@ def storage_resources(settings: Settings) -> dict[str, object]:
         "io_manager": LocalCsvIOManager(data_dir=data_dir, lock_wait_seconds=settings.lock_wait_seconds),
         "table_store": LocalCsvTableStore(data_dir=data_dir),
     }
+
+
+@contextmanager
+def table_store_outside_a_run(settings: Settings) -> Iterator[TableStore]:
+    """The ``table_store`` for a command outside a run (the CLI's write-back): initialised as a run would (its
+    EnvVars resolved), so the Snowflake one connects with the same settings as the assets."""
+    with dg.build_resources({"table_store": storage_resources(settings)["table_store"]}) as built:
+        yield built.table_store
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

@@ -234,6 +234,12 @@ class CsvTableSet:
                 pass  # moved into place since resolve (a roll-forward; no reader lock held): read it there
         return self.published.read(table)
 
+    def iter_published(self, table: str, rows: int) -> Iterator[pd.DataFrame]:
+        """The published table a chunk of about ``rows`` rows at a time, in file order (the file stays open: a
+        publish meanwhile replaces the name, not what this reads)."""
+        path = self.resolve(table)
+        yield from CsvTables(path.parents[1]).iter_read(table, rows)
+
     def read_published_if_exists(self, table: str) -> pd.DataFrame | None:
         try:
             return self.read_published(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -74,6 +75,19 @@ def _model_dtypes(spec: TableSpec) -> dict[str, object]:
     return model_dtypes(spec.model)
 
 
+def _convert_options(read_types: dict[str, pa.DataType]) -> pa_csv.ConvertOptions:
+    return pa_csv.ConvertOptions(
+        column_types=read_types,
+        include_columns=list(read_types),
+        strings_can_be_null=True,
+        null_values=[""],
+        # the writer quotes every text value, so a quoted "" is an empty string, an empty field a null
+        quoted_strings_can_be_null=False,
+        true_values=["true", "True"],
+        false_values=["false", "False"],
+    )
+
+
 class CsvTables:
     """Reads and writes the engine's tables as CSV files under one data folder."""
 
@@ -121,6 +135,27 @@ class CsvTables:
         empty: adding a nullable column is a compatible change; a required one added later reads as its
         default in ``COLUMN_DEFAULTS``. Any other missing required column is an error.
         """
+        path, read_types, absent = self._layout(table)
+        try:
+            arrow_table = pa_csv.read_csv(path, convert_options=_convert_options(read_types))
+        except (pa.ArrowInvalid, KeyError) as exc:
+            raise ValueError(f"{path} does not match the {TABLES[table].model.__name__} layout: {exc}") from exc
+        return self._to_frame(table, arrow_table, absent)
+
+    def iter_read(self, table: str, rows: int = 10_000) -> Iterator[pd.DataFrame]:
+        """The table in file order, about ``rows`` rows at a time (Arrow's streaming reader): memory bounded by a chunk."""
+        path, read_types, absent = self._layout(table)
+        # a block of about 200 bytes a row: the reader yields record batches of roughly ``rows`` rows
+        options = pa_csv.ReadOptions(block_size=max(1 << 16, rows * 200))
+        try:
+            reader = pa_csv.open_csv(path, read_options=options, convert_options=_convert_options(read_types))
+            for batch in reader:
+                yield self._to_frame(table, pa.Table.from_batches([batch]), absent)
+        except (pa.ArrowInvalid, KeyError) as exc:
+            raise ValueError(f"{path} does not match the {TABLES[table].model.__name__} layout: {exc}") from exc
+
+    def _layout(self, table: str) -> tuple[Path, dict[str, pa.DataType], list[str]]:
+        """The file, the Arrow type of each column it has, and the model's columns it lacks (checked as ``read`` says)."""
         spec = TABLES[table]
         path = self.path_for(table)
         if not path.is_file():
@@ -139,22 +174,11 @@ class CsvTables:
             for name, dtype in dtypes.items()
             if name not in absent
         }
-        try:
-            arrow_table = pa_csv.read_csv(
-                path,
-                convert_options=pa_csv.ConvertOptions(
-                    column_types=read_types,
-                    include_columns=list(read_types),
-                    strings_can_be_null=True,
-                    null_values=[""],
-                    # the writer quotes every text value, so a quoted "" is an empty string, an empty field a null
-                    quoted_strings_can_be_null=False,
-                    true_values=["true", "True"],
-                    false_values=["false", "False"],
-                ),
-            )
-        except (pa.ArrowInvalid, KeyError) as exc:
-            raise ValueError(f"{path} does not match the {spec.model.__name__} layout: {exc}") from exc
+        return path, read_types, absent
+
+    def _to_frame(self, table: str, arrow_table: pa.Table, absent: list[str]) -> pd.DataFrame:
+        dtypes = _model_dtypes(TABLES[table])
+        defaults = COLUMN_DEFAULTS.get(table, {})
         for i, field in enumerate(arrow_table.schema):
             if pa.types.is_string(field.type):
                 arrow_table = arrow_table.set_column(i, field.name, restore_formulas(arrow_table[field.name]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
@@ -52,6 +54,13 @@ class LocalCsvTableStore(TableStore):
 
     def read_previous(self, table: str) -> pd.DataFrame | None:
         return CsvTableSet(self.data_dir).read_published_if_exists(table)
+
+    def iter_previous(self, table: str, rows: int = 10_000, order_by: list[str] | None = None) -> Iterator[pd.DataFrame] | None:
+        """Streamed from the published file (written in the asset's order: ``order_by`` is not needed here)."""
+        tables = CsvTableSet(self.data_dir)
+        if not tables.resolve(table).is_file():
+            return None
+        return tables.iter_published(table, rows)
 
     def location(self, table: str) -> str:
         return CsvTableSet(self.data_dir).location

@@ -19,6 +19,7 @@ manager is ours because the table layout, the atomic replace and the model's dty
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -223,6 +224,29 @@ class SnowflakeTableStore(TableStore):
         with self.snowflake.get_connection() as connection:
             frame = read_table(connection, _database(self.snowflake), TABLES[table])
         return None if frame.empty else frame
+
+    def iter_previous(self, table: str, rows: int = 10_000, order_by: list[str] | None = None) -> Iterator[pd.DataFrame] | None:
+        """Fetched ``rows`` at a time from one query (ordered by ``order_by``: a warehouse table has no order)."""
+        spec = TABLES[table]
+        database = _database(self.snowflake)
+        with self.snowflake.get_connection() as connection:
+            cursor = connection.cursor()
+            require_table(cursor, database, spec)
+            cursor.execute(f"SELECT COUNT(*) FROM {database}.{spec.warehouse_name}")
+            count = cursor.fetchone()
+            empty = count is None or count[0] == 0
+        if empty:
+            return None
+        return self._fetch(spec, database, rows, order_by)
+
+    def _fetch(self, spec: TableSpec, database: str, rows: int, order_by: list[str] | None) -> Iterator[pd.DataFrame]:
+        order = f" ORDER BY {', '.join(c.upper() for c in order_by)}" if order_by else ""
+        with self.snowflake.get_connection() as connection:
+            cursor = connection.cursor()
+            cursor.execute(f"SELECT * FROM {database}.{spec.warehouse_name}{order}")
+            columns = [d[0] for d in cursor.description]
+            while batch := cursor.fetchmany(rows):
+                yield conform(pd.DataFrame(batch, columns=columns), spec.model, COLUMN_DEFAULTS.get(spec.name))
 
     def location(self, table: str) -> str:
         return _location(self.snowflake, table)

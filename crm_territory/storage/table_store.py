@@ -13,6 +13,7 @@ An input declared with ``missing_ok_input()`` reads as ``None`` while its table 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import dagster as dg
@@ -56,6 +57,20 @@ class TableStore(FixedAtLoad, dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def read_previous(self, table: str) -> pd.DataFrame | None: ...
+
+    def iter_previous(self, table: str, rows: int = 10_000, order_by: list[str] | None = None) -> Iterator[pd.DataFrame] | None:
+        """The last stored version of ``table`` a chunk of about ``rows`` rows at a time (None if never written).
+
+        For readers whose memory must not grow with the table (the write-back's apply). In stored order, or by
+        ``order_by`` where the storage has no order of its own. This default reads the whole table; the
+        back-ends stream.
+        """
+        frame = self.read_previous(table)
+        if frame is None:
+            return None
+        if order_by:
+            frame = frame.sort_values(order_by, kind="stable")
+        return (frame.iloc[i : i + rows] for i in range(0, len(frame), rows))
 
     @abstractmethod
     def location(self, table: str) -> str:

@@ -184,3 +184,46 @@ def test_without_the_ddl_the_log_names_the_command_to_run(warehouse_env: dict[st
             journal.read()
         with pytest.raises(dg.Failure, match=r"CRM_WRITEBACK_LOG does not exist"), journal.lock(1.0):
             pass
+
+
+def test_the_published_plan_is_applied_from_core_a_chunk_at_a_time_in_plan_order(
+    warehouse_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan as the pipeline publishes it to CORE.CRM_WRITEBACK_PLAN, read back in chunks of PLAN_CHUNK_ROWS
+    (shrunk to 70 here) ordered by crm_client_id: the batches are the plan's, whatever order the warehouse keeps."""
+    from crm_territory.defs.resources import table_store_outside_a_run
+    from crm_territory.logic.writeback import acts
+    from crm_territory.schemas import CrmWritebackPlan, columns_of
+
+    monkeypatch.setattr(acts, "PLAN_CHUNK_ROWS", 70)
+    with run_writable_mock_api(clients=400, seed=21) as url:
+        plan = synthetic_plan(url, 350)
+        plan.loc[plan.index[[3, 120]], "status"] = "refused"
+        plan.loc[plan.index[[3, 120]], "refusal_reason"] = "advisor x is not active"
+        shuffled = plan.sample(frac=1.0, random_state=7)[columns_of(CrmWritebackPlan)]
+        rows = shuffled.astype(object).where(shuffled.notna(), None)
+        rows["planned_at"] = shuffled["planned_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        database = warehouse_env["SNOWFLAKE_DATABASE"]
+        connection = snowflake.connector.connect(
+            user="fake", password="snow", account="fakesnow", host=warehouse_env["SNOWFLAKE_HOST"],
+            port=int(warehouse_env["SNOWFLAKE_PORT"]), protocol="http", database=database,
+        )  # fmt: skip
+        columns = ", ".join(c.upper() for c in rows.columns)
+        connection.cursor().executemany(
+            f"INSERT INTO {database}.CORE.CRM_WRITEBACK_PLAN ({columns}) VALUES ({', '.join(['%s'] * len(rows.columns))})",
+            list(rows.itertuples(index=False, name=None)),
+        )
+        connection.close()
+        monkeypatch.setenv("CRM_WRITE_TOKEN", WRITE_TOKEN)
+        settings = settings_on(tmp_path / "data")
+        with table_store_outside_a_run(settings) as store, open_journal(settings) as journal:
+            summary = acts.apply_published_plan(store, journal, url, lambda _: None)
+            log = journal.read()
+        assert summary.batches_sent == 2 and summary.records["ok"] == 348 and summary.records["refused"] == 2
+        plan_id = plan["plan_id"].iloc[0]
+        sent = log[log["status"] == "ok"]
+        # batch 1 holds the first 200 sendable records in crm_client_id order, as batching the whole plan would
+        first = plan[plan["status"] == "send"].sort_values("crm_client_id")["crm_client_id"].iloc[:200]
+        assert sorted(sent.loc[sent["batch_id"] == f"{plan_id}-00001", "crm_client_id"]) == sorted(first)
+        assert set(log.loc[log["status"] == "refused", "batch_id"]) == {f"{plan_id}-refused-00001"}
+        assert_log_and_crm_agree(log, url)

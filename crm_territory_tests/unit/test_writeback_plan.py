@@ -231,6 +231,34 @@ def test_batches_are_200_in_plan_order_with_deterministic_keys() -> None:
     assert record == {"client_id": "c00400", "owner_email": "ann@x.com", "territory_id": "T1", "if_match": "e400"}
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 7, 199, 200, 201, 1000])
+def test_a_plan_read_in_chunks_gives_the_same_batches_as_the_whole_plan(chunk_rows: int, tmp_path) -> None:
+    plan = big_plan(1203)
+    plan.loc[[5, 600, 1202], "status"] = "refused"  # refused rows fall in several chunks
+    whole = [(b.batch_id, b.rows["crm_client_id"].tolist()) for b in plan_batches(plan)]
+    chunks = (plan.iloc[i : i + chunk_rows] for i in range(0, len(plan), chunk_rows))
+    assert [(b.batch_id, b.rows["crm_client_id"].tolist()) for b in plan_batches(chunks)] == whole
+    assert [len(rows) for _, rows in whole] == [200] * 6
+    # the refused rows are batched the same way, under their own ids
+    refused = list(plan_batches((plan.iloc[i : i + chunk_rows] for i in range(0, len(plan), chunk_rows)), status="refused"))
+    plan_id = plan["plan_id"].iloc[0]
+    assert [(b.batch_id, b.rows["crm_client_id"].tolist()) for b in refused] == [
+        (f"{plan_id}-refused-00001", ["c00005", "c00600", "c01202"])
+    ]
+    # and the published table streamed from its CSV gives those chunks back, row for row
+    tables = CsvTables(tmp_path)
+    tables.write("crm_writeback_plan", plan)
+    streamed = list(tables.iter_read("crm_writeback_plan", rows=300))
+    assert len(streamed) > 1
+    pd.testing.assert_frame_equal(pd.concat(streamed, ignore_index=True), tables.read("crm_writeback_plan"))
+
+
+def test_chunks_of_two_plans_are_refused() -> None:
+    first, second = big_plan(3), big_plan(4)
+    with pytest.raises(ValueError, match="2 plan ids"):
+        list(plan_batches([first, second]))
+
+
 def test_refused_rows_are_never_in_a_batch_and_sizes_are_bounded() -> None:
     plan = build_plan(CRM, FACT, XREF, ADVISORS, NOW)
     sent = pd.concat([b.rows for b in plan_batches(plan, size=2)])

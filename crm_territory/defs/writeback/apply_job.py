@@ -73,8 +73,7 @@ def apply_crm_writeback(
                     )
                 summary = rollback(config.batch_id, journal, crm_api.base_url, context.log.info)
             else:
-                plan = table_store.read_previous("crm_writeback_plan")
-                summary = apply_published_plan(plan, journal, crm_api.base_url, context.log.info)
+                summary = apply_published_plan(table_store, journal, crm_api.base_url, context.log.info)
         except (WritebackError, TimeoutError) as exc:
             raise dg.Failure(str(exc)) from None
         # shown on crm_writeback_plan's page (Events): this act's totals and the log's per-batch totals

@@ -14,6 +14,7 @@ from crm_territory.logic.writeback.client import CrmWriter, WritebackError
 from crm_territory.logic.writeback.journal import Journal, SnowflakeWritebackJournal, WritebackJournal
 from crm_territory.logic.writeback.outbound import Exported, OutboundLayout, export_import_files
 from crm_territory.settings import Settings
+from crm_territory.storage.table_store import TableStore
 
 WRITE_TOKEN_ENV = "CRM_WRITE_TOKEN"
 READ_TOKEN_ENV = "CRM_API_TOKEN"
@@ -41,11 +42,22 @@ def open_journal(settings: Settings) -> Iterator[Journal]:
         yield WritebackJournal(settings.data_dir)
 
 
-def apply_published_plan(plan: pd.DataFrame | None, journal: Journal, api_url: str, log: Log) -> ApplySummary:
-    if plan is None:
-        raise WritebackError("no crm_writeback_plan has been published yet: run the pipeline (make run) first")
+PLAN_CHUNK_ROWS = 5_000  # the plan is read this many rows at a time: the apply's memory does not grow with the plan
+
+
+def apply_published_plan(store: TableStore, journal: Journal, api_url: str, log: Log) -> ApplySummary:
+    """Apply the published ``crm_writeback_plan``, streamed from storage a chunk at a time (twice: refused rows, then
+    the batches to send), in plan order."""
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        stream = store.iter_previous("crm_writeback_plan", PLAN_CHUNK_ROWS, order_by=["crm_client_id"])
+        if stream is None:
+            raise WritebackError("no crm_writeback_plan has been published yet: run the pipeline (make run) first")
+        return stream
+
+    first = chunks()  # fails before the token is asked for when there is no plan
     with writer_from_environment(api_url, log) as writer:
-        return apply_plan(plan, journal, writer, log=log)
+        return apply_plan(chunks(), journal, writer, log=log, refused=first)
 
 
 def rollback(batch_id: str, journal: Journal, api_url: str, log: Log) -> ApplySummary:

@@ -10,12 +10,12 @@ what it already applied instead of applying it twice. Each record is sent with t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from crm_territory.logic.writeback.batches import bulk_records, idempotency_key, plan_batches
+from crm_territory.logic.writeback.batches import MAX_BATCH, bulk_records, idempotency_key, plan_batches
 from crm_territory.logic.writeback.client import CrmWriter, WritebackError
 from crm_territory.logic.writeback.journal import Journal
 from crm_territory.schemas import WRITEBACK_LOG_STATUSES, CrmWritebackLog, columns_of
@@ -128,6 +128,7 @@ def send_batch(rows: pd.DataFrame, batch_id: str, plan_id: str, action: str, wri
 
 
 def refused_rows(plan: pd.DataFrame, batch_id: str, now: pd.Timestamp) -> pd.DataFrame:
+    """The log rows of ``plan``'s refused rows (never sent): their reason as the error."""
     refused = plan[plan["status"] == "refused"].reset_index(drop=True)
     out = pd.DataFrame(
         {
@@ -156,36 +157,49 @@ def refused_rows(plan: pd.DataFrame, batch_id: str, now: pd.Timestamp) -> pd.Dat
 
 
 def apply_plan(
-    plan: pd.DataFrame, journal: Journal, writer: CrmWriter, log: Log = lambda _: None, batch_size: int = 200
+    plan: pd.DataFrame | Iterable[pd.DataFrame],
+    journal: Journal,
+    writer: CrmWriter,
+    log: Log = lambda _: None,
+    batch_size: int = 200,
+    refused: pd.DataFrame | Iterable[pd.DataFrame] | None = None,
 ) -> ApplySummary:
-    """Send every batch of ``plan`` the log does not hold yet, in order; refused rows are logged, never sent."""
+    """Send every batch of ``plan`` the log does not hold yet, in order; refused rows are logged, never sent.
+
+    ``plan`` is the whole plan, or its rows in order a chunk at a time (``TableStore.iter_previous``): memory is
+    then bounded by a chunk and a batch, not by the plan. The refused rows are logged first, read from
+    ``refused`` (a second pass over the plan's chunks) or, when it is None, from ``plan`` itself (a frame).
+    """
     started = time.monotonic()
-    if plan.empty:
-        log("write-back: the plan is empty, nothing to send")
-        return ApplySummary(plan_id=None)
-    plan_id = str(plan["plan_id"].iloc[0])
-    summary = ApplySummary(plan_id=plan_id)
+    summary = ApplySummary(plan_id=None)
     with journal.lock():
         done = journal.done_batches()
-        refused_batch = f"{plan_id}-refused"
-        if (plan["status"] == "refused").any() and refused_batch not in done:
-            rows = refused_rows(plan, refused_batch, pd.Timestamp.now(tz="UTC"))
+        refused_source = refused if refused is not None else plan
+        for batch in plan_batches(refused_source, MAX_BATCH, status="refused"):
+            summary.plan_id = str(batch.rows["plan_id"].iloc[0])
+            if batch.batch_id in done:
+                continue
+            rows = refused_rows(batch.rows, batch.batch_id, pd.Timestamp.now(tz="UTC"))
             journal.append(rows)
             summary.add(rows)
             log(f"write-back: {len(rows):,} plan row(s) refused before any call (not a known, active advisor); logged")
-        batches = list(plan_batches(plan, batch_size))
-        todo = [b for b in batches if b.batch_id not in done]
-        summary.batches_skipped = len(batches) - len(todo)
-        if summary.batches_skipped:
-            log(f"write-back: plan {plan_id}: {summary.batches_skipped} of {len(batches)} batch(es) already in the log, skipped")
-        for n, batch in enumerate(todo, start=1):
+        for batch in plan_batches(plan, batch_size):
+            plan_id = summary.plan_id = str(batch.rows["plan_id"].iloc[0])
+            if batch.batch_id in done:
+                summary.batches_skipped += 1
+                continue
+            if summary.batches_skipped and not summary.batches_sent:
+                log(f"write-back: plan {plan_id}: the first {summary.batches_skipped} batch(es) are in the log already, skipped")
             rows = send_batch(batch.rows, batch.batch_id, plan_id, "apply", writer, journal)
             summary.batches_sent += 1
             summary.add(rows)
-            if n == len(todo) or n % 50 == 0:
+            if summary.batches_sent % 50 == 0:
                 log(
-                    f"write-back: {n}/{len(todo)} batch(es) sent ({summary.records['ok']:,} ok, {summary.records['conflict']:,} conflict)"
+                    f"write-back: {summary.batches_sent:,} batch(es) sent ({summary.records['ok']:,} ok, "
+                    f"{summary.records['conflict']:,} conflict)"
                 )
+    if summary.plan_id is None:
+        log("write-back: the plan is empty, nothing to send")
     summary.seconds = time.monotonic() - started
     log("write-back: " + summary.describe())
     return summary
