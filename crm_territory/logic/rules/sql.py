@@ -65,6 +65,8 @@ _ERE_SPECIAL = set(".[]{}()*+?^$|\\")
 # Characters never left bare inside brackets: backslash is literal in POSIX brackets but an escape in RE2, so the
 # bracket would read differently in the warehouse and in fakesnow; they are emitted outside brackets instead.
 _BRACKET_SPECIAL = set("]\\^-[")
+# An empty table that still has typed columns: a FROM clause, since not every dialect takes WHERE without one.
+_NO_ROWS = "FROM (SELECT 1 AS ONE) AS nothing WHERE FALSE"
 _SURROGATES = (0xD800, 0xDFFF)  # never in a warehouse string: left out of emitted ranges
 # Non-ASCII letters whose lower case is ASCII: Arrow's utf8_lower (the engine's parent-name keys) maps them so;
 # spelled out in the SQL so the key does not depend on the warehouse's Unicode tables.
@@ -180,7 +182,7 @@ def compile_rules(rules: Rules, table: str, columns: Mapping[str, str], territor
     if not selects:
         selects.append(
             'SELECT CAST(NULL AS VARCHAR) AS "CLIENT_KEY", 0 AS "RANK", CAST(NULL AS VARCHAR) AS "RULE_ID", '
-            'CAST(NULL AS VARCHAR) AS "REGION", CAST(NULL AS VARCHAR) AS "SEGMENT" WHERE FALSE'
+            f'CAST(NULL AS VARCHAR) AS "REGION", CAST(NULL AS VARCHAR) AS "SEGMENT" {_NO_ROWS}'
         )
     matches = "\n    UNION ALL\n    ".join(selects)
 
@@ -311,7 +313,7 @@ def _values(bind: _Binder, rows: list[tuple], names: list[str]) -> str:
     quoted = ", ".join(f'"{n}"' for n in names)
     if not rows:
         nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{n}"' for n in names)
-        return f"SELECT {nulls} WHERE FALSE"
+        return f"SELECT {nulls} {_NO_ROWS}"
     body = ", ".join("(" + ", ".join(bind(v, "VARCHAR") for v in row) + ")" for row in rows)
     return f"SELECT * FROM (VALUES {body}) AS v({quoted})"
 
