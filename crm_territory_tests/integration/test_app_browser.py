@@ -194,12 +194,21 @@ def test_every_page_shows_the_runs_figures_in_a_real_browser(published, tmp_path
         assert shown["Changing territory"] == f"{int(changes['change'].str.contains('territory').sum()):,}"
         assert page.get_by_text("the preview the last run published").count() == 1
 
-        # History: today, every active client is where the fact places it
+        # History: today, every active client is where the fact places it; a client found by its name
         shown = open_page(page, url, "history", shots)
         assert shown["Active clients placed then"] == f"{len(active_primary):,}"
-        first_client = clients["client_key"].iloc[0]
+        names = clients["client_name"].str.lower()
+        # a client no other client's name contains, so the search finds it alone
+        first = next(i for i, name in enumerate(names) if int(names.str.contains(name, regex=False).sum()) == 1)
+        client = clients.iloc[first]
+        search = page.get_by_label("Find a client (name or key)")
+        search.fill(client["client_name"])
+        search.press("Enter")
+        page.get_by_role("heading", name=f"Who owned {client['client_key']} on").wait_for(timeout=30_000)
+        wait_until_rendered(page)
         owner_table = page.get_by_test_id("stTable").first.inner_text()
-        assert primary.set_index("client_key").loc[first_client, "territory_id"] in owner_table
+        assert primary.set_index("client_key").loc[client["client_key"], "territory_id"] in owner_table
+        full_screenshot(page, shots / "history.png")
 
         # Data quality
         shown = open_page(page, url, "quality", shots)

@@ -378,6 +378,14 @@ def test_owner_on_a_date_and_the_clients_timeline():
     assert history.client_versions(CLIENT_HISTORY, "k:2")["Name"].tolist() == ["Beacon", "Beacon Wealth"]
 
 
+def test_find_clients_by_name_or_key_names_starting_with_it_first():
+    clients = CLIENTS.assign(client_name=["Atlas Capital", "Beacon Wealth", "Crescent", "Delta Atlas", "Echo"])
+    assert history.find_clients(clients, " atlas ")["client_key"].tolist() == ["k:1", "k:4"]
+    assert history.find_clients(clients, "k:5")["Client"].tolist() == ["Echo"]
+    assert history.find_clients(clients, "(").empty and history.find_clients(clients, "   ").empty
+    assert len(history.find_clients(clients, "k:", limit=2)) == 2
+
+
 def test_territory_map_as_of_a_date():
     mapped = history.territory_map(ASSIGNMENT_HISTORY, utc("2026-03-15")).set_index("Territory")
     # at mid-March: k:1 and k:2 in NOR_RET (both with Ann), k:3 in MID_RET, k:6 in WES_RET

@@ -147,10 +147,11 @@ def test_history_page_answers_who_owned_a_client_on_a_date(book):
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("views/history.py")
     at.run()
-    at.text_input(key="history_client").input("k:2")
+    at.text_input(key="history_search").input("beacon")
     at.date_input(key="history_date").set_value(pd.Timestamp("2026-03-15").date())
     at.run()
     assert not at.exception
+    assert at.selectbox(key="history_client").value == "k:2"  # the only client whose name holds it
     owner = at.table[0].value
     assert owner[["Assignment", "Territory", "Advisor"]].values.tolist()[0] == ["PRIMARY", "NOR_RET", "a@x.com"]
     assert metrics(at)["Active clients placed then"] == "4"  # k:1, k:2, k:3, k:6 in mid-March

@@ -7,20 +7,22 @@ import pandas as pd
 import streamlit as st
 
 from crm_territory.app import cache, ui
+from crm_territory.logic.analytics.history import find_clients
 
 version = cache.version()
 st.title("History")
-keys = cache.table(version, "client_dim")["client_key"]
-wanted = st.query_params.get("client")
-client_key = st.text_input(
-    "Client key (as in client_dim, e.g. crm_api:100003)",
-    value=wanted or (str(keys.iloc[0]) if len(keys) else ""),
-    key="history_client",
-)
+clients = cache.table(version, "client_dim")
+search = st.text_input("Find a client (name or key)", value=st.query_params.get("client", ""), key="history_search")
+found = find_clients(clients, search)
+if search.strip() and found.empty:
+    st.info(f"No client's name or key holds {search.strip()!r}.")
+options = found["client_key"].tolist() or clients["client_key"].head(1).tolist()
+labels = dict(zip(found["client_key"], found["Client"] + "  (" + found["client_key"] + ")"))
+client_key = st.selectbox("Client", options, format_func=lambda key: labels.get(key, key), key="history_client")
 day = st.date_input("On", value=dt.datetime.now(dt.UTC).date(), key="history_date")
 # the end of the chosen day (UTC): "who owned it on that date" means by the close of that day
 when = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
-data = cache.history(version, client_key.strip(), when)
+data = cache.history(version, str(client_key or ""), when)
 
 st.subheader(f"Who owned {client_key} on {day:%Y-%m-%d}")
 owner = data["owner"]

@@ -88,3 +88,28 @@ def history_span(assignments_history: pd.DataFrame) -> tuple[pd.Timestamp, pd.Ti
         else assignments_history["valid_from"].max(),
     )
     return assignments_history["valid_from"].min(), last
+
+
+def find_clients(client_dim: pd.DataFrame, text: str, limit: int = 50) -> pd.DataFrame:
+    """Clients whose name or key holds ``text`` (case-insensitive, plain text), names starting with it first.
+
+    Columns: client_key, Client, Region, Segment; at most ``limit`` rows (a page lists them to pick from).
+    """
+    needle = text.strip()
+    if not needle:
+        return pd.DataFrame(columns=["client_key", "Client", "Region", "Segment"])
+    names = client_dim["client_name"].fillna("")
+    hit = names.str.contains(needle, case=False, regex=False) | client_dim["client_key"].str.contains(
+        needle, case=False, regex=False
+    )
+    found = client_dim[hit]
+    starts = ~found["client_name"].fillna("").str.lower().str.startswith(needle.lower())
+    found = found.assign(_starts=starts.to_numpy()).sort_values(["_starts", "client_name", "client_key"]).head(limit)
+    return pd.DataFrame(
+        {
+            "client_key": found["client_key"].to_numpy(),
+            "Client": found["client_name"].to_numpy(),
+            "Region": found["region"].to_numpy(),
+            "Segment": found["segment"].to_numpy(),
+        }
+    )
