@@ -128,9 +128,10 @@ def utilisation_figure(data: pd.DataFrame) -> Figure:
     ax.barh(y, data["load"], color=colours)
     ax.scatter(data["capacity"], y, marker="|", s=90, color="black", linewidths=1.4, zorder=3)
     emails = data["advisor_email"].astype(str)
-    local, _, domain = (emails.str.rpartition("@")[c] for c in (0, 1, 2))
+    domain = emails.str.extract(r"@([^@]+)$", expand=False)
+    local = emails.str.replace(r"@[^@]+$", "", regex=True)
     # one domain for every advisor (the usual case): the labels are the part before it, said once below
-    shared = domain.iloc[0] if len(data) and (domain == domain.iloc[0]).all() and domain.iloc[0] else None
+    shared = domain.iloc[0] if len(domain) and domain.notna().all() and (domain == domain.iloc[0]).all() else None
     ax.set_yticks(y, _short(local if shared else emails))
     ax.tick_params(axis="y", labelsize=6.5)
     ax.set_ylim(len(data) - 0.4, -0.6)  # largest first, at the top; no empty band above and below

@@ -170,3 +170,13 @@ def test_every_chart_colour_survives_the_palette_even_on_a_few_pixels():
     assert {charts.PRIMARY_COLOUR, charts.SECONDARY_COLOUR} <= _colours(charts.territory_chart(only_primary))
     utilisation = charts.utilisation_chart(charts.advisor_utilisation(LOADS))
     assert {charts.OVER_COLOUR, charts.WITHIN_COLOUR} <= _colours(utilisation)
+
+
+def test_an_empty_book_still_draws_both_charts():
+    no_rows = charts.clients_per_territory(FACT.iloc[0:0], ["UNASSIGNED"])
+    assert no_rows.to_dict("records") == [{"territory_id": "UNASSIGNED", "primary": 0, "secondary": 0}]
+    assert _decode(charts.territory_chart(no_rows)).format == "PNG"
+    nobody = charts.advisor_utilisation(LOADS.iloc[0:0])
+    assert nobody.empty
+    assert _decode(charts.utilisation_chart(nobody)).format == "PNG"
+    assert _decode(charts.territory_chart(charts.clients_per_territory(FACT.iloc[0:0], []))).format == "PNG"
