@@ -177,6 +177,9 @@ def test_bad_drops_are_rejected_or_quarantined_and_the_rest_loads(env):
     unknown = checks["client_dim_unknown_region_or_segment"]
     assert not unknown.passed and unknown.severity == dg.AssetCheckSeverity.WARN
     assert "Atlantis" in unknown.metadata["sample"].value
+    # and which client: Atlantis Co, by key and name, with the spelling at fault
+    atlantis = [line for line in unknown.metadata["affected_clients"].value.splitlines() if "csv_drop:33 " in line]
+    assert len(atlantis) == 1 and "Atlantis Co" in atlantis[0] and "unknown region 'Atlantis'" in atlantis[0], atlantis
     assert checks["raw_rows_conserved"].passed
 
 
@@ -281,6 +284,7 @@ def test_an_api_page_that_keeps_failing_fails_the_run_and_loads_nothing(env, mon
 
 def test_an_emptied_landing_zone_does_not_wipe_the_client_book(env):
     assert run_job(env, job="drop_ingest_job").success
+    seed = pd.read_csv(env.data_dir / "landing" / "clients.csv", dtype=str)
     (env.data_dir / "landing" / "clients.csv").unlink()  # an unmounted volume looks like this
     result = run_job(env, job="drop_ingest_job")
     assert not result.success
@@ -297,6 +301,10 @@ def test_an_emptied_landing_zone_does_not_wipe_the_client_book(env):
     check = checks_by_name(accepted)["client_dim_keeps_previous_clients"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["clients_gone"].value == 3
+    # which clients: each gone client by key and name, as the drop had them
+    listed = check.metadata["sample"].value
+    for client_id, name in zip(seed["client_id"], seed["client_name"]):
+        assert f"| csv_drop:{client_id} " in listed and name in listed, listed
 
 
 def test_a_missing_landing_folder_is_an_error_naming_it(env):
