@@ -4,7 +4,9 @@ The Dagster UI renders markdown metadata, and a ``data:image/png;base64`` image 
 service: the chart travels with the materialization event. So every image must stay small (each under
 ~60 KB: they are stored in the event log on every run) and be deterministic (the same data gives the same
 bytes). Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly, never pyplot:
-no global figure state, no GUI backend, safe in a run worker with other threads.
+no global figure state, no GUI backend, safe in a run worker with other threads. matplotlib and Pillow
+are imported when a chart is drawn, not with the module: the definitions load in every run worker and
+CLI call, and matplotlib alone would add most of a second to each.
 
 The data each chart draws is computed by a plain function (``clients_per_territory``,
 ``advisor_utilisation``), so tests can compare the bars with counts taken independently from the tables.
@@ -14,13 +16,16 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from PIL import Image
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from PIL import Image
 
 DPI = 150  # 7 in = 1,050 px, which the UI shows at its natural size: an 8 pt label is 17 px, readable zoomed out to half
 WIDTH_IN = 7.0
@@ -79,6 +84,9 @@ def _figure(rows: int, bar_in: float) -> tuple[Figure, Axes]:
     Fixed margins rather than a layout engine: constrained layout measures every label in an extra
     drawing pass, a third of the time of a 60-bar chart. Labels are cut to LABEL_CHARS, so they fit.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     height = max(2.4, 1.0 + bar_in * rows)  # a floor so a short chart still has room for its legend
     fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
     FigureCanvasAgg(fig)
@@ -141,12 +149,15 @@ def utilisation_figure(data: pd.DataFrame) -> Figure:
     return fig
 
 
+@cache
 def _palette() -> Image.Image:
     """The PNG's fixed palette: greys for text and lines, each chart colour and its half-blend with white (bar edges).
 
     A fixed palette rather than one fitted to the image: a colour that covers few pixels (the legend's
     SECONDARY swatch when no territory has SECONDARY rows) keeps its colour, and it costs no fitting.
     """
+    from PIL import Image
+
     greys = [round(255 * i / (GREY_LEVELS - 1)) for i in range(GREY_LEVELS)]
     colours = [(g, g, g) for g in greys]
     for hex_colour in (PRIMARY_COLOUR, SECONDARY_COLOUR, WITHIN_COLOUR, OVER_COLOUR):
@@ -157,18 +168,18 @@ def _palette() -> Image.Image:
     return palette
 
 
-PALETTE = _palette()
-
-
 def _png(fig: Figure) -> bytes:
-    """The figure as an indexed-colour PNG (a third the size of RGB), byte for byte the same for the same figure."""
+    """The figure as an indexed-colour PNG (several times smaller than RGB), byte for byte the same for the same figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
     canvas = fig.canvas
     assert isinstance(canvas, FigureCanvasAgg)
     canvas.draw()
     # the Agg buffer straight to Pillow (no intermediate PNG), mapped to the fixed palette: no metadata, no
     # timestamp, no version string in the file, so the same figure gives the same bytes
     pixels = np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., :3])
-    image = Image.fromarray(pixels).quantize(palette=PALETTE, dither=Image.Dither.NONE)
+    image = Image.fromarray(pixels).quantize(palette=_palette(), dither=Image.Dither.NONE)
     fig.clear()
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=9)
