@@ -467,3 +467,38 @@ def test_a_record_gone_from_the_crm_since_the_pull_is_logged_not_found_and_the_r
         assert log.loc[["CLT-GONE-1", "CLT-GONE-2", "CLT-GONE-3"], "etag_after"].isna().all()
         assert_log_and_crm_agree(journal.read()[lambda f: f["status"] != "not_found"], url)
         assert set(crm_book(url).index).isdisjoint({"CLT-GONE-1", "CLT-GONE-2", "CLT-GONE-3"})
+
+
+def test_a_wrong_token_is_refused_naming_the_variable_and_nothing_is_logged_or_written(tmp_path: Path) -> None:
+    with run_writable_mock_api(clients=50, seed=2) as url:
+        plan = synthetic_plan(url, 10)
+        journal = WritebackJournal(tmp_path)
+        with CrmWriter(url, "not-the-write-token") as crm:
+            with pytest.raises(WritebackError, match=r"refused the write token \(HTTP 401\).*CRM_WRITE_TOKEN") as raised:
+                apply_plan(plan, journal, crm)
+        assert "not-the-write-token" not in str(raised.value)
+        assert journal.read().empty
+        assert (crm_book(url).loc[plan["crm_client_id"], "etag"].values == plan["etag"].values).all()
+
+
+def test_requests_that_time_out_after_the_crm_applied_them_are_resumed_without_writing_twice(tmp_path: Path) -> None:
+    """Every request outlives the writer's timeout, so the apply stops; the CRM applied the writes anyway (the client
+    gave up, not the server). The resumed apply re-sends the batches with their keys: each record is written once,
+    and the log and the CRM agree."""
+    with run_writable_mock_api(clients=500, seed=14, latency_ms=600) as url:
+        plan = synthetic_plan(url, 400)
+        writes_before = feed_writes(url)
+        journal = WritebackJournal(tmp_path)
+        with CrmWriter(url, WRITE_TOKEN, timeout_seconds=0.3, backoff_seconds=0.01, max_retries=1) as impatient:
+            with pytest.raises(WritebackError, match="still failed after 1 retries"):
+                apply_plan(plan, journal, impatient)
+        assert journal.read().empty  # nothing answered, nothing logged
+        time.sleep(1.5)  # the CRM finishes what it started
+        with writer(url) as crm:
+            summary = apply_plan(plan, journal, crm)
+        assert summary.records["ok"] == 400 and summary.batches_sent == 2
+        log = journal.read()
+        assert log["crm_client_id"].is_unique and set(log["status"]) == {"ok"}
+        assert_log_and_crm_agree(log, url)
+        written = feed_writes(url).sub(writes_before, fill_value=0)
+        assert set(written[written > 0].index) == set(plan["crm_client_id"]) and (written[written > 0] == 1).all()
