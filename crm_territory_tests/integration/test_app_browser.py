@@ -24,6 +24,7 @@ from crm_territory_tests.support.app_server import (
     full_screenshot,
     run_app,
     shown_metrics,
+    wait_for_metric,
     wait_until_rendered,
 )
 from crm_territory_tests.support.cli_run import cli_run_env
@@ -138,7 +139,8 @@ def test_every_page_shows_the_runs_figures_in_a_real_browser(published, tmp_path
         page.wait_for_url(re.compile(r".*/territory\?territory="))
         wait_until_rendered(page)
         assert page.url.endswith(f"territory={territory_id}")
-        assert page.get_by_role("heading", name=f"Territory {territory_id}").count() == 1
+        page.get_by_role("heading", name=f"Territory {territory_id}").wait_for(timeout=30_000)
+        wait_until_rendered(page)
         full_screenshot(page, shots / "territory.png")
         rows = fact[fact["territory_id"] == territory_id].merge(clients, on="client_key", suffixes=("", "_client"))
         assert shown_metrics(page)["Clients shown"] == f"{len(rows):,}"
@@ -153,9 +155,7 @@ def test_every_page_shows_the_runs_figures_in_a_real_browser(published, tmp_path
         search = page.get_by_label("Search clients (name, key, parent, advisor)")
         search.fill(word)
         search.press("Enter")
-        page.get_by_text(re.compile(f"^{len(wanted):,}$")).first.wait_for(timeout=30_000)
-        wait_until_rendered(page)
-        assert shown_metrics(page)["Clients shown"] == f"{len(wanted):,}"
+        wait_for_metric(page, "Clients shown", f"{len(wanted):,}")
         with page.expect_download() as download:
             page.get_by_role("button", name="Download these clients (CSV)").click()
         got = pd.read_csv(download.value.path())

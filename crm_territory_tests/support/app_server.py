@@ -111,6 +111,16 @@ def shown_metrics(page) -> dict[str, str]:
     return out
 
 
+def wait_for_metric(page, label: str, value: str, timeout_s: float = 30.0) -> None:
+    """Until the metric ``label`` shows ``value`` (after a widget change the script re-runs, then the page updates)."""
+    deadline = time.monotonic() + timeout_s
+    while shown_metrics(page).get(label) != value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{label!r} shows {shown_metrics(page).get(label)!r}, not {value!r}, after {timeout_s:g} s")
+        page.wait_for_timeout(250)
+    wait_until_rendered(page)
+
+
 def full_screenshot(page, path: Path, most: int = 6000) -> None:
     """The whole page: Streamlit scrolls inside its main block, not the document, so the window is made as tall as it."""
     size = page.viewport_size or {"width": 1400, "height": 1000}
