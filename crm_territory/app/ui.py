@@ -29,6 +29,18 @@ def csv_download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> N
     st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=file_name, mime="text/csv", key=key)
 
 
+# The most rows a table sends to the browser: a first run's changes or a big territory's clients would be megabytes of
+# Arrow each page load. The CSV download next to such a table holds every row.
+SHOWN_ROWS = 5000
+
+
+def rows(frame: pd.DataFrame, column_config: dict | None = None) -> None:
+    """A sortable table of ``frame``'s first SHOWN_ROWS rows, saying so when there are more."""
+    st.dataframe(frame.head(SHOWN_ROWS), hide_index=True, column_config=column_config)
+    if len(frame) > SHOWN_ROWS:
+        st.caption(f"The first {SHOWN_ROWS:,} of {len(frame):,} rows; the CSV download has them all.")
+
+
 def footer(version: str) -> None:
     st.caption(f"Read-only. {cache.source().where()}, published version {version}.")
 

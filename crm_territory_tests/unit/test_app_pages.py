@@ -167,3 +167,17 @@ def test_a_new_publish_is_picked_up_on_the_next_page_load(book):
     assert metrics(page("overview"))["Clients"] == "5"
     publish(book, "run-two", {"client_dim": CLIENTS.iloc[:3]})
     assert metrics(page("overview"))["Clients"] == "3"
+
+
+def test_a_long_table_sends_its_first_rows_and_says_how_many_there_are():
+    def script():
+        import pandas as pd
+
+        from crm_territory.app import ui
+
+        ui.rows(pd.DataFrame({"n": range(ui.SHOWN_ROWS + 7)}))
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert at.dataframe[0].value["n"].tolist() == list(range(5000))
+    assert at.caption[0].value == "The first 5,000 of 5,007 rows; the CSV download has them all."

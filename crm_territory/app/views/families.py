@@ -49,6 +49,6 @@ chart = rects.mark_rect(stroke="white", strokeWidth=1).encode(
 )
 st.altair_chart(chart.properties(height=480), use_container_width=True)
 only_split = st.checkbox("Only families split across territories", key="only_split")
-st.dataframe(split if only_split else families, hide_index=True, column_config={"AUM (USD)": ui.MONEY})
+ui.rows(split if only_split else families, {"AUM (USD)": ui.MONEY})
 ui.csv_download(families, "Download families (CSV)", "account_families.csv", "families_csv")
 ui.footer(version)

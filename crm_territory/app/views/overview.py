@@ -5,7 +5,6 @@ import streamlit as st
 
 from crm_territory.app import cache, ui
 
-SHOWN = 1000
 version = cache.version()
 data = cache.overview(version)
 st.title("Territory overview")
@@ -42,9 +41,6 @@ else:
     c[3].metric("Placements changed", ui.count(len(moved) - int((moved["Change"] == "new client").sum())))
     st.table(data["change_summary"])
     with st.expander("Every client whose placement changed"):
-        # the browser gets at most SHOWN rows (a first run lists every client as new); the CSV has them all
-        st.dataframe(moved.head(SHOWN), hide_index=True)
-        if len(moved) > SHOWN:
-            st.caption(f"The first {SHOWN:,} of {len(moved):,}: download them all below.")
+        ui.rows(moved)  # a first run lists every client as new
         ui.csv_download(moved, "Download the changes (CSV)", "placement_changes.csv", "changes_csv")
 ui.footer(version)

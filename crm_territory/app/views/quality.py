@@ -38,7 +38,7 @@ st.table(spellings)
 
 st.subheader("Possible duplicates to review")
 st.caption("Copy a line into data/matching/decisions.csv (record_a,record_b,decision,note), add a note, and re-run.")
-st.dataframe(duplicates, hide_index=True)
+ui.rows(duplicates)
 ui.csv_download(duplicates, "Download the pairs (CSV)", "possible_duplicates.csv", "duplicates_csv")
 
 st.subheader("Files rejected or deferred by the last run")

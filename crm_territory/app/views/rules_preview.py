@@ -86,6 +86,6 @@ if not changed.empty:
 st.dataframe(data["advisors"], hide_index=True, column_config={"Utilisation before": ui.SHARE, "Utilisation after": ui.SHARE})
 st.subheader("Per client")
 diff = data["diff"]
-st.dataframe(diff, hide_index=True, column_config={"AUM (USD)": ui.MONEY})
+ui.rows(diff, {"AUM (USD)": ui.MONEY})
 ui.csv_download(diff, "Download the per-client diff (CSV)", "rules_preview.csv", "preview_csv")
 ui.footer(version)

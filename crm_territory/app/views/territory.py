@@ -19,7 +19,7 @@ c[0].metric("Clients shown", ui.count(len(clients)))
 c[1].metric("Active PRIMARY clients", ui.count(primary["Active"].sum()))
 c[2].metric("AUM of PRIMARY clients", ui.usd(primary["AUM (USD)"].sum()))
 c[3].metric("Advisors", ui.count(len(data["advisors"])))
-st.dataframe(clients, hide_index=True, column_config={"AUM (USD)": ui.MONEY})
+ui.rows(clients, {"AUM (USD)": ui.MONEY})
 ui.csv_download(clients, "Download these clients (CSV)", f"{territory_id}_clients.csv", "territory_clients_csv")
 
 st.subheader("Advisors")
