@@ -34,10 +34,24 @@ SEED = 7
 CLIENT_DIM_TABLE = "CORE.CLIENT_DIM"
 TERRITORY_TABLE = "CORE.TERRITORY_DIM"
 ONE_RUN_ONLY_ABOVE_SECONDS = 60.0
+GENERATOR_LIMIT = 2_000_000  # books above it are tiled copies of this one (see generated_client_dim)
 
 
 def generated_client_dim(n: int, seed: int = SEED) -> pd.DataFrame:
-    """The mock CRM's book of ``n`` clients through ingestion and client_dim (no drop, no entity resolution)."""
+    """The mock CRM's book of ``n`` clients through ingestion and client_dim (no drop, no entity resolution).
+
+    Above ``GENERATOR_LIMIT`` (the generator's name space ends at about 2.6M organisations) the book of
+    ``GENERATOR_LIMIT`` clients tiled: copy i's client_keys end in ``~i``; names, and so parent names, repeat.
+    """
+    if n > GENERATOR_LIMIT:
+        base = generated_client_dim(GENERATOR_LIMIT, seed)
+        copies = []
+        for i in range(-(-n // GENERATOR_LIMIT)):
+            copy = base.copy()
+            if i:
+                copy["client_key"] = copy["client_key"] + f"~{i}"
+            copies.append(copy)
+        return pd.concat(copies, ignore_index=True).head(n).sort_values("client_key", kind="stable").reset_index(drop=True)
     from crm_territory.logic.ingest.api_snapshot import records_to_frame
     from crm_territory.logic.ingest.raw_clients import assemble_raw_clients
     from crm_territory.logic.matching.client_dim import build_client_dim
