@@ -30,6 +30,11 @@ On the books and the public datasets alike, beside the matcher's recall: the rec
 (``blocking_recall``: the share of true pairs that none of the matcher's own blocking passes compares, so no
 score could find them), computed after the timed run and its peak RSS.
 
+Then the write-back (``benchmarks.writeback``: 10k and 100k changed assignments applied to the mock CRM over HTTP
+with 2% injected errors, the no-op re-apply, the HTTP floor, peak RSS), the rules compiled to SQL against the pandas
+engine in fakesnow (``benchmarks.rules_sql``), and the analytics app's page functions on the 100k book
+(``benchmarks.app_pages``).
+
 Reports medians over the repeats, the ratio end-to-end / floor, per-step times of the Dagster
 run, and the issues' targets (met / NOT met). Timings are printed, never asserted: a missed
 target does not change the exit code; only a failed run (or a failed floor) exits non-zero.
@@ -862,6 +867,40 @@ def main_public(names: tuple[str, ...], repeats: int) -> int:
     return 0
 
 
+def bench_beyond_the_pipeline(sizes: list[int]) -> list[str]:
+    """The write-back, the rules compiled to SQL and the analytics app's pages; printed, and markdown lines returned."""
+    from crm_territory_tests.benchmarks import rules_sql, writeback
+
+    markdown: list[str] = []
+    print("\nwrite-back to the mock CRM over HTTP (2% injected errors; medians of 3 fresh processes):")
+    rows, lines = writeback.measure(writeback.SIZES, 3)
+    table = writeback.table(rows)
+    print(_plain(table) + "\n" + "\n".join(f"  {line}" for line in lines))
+    markdown += ["", "### Write-back", "", _markdown(table), "", *[f"- {line}" for line in lines]]
+
+    sql_sizes = tuple(n for n in sizes if n >= 100_000) or (max(sizes),)
+    print(f"\nrules compiled to SQL vs the pandas engine ({', '.join(f'{n:,}' for n in sql_sizes)} clients; fakesnow):")
+    sql_rows = rules_sql.bench(sql_sizes, 3, log=lambda line: print(f"  {line}"))
+    sql_table = [["clients", "rules", "engine", "seconds", "identical"]] + [
+        [f"{r['clients']:,}", r["rules"], r["engine"], f"{r['seconds']:.2f}", "yes" if r["identical"] else "NO"] for r in sql_rows
+    ]
+    print(_plain(sql_table))
+    markdown += ["", "### Rules compiled to SQL (fakesnow)", "", _markdown(sql_table)]
+
+    book = BENCH_DIR / "n100000" / "data"
+    if (book / "published.json").is_file():  # the 100k end-to-end run's published tables
+        from crm_territory_tests.benchmarks.app_pages import time_pages
+
+        pages = time_pages(book)
+        page_table = [["page", "first s", "cached s"]] + [
+            [r["page"], f"{r['seconds_first']:.2f}", f"{r['seconds_cached']:.3f}"] for r in pages
+        ]
+        print("\nanalytics app pages on the 100k book (data functions, first read and cached; target ~2 s a page):")
+        print(_plain(page_table))
+        markdown += ["", "### Analytics app pages (100k clients)", "", _markdown(page_table)]
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_territory_tests.benchmarks.bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -961,6 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
     public_lines, public_table = bench_public(public, 3) if public else ([], [])
     if public:
         print("\n" + "\n".join(public_lines) + "\n\n" + _plain(public_table))
+    extra_lines = bench_beyond_the_pipeline(sizes)
     elapsed = time.perf_counter() - started
     print(f"\nbench took {elapsed / 60:.1f} min")
 
@@ -985,6 +1025,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown += ["", "### Entity resolution", "", *matching_lines]
     if public:
         markdown += ["", "### Entity resolution on public labelled data", "", *public_lines, "", _markdown(public_table)]
+    markdown += extra_lines
     (BENCH_DIR / "results.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
     print(f"markdown written to {(BENCH_DIR / 'results.md').relative_to(REPO_ROOT)}")
 
