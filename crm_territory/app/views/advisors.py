@@ -24,9 +24,9 @@ bars = alt.Chart(shown).encode(y=alt.Y("Advisor:N", sort="-x"))
 chart = bars.mark_bar().encode(
     x=alt.X("Clients:Q", title="Active clients (bar) and capacity (tick)"),
     color=alt.condition(alt.datum["Over capacity"], alt.value("#d62728"), alt.value("#1f77b4")),
-    tooltip=["Advisor", "Name", "Clients", "Capacity", alt.Tooltip("Utilisation:Q", format=".0%"), "Why over capacity"],
+    tooltip=["Advisor:N", "Name:N", "Clients:Q", "Capacity:Q", alt.Tooltip("Utilisation:Q", format=".0%"), "Why over capacity:N"],
 ) + bars.mark_tick(color="black", thickness=2).encode(x="Capacity:Q")
-st.altair_chart(chart.properties(height=max(200, 20 * len(shown))), use_container_width=True)
+st.altair_chart(chart.properties(height=max(200, 20 * len(shown))), width="stretch")
 
 st.subheader("Over capacity, and why")
 if over.empty:

@@ -41,10 +41,10 @@ if not timeline.empty:
             x2="To:T",
             y=alt.Y("Territory:N"),
             color="Advisor:N",
-            tooltip=["Assignment", "Territory", "Advisor", "Placed by", "Advisor reason", "From", "To", "Open"],
+            tooltip=["Assignment:N", "Territory:N", "Advisor:N", "Placed by:N", "Advisor reason:N", "From:T", "To:T", "Open:N"],
         )
     )
-    st.altair_chart(chart.properties(height=max(120, 40 * timeline["Territory"].nunique())), use_container_width=True)
+    st.altair_chart(chart.properties(height=max(120, 40 * timeline["Territory"].nunique())), width="stretch")
     st.dataframe(timeline, hide_index=True)
     st.dataframe(data["versions"], hide_index=True, column_config={"AUM (USD)": ui.MONEY})
 

@@ -8,6 +8,8 @@ from crm_territory.app import cache, ui
 version = cache.version()
 data = cache.overview(version)
 st.title("Territory overview")
+if not data["headline"]["Clients"]:
+    st.info(f"No clients published yet ({cache.source().where()}): run the pipeline first (make run).")
 headline = data["headline"]
 columns = st.columns(5)
 columns[0].metric("Clients", ui.count(headline["Clients"]))
@@ -22,9 +24,9 @@ grid = data["grid"]
 heat = alt.Chart(grid).encode(x=alt.X("Segment:N"), y=alt.Y("Region:N"))
 chart = heat.mark_rect().encode(
     color=alt.Color(f"{measure}:Q", scale=alt.Scale(scheme="blues")),
-    tooltip=["Region", "Segment", "Clients", "Active clients", alt.Tooltip("AUM (USD):Q", format="$,.0f")],
+    tooltip=["Region:N", "Segment:N", "Clients:Q", "Active clients:Q", alt.Tooltip("AUM (USD):Q", format="$,.0f")],
 ) + heat.mark_text(baseline="middle").encode(text=alt.Text(f"{measure}:Q", format=",.0f" if measure != "AUM (USD)" else "$.3s"))
-st.altair_chart(chart, use_container_width=True)
+st.altair_chart(chart, width="stretch")
 
 st.subheader("What the last run changed")
 at = data["last_change_at"]

@@ -26,8 +26,13 @@ if not quarantine.empty:
     st.altair_chart(
         alt.Chart(quarantine)
         .mark_bar()
-        .encode(x="sum(Rows):Q", y=alt.Y("Source:N", sort="-x"), color="Reason:N", tooltip=["Source", "File", "Reason", "Rows"]),
-        use_container_width=True,
+        .encode(
+            x="sum(Rows):Q",
+            y=alt.Y("Source:N", sort="-x"),
+            color="Reason:N",
+            tooltip=["Source:N", "File:N", "Reason:N", "Rows:Q"],
+        ),
+        width="stretch",
     )
 st.table(quarantine)
 st.caption("The rows themselves (with their original values) are in quarantined_clients; fix them at the source.")

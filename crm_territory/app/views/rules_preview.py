@@ -52,7 +52,7 @@ if not flows.empty:
             y=alt.Y("y:Q", axis=None, scale=scale_y),
             y2="y2",
             strokeWidth=alt.StrokeWidth("Clients:Q", scale=alt.Scale(range=[1, 18]), legend=None),
-            tooltip=["From territory", "To territory", "Clients"],
+            tooltip=["From territory:N", "To territory:N", "Clients:Q"],
         )
     )
     labels_left = (
@@ -65,7 +65,7 @@ if not flows.empty:
         .mark_text(align="left", dx=6)
         .encode(x=alt.X("x:Q", scale=scale_x), y=alt.Y("y:Q", scale=scale_y), text="label:N")
     )
-    st.altair_chart((links + labels_left + labels_right).properties(height=max(200, 28 * len(left))), use_container_width=True)
+    st.altair_chart((links + labels_left + labels_right).properties(height=max(200, 28 * len(left))), width="stretch")
     st.table(flows)
 
 st.subheader("Load before and after")
@@ -79,9 +79,13 @@ if not changed.empty:
         alt.Chart(long)
         .mark_bar()
         .encode(
-            x="Clients:Q", y=alt.Y("Territory:N"), yOffset="When:N", color="When:N", tooltip=["Territory", "When", "Clients"]
+            x="Clients:Q",
+            y=alt.Y("Territory:N"),
+            yOffset="When:N",
+            color="When:N",
+            tooltip=["Territory:N", "When:N", "Clients:Q"],
         ),
-        use_container_width=True,
+        width="stretch",
     )
 st.dataframe(data["advisors"], hide_index=True, column_config={"Utilisation before": ui.SHARE, "Utilisation after": ui.SHARE})
 st.subheader("Per client")

@@ -15,7 +15,7 @@ c[1].metric("UNASSIGNED clients", ui.count(unassigned.sum()))
 c[2].metric("Secondary rows", ui.count(summary["Secondary clients"].sum()))
 c[3].metric("Largest territory", str(summary["Territory"].iloc[0]) if len(summary) else "—", help="by clients")
 
-measure = st.radio("Bars", ["Clients", "Active clients", "AUM (USD)", "Secondary clients"], horizontal=True, key="bars")
+measure = st.radio("Bars", ["Clients", "Active clients", "AUM (USD)", "Secondary clients:Q"], horizontal=True, key="bars")
 bars = (
     alt.Chart(summary)
     .mark_bar()
@@ -23,10 +23,16 @@ bars = (
         x=alt.X(f"{measure}:Q"),
         y=alt.Y("Territory:N", sort="-x"),
         color=alt.condition(alt.datum.Territory == "UNASSIGNED", alt.value("#d62728"), alt.value("#1f77b4")),
-        tooltip=["Territory", "Clients", "Active clients", alt.Tooltip("AUM (USD):Q", format="$,.0f"), "Secondary clients"],
+        tooltip=[
+            "Territory:N",
+            "Clients:Q",
+            "Active clients:Q",
+            alt.Tooltip("AUM (USD):Q", format="$,.0f"),
+            "Secondary clients:Q",
+        ],
     )
 )
-st.altair_chart(bars, use_container_width=True)
+st.altair_chart(bars, width="stretch")
 st.dataframe(
     summary,
     hide_index=True,

@@ -55,7 +55,9 @@ def treemap(values: pd.Series, width: float = 100.0, height: float = 60.0) -> pd
     total = float(positive.sum())
     rects: list[tuple[object, float, float, float, float, float]] = []
     if total <= 0:
-        return pd.DataFrame(columns=["label", "value", "x", "x2", "y", "y2"])
+        return pd.DataFrame(
+            {"label": pd.Series(dtype=object), **{c: pd.Series(dtype=float) for c in ["value", "x", "x2", "y", "y2"]}}
+        )
     scale = width * height / total
     items = [(label, float(v), float(v) * scale) for label, v in positive.items()]
     x, y, w, h = 0.0, 0.0, width, height
