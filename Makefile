@@ -17,6 +17,7 @@ help:
 	@echo "make format ruff's fixes and formatting, in place"
 	@echo "make dev    set up, then start the mock CRM API and the Dagster UI on http://127.0.0.1:3000"
 	@echo "make app    the territory analytics web app (read-only) on http://127.0.0.1:$(APP_PORT) (APP_PORT=...)"
+	@echo "make chromium  Debian's chromium for the browser tests (apt-get, where missing; make test runs it)"
 	@echo "make screenshots  with make dev running: docs/images/*.png from a real browser (RUN_ID=<a run to show>)"
 	@echo "make bench  time the pipeline at 10k, 100k and 1M clients (wall time, peak RSS, pandas floor)"
 	@echo "make clean  remove caches and benchmark scratch (never data/: the territory registry lives there)"

@@ -194,3 +194,12 @@ def test_before_any_run_every_page_renders_and_the_overview_says_to_run_first(tm
     assert "run the pipeline first" in overview.info[0].value
     for name in ("territories", "territory", "advisors", "families", "rules_preview", "history", "quality"):
         page(name)  # renders without an exception (asserted in page())
+
+
+def test_the_bench_helper_times_every_page_on_a_published_folder(book, monkeypatch):
+    from crm_territory_tests.benchmarks.app_pages import PAGES, time_pages
+
+    monkeypatch.setenv("CRM_STORAGE", "local")  # time_pages sets both for its process: restored after the test
+    rows = time_pages(book)
+    assert [row["page"] for row in rows] == list(PAGES)
+    assert all(row["seconds_first"] >= 0 and row["seconds_cached"] >= 0 for row in rows)
