@@ -23,7 +23,8 @@ import pandas as pd
 from crm_territory.schemas import TABLES, AssignmentsPreview, empty_frame
 from crm_territory.settings import Settings
 
-# Every table a page reads (the app never reads raw_clients or the CRM snapshot: they are the sources' business).
+# Every table a page may read: the app never reads raw_clients or the CRM snapshot (whole source records, not its
+# business), and a read of any other table is refused.
 APP_TABLES = (
     "client_dim",
     "territory_dim",
@@ -47,9 +48,14 @@ class TableSource(ABC):
     reference_dir: Path | None = None
     preview_time_limit_seconds: float = 120.0
 
-    @abstractmethod
     def read(self, table: str) -> pd.DataFrame:
         """The published ``table`` with the model's dtypes; an empty frame if it was never written."""
+        if table not in APP_TABLES:
+            raise ValueError(f"the analytics app does not read {table!r} (it reads {', '.join(APP_TABLES)})")
+        return self._read(table)
+
+    @abstractmethod
+    def _read(self, table: str) -> pd.DataFrame: ...
 
     @abstractmethod
     def version(self) -> str:
@@ -70,11 +76,16 @@ class CsvSource(TableSource):
         self.reference_dir = self.data_dir / "reference"
         self.preview_time_limit_seconds = preview_time_limit_seconds
 
-    def read(self, table: str) -> pd.DataFrame:
+    def _read(self, table: str) -> pd.DataFrame:
         from crm_territory.storage.csv_set import published_tables
 
-        with published_tables(self.data_dir) as tables:
-            frame = tables.read_published_if_exists(table)
+        try:
+            with published_tables(self.data_dir) as tables:
+                frame = tables.read_published_if_exists(table)
+        except PermissionError:
+            # a data folder the app may read but not write (the shared lock is a file in it): read without the lock,
+            # as the table store does; a publish is then seen per table, each file whole (renamed into place)
+            frame = self.tables.read_published_if_exists(table)
         return empty_frame(TABLES[table].model) if frame is None else frame
 
     def version(self) -> str:
@@ -115,7 +126,7 @@ class SnowflakeSource(TableSource):
         self.database = database
         self.unreadable: set[str] = set()  # RAW tables this role may not read: their page parts say so
 
-    def read(self, table: str) -> pd.DataFrame:
+    def _read(self, table: str) -> pd.DataFrame:
         from crm_territory.storage.snowflake import read_table
 
         spec = TABLES[table]

@@ -203,3 +203,12 @@ def test_the_bench_helper_times_every_page_on_a_published_folder(book, monkeypat
     rows = time_pages(book)
     assert [row["page"] for row in rows] == list(PAGES)
     assert all(row["seconds_first"] >= 0 and row["seconds_cached"] >= 0 for row in rows)
+
+
+def test_the_app_reads_only_its_own_tables(book):
+    from crm_territory.app.data import CsvSource
+
+    source = CsvSource(book)
+    assert len(source.read("client_dim")) == 5
+    with pytest.raises(ValueError, match="does not read 'raw_clients'"):
+        source.read("raw_clients")  # whole source records: not the app's business
