@@ -7,8 +7,11 @@ from crm_territory.app import cache, ui
 version = cache.version()
 ids = cache.territories(version)["Territory"].tolist()
 wanted = st.query_params.get("territory")
-territory_id = st.selectbox("Territory", ids, index=ids.index(wanted) if wanted in ids else 0, key="territory_id")
-st.query_params["territory"] = territory_id
+if not ids:
+    st.info("No territory published yet: run the pipeline first (make run).")
+    st.stop()
+territory_id = str(st.selectbox("Territory", ids, index=ids.index(wanted) if wanted in ids else 0, key="territory_id"))
+st.query_params["territory"] = territory_id  # the address names the territory shown: it can be shared or bookmarked
 st.title(f"Territory {territory_id}")
 search = st.text_input("Search clients (name, key, parent, advisor)", key="client_search")
 data = cache.territory(version, territory_id, search)
