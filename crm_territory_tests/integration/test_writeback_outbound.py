@@ -67,6 +67,13 @@ def expected_owners(tables: CsvTables, source: str) -> pd.Series:
     return joined.set_index("source_record_id")["primary_advisor_email"].str.lower()
 
 
+def import_file_owners(settings: Settings, source: str, plan_id: str) -> pd.Series:
+    """id -> owner, as the source's import file written by `writeback export` holds them (read in its own format)."""
+    _, id_column, owner_column, delimiter, encoding = EXPORTS[source]
+    path = settings.data_dir / "outbound" / source / f"{source}-owners-{plan_id}.csv"
+    return pd.read_csv(path, sep=delimiter, encoding=encoding, dtype=str).set_index(id_column)[owner_column]
+
+
 def read_export(settings: Settings, source: str) -> pd.DataFrame:
     name, id_column, _, delimiter, encoding = EXPORTS[source]
     return pd.read_csv(settings.data_dir / "landing" / name, sep=delimiter, encoding=encoding, dtype=str, keep_default_na=False)
@@ -106,16 +113,10 @@ def test_export_writes_each_file_source_its_import_file_which_the_engine_reads_b
     assert cli.main(["writeback", "export"]) == 0  # the same plan: the same files, byte for byte
     assert {p: p.read_bytes() for p in (settings.data_dir / "outbound").rglob("*.csv")} == before
 
-    # the source imports its file (owner column replaced for those ids, in its own encoding), exports again: the next
-    # run finds nothing left to change in it
+    # the source imports its file (owner column replaced for those ids, in its own encoding) and exports again
     for source in ("salesforce", "hubspot"):
         name, id_column, owner_column, delimiter, encoding = EXPORTS[source]
-        imported = pd.read_csv(
-            settings.data_dir / "outbound" / source / f"{source}-owners-{plan_id}.csv",
-            sep=delimiter,
-            encoding=encoding,
-            dtype=str,
-        ).set_index(id_column)[owner_column]
+        imported = import_file_owners(settings, source, plan_id)
         export = read_export(settings, source)
         hit = export[id_column].isin(imported.index)
         export.loc[hit, owner_column] = imported[export.loc[hit, id_column]].to_numpy()
@@ -126,13 +127,7 @@ def test_export_writes_each_file_source_its_import_file_which_the_engine_reads_b
     again = tables.read("crm_outbound_plan")
     first = plan.set_index(["source_system", "source_record_id"])
     for source in ("salesforce", "hubspot"):
-        name, id_column, owner_column, delimiter, encoding = EXPORTS[source]
-        imported = pd.read_csv(
-            settings.data_dir / "outbound" / source / f"{source}-owners-{plan_id}.csv",
-            sep=delimiter,
-            encoding=encoding,
-            dtype=str,
-        ).set_index(id_column)[owner_column]
+        imported = import_file_owners(settings, source, plan_id)
         # the mapping in reverse: the engine reads every imported owner back as that record's owner
         latest = (
             raw[raw["source_system"] == source].drop_duplicates("source_record_id", keep="last").set_index("source_record_id")
