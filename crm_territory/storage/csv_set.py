@@ -120,12 +120,12 @@ class CsvTableSet:
         """Write ``table`` for ``run_id`` where no reader looks: its staging folder."""
         return self.staged(run_id).write(table, frame)
 
-    def read_for_run(self, run_id: str, table: str) -> pd.DataFrame:
+    def read_for_run(self, run_id: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """What ``run_id`` sees of ``table``: its own staged version if it wrote one, else the published one."""
         staged = self.staged(run_id)
         if staged.exists(table):
-            return staged.read(table)
-        return self.read_published(table)
+            return staged.read(table, columns)
+        return self.read_published(table, columns)
 
     # --- publishing ---------------------------------------------------------------------------------------
     def publish(self, run_id: str, log: Log | None = None) -> list[str]:
@@ -225,14 +225,14 @@ class CsvTableSet:
                     return candidate
         return self.published.path_for(table)
 
-    def read_published(self, table: str) -> pd.DataFrame:
+    def read_published(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         path = self.resolve(table)
         if path != self.published.path_for(table):
             try:
-                return CsvTables(path.parents[1]).read(table)  # <staging>/<run_id>/<layer>/<table>.csv
+                return CsvTables(path.parents[1]).read(table, columns)  # <staging>/<run_id>/<layer>/<table>.csv
             except TableNotFoundError:
                 pass  # moved into place since resolve (a roll-forward; no reader lock held): read it there
-        return self.published.read(table)
+        return self.published.read(table, columns)
 
     def iter_published(self, table: str, rows: int) -> Iterator[pd.DataFrame]:
         """The published table a chunk of about ``rows`` rows at a time, in file order (the file stays open: a

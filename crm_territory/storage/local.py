@@ -42,6 +42,9 @@ class LocalCsvIOManager(TableSetIOManager):
                 return None
             raise
 
+    def read_columns_for_run(self, table: str, columns: list[str]) -> pd.DataFrame:
+        return self.tables.read_for_run(self._run_id, table, columns)
+
     def publish(self, log: RunLog) -> None:
         self.tables.publish(self._run_id, log.info)
 

@@ -154,6 +154,13 @@ class TableSetIOManager(FixedAtLoad, dg.ConfigurableIOManager):
         A table never written is None when ``missing_ok`` (see ``missing_ok_input``), else an error.
         """
 
+    def read_columns_for_run(self, table: str, columns: list[str]) -> pd.DataFrame:
+        """``read_for_run`` of only ``columns`` (a table that must exist): for steps that need a few columns of a
+        large table. This default reads the whole table; the CSV storage parses only those columns."""
+        frame = self.read_for_run(table, missing_ok=False)
+        assert frame is not None
+        return frame[columns]
+
     @abstractmethod
     def publish(self, log: RunLog) -> None:
         """Make every table this run staged visible, together."""

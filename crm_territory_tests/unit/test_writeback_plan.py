@@ -282,3 +282,14 @@ def test_outcomes_keep_both_versions_and_refuse_answers_out_of_order() -> None:
     ]
     with pytest.raises(WritebackError, match="not in the order sent"):
         outcome_rows(rows, results[::-1], "p-00001", "p", "apply", NOW)
+
+
+def test_a_table_read_for_a_few_columns_equals_those_columns_of_the_whole_table(tmp_path) -> None:
+    """The write-back plans read only the columns they use (the CSV storage parses no other)."""
+    tables = CsvTables(tmp_path)
+    plan = big_plan(30)
+    tables.write("crm_writeback_plan", plan)
+    columns = ["planned_at", "crm_client_id", "owner_before"]
+    pd.testing.assert_frame_equal(tables.read("crm_writeback_plan", columns), tables.read("crm_writeback_plan")[columns])
+    with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\]"):
+        tables.read("crm_writeback_plan", ["crm_client_id", "nope"])

@@ -19,7 +19,15 @@ def rules_version_of(assignments_fact: pd.DataFrame) -> str:
 
 
 # Read only when there is a CRM snapshot to diff against (a drop-only book does not pay for loading them).
-_PLACEMENT_TABLES = ("assignments_fact", "client_xref", "advisor_dim")
+# Only the columns the plan reads (the CSV storage parses no other): at a million clients the whole tables cost GBs.
+_PLACEMENT_TABLES = {
+    "assignments_fact": [
+        "client_key", "territory_id", "primary_advisor_email", "assigned_by", "advisor_reason", "assignment_type",
+        "is_current", "rules_version",
+    ],
+    "client_xref": ["source_system", "source_record_id", "client_key"],
+    "advisor_dim": ["advisor_email", "active"],
+}  # fmt: skip
 
 
 @table_asset(
@@ -57,7 +65,9 @@ def crm_writeback_plan(context: dg.AssetExecutionContext, crm_api_clients: pd.Da
 
     io_manager = context.resources.io_manager
     assert isinstance(io_manager, TableSetIOManager), f"crm_writeback_plan needs the table-set IO manager, not {io_manager!r}"
-    assignments_fact, client_xref, advisor_dim = (io_manager.read_for_run(table, missing_ok=False) for table in _PLACEMENT_TABLES)
+    assignments_fact, client_xref, advisor_dim = (
+        io_manager.read_columns_for_run(table, columns) for table, columns in _PLACEMENT_TABLES.items()
+    )
     state = crm_state_from_snapshot(crm_api_clients)
     without_etag = records_without_etag(crm_api_clients)
     if without_etag:
