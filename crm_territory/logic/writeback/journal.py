@@ -154,6 +154,7 @@ class SnowflakeWritebackJournal:
         out["logged_at"] = rows["logged_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         columns = ", ".join(c.upper() for c in out.columns)
         marks = ", ".join(["%s"] * len(out.columns))
+        # rows as tuples: the DB-API's bound parameters; at most 200 rows a batch, next to an HTTP round trip
         self.connection.cursor().executemany(
             f"INSERT INTO {self.log_table} ({columns}) VALUES ({marks})", list(out.itertuples(index=False, name=None))
         )
