@@ -293,3 +293,13 @@ def test_a_table_read_for_a_few_columns_equals_those_columns_of_the_whole_table(
     pd.testing.assert_frame_equal(tables.read("crm_writeback_plan", columns), tables.read("crm_writeback_plan")[columns])
     with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\]"):
         tables.read("crm_writeback_plan", ["crm_client_id", "nope"])
+
+
+def test_a_plan_in_chunks_needs_its_refused_rows_as_a_second_pass(tmp_path) -> None:
+    from crm_territory.logic.writeback.apply import apply_plan
+    from crm_territory.logic.writeback.journal import WritebackJournal
+
+    chunks = iter([big_plan(3)])
+    with pytest.raises(ValueError, match="read once"):
+        apply_plan(chunks, WritebackJournal(tmp_path), writer=None)  # type: ignore[arg-type]  # refused before any call
+    assert not (tmp_path / "writeback").exists()

@@ -170,6 +170,8 @@ def apply_plan(
     then bounded by a chunk and a batch, not by the plan. The refused rows are logged first, read from
     ``refused`` (a second pass over the plan's chunks) or, when it is None, from ``plan`` itself (a frame).
     """
+    if refused is None and not isinstance(plan, pd.DataFrame):
+        raise ValueError("a plan given in chunks is read once: pass its refused rows as a second pass (refused=...)")
     started = time.monotonic()
     summary = ApplySummary(plan_id=None)
     with journal.lock():
@@ -182,7 +184,7 @@ def apply_plan(
             rows = refused_rows(batch.rows, batch.batch_id, pd.Timestamp.now(tz="UTC"))
             journal.append(rows)
             summary.add(rows)
-            log(f"write-back: {len(rows):,} plan row(s) refused before any call (not a known, active advisor); logged")
+            log(f"write-back: {len(rows):,} plan row(s) refused before any call (their refusal_reason says why); logged")
         for batch in plan_batches(plan, batch_size):
             plan_id = summary.plan_id = str(batch.rows["plan_id"].iloc[0])
             if batch.batch_id in done:
