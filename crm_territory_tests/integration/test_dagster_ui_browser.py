@@ -11,7 +11,6 @@ test's tmp dir (named in a failure message).
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ from crm_territory_tests.integration.test_webserver import (
     _write_dagster_home,
 )
 from crm_territory_tests.support import REPO_ROOT
-from crm_territory_tests.support.dagster_servers import Dagster, repository_selector, stop_group, wait_for_run
-from crm_territory_tests.support.mock_api_server import TEST_TOKEN, run_mock_api
+from crm_territory_tests.support.dagster_servers import Dagster, repository_selector, stop_group, wait_for_run, webserver_env
+from crm_territory_tests.support.mock_api_server import run_mock_api
 from crm_territory_tests.support.ui_screenshots import ARGS, CHROMIUM, _dismiss_welcome, open_markdown_metadata
 
 pytestmark = pytest.mark.integration
@@ -93,14 +92,7 @@ def test_the_asset_page_shows_the_charts_and_a_click_on_materialize_runs_the_ass
     shots.mkdir()
 
     with run_mock_api(clients=300, seed=2) as api_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DAGSTER_"))}
-        env.update(
-            DAGSTER_HOME=str(dagster_home),
-            CRM_DATA_DIR=str(data_dir),
-            CRM_API_URL=api_url,
-            CRM_API_TOKEN=TEST_TOKEN,
-            PYTHONUNBUFFERED="1",
-        )
+        env = webserver_env(dagster_home, data_dir, api_url)
         proc, base = _start_webserver(env, log_path)
         dagster = Dagster(base, log_path)
         try:

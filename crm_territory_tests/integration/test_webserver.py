@@ -10,7 +10,6 @@ tables written under the tmp data folder.
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from crm_territory_tests.support.dagster_servers import (
     start_until_server_info,
     stop_group,
     wait_for_run,
+    webserver_env,
 )
 from crm_territory_tests.support.mock_api_server import TEST_TOKEN, auth_headers, run_mock_api
 
@@ -211,14 +211,7 @@ def test_materialize_all_job_through_the_webserver(tmp_path: Path) -> None:
     log_path = tmp_path / "webserver.log"
 
     with run_mock_api(clients=N_API_CLIENTS, seed=API_SEED) as api_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DAGSTER_"))}
-        env.update(
-            DAGSTER_HOME=str(dagster_home),
-            CRM_DATA_DIR=str(data_dir),
-            CRM_API_URL=api_url,
-            CRM_API_TOKEN=TEST_TOKEN,
-            PYTHONUNBUFFERED="1",
-        )
+        env = webserver_env(dagster_home, data_dir, api_url)
         proc, base_url = _start_webserver(env, log_path)
         dagster = Dagster(base_url, log_path)
         try:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from crm_territory_tests.support import REPO_ROOT
-from crm_territory_tests.support.mock_api_server import free_port
+from crm_territory_tests.support.mock_api_server import TEST_TOKEN, free_port
 
 __all__ = [
     "LOCATION_NAME",
@@ -43,6 +43,17 @@ LOCATION_NAME = "crm_territory"  # workspace.yaml's location_name
 STARTUP_TIMEOUT_S = 90
 RUN_TIMEOUT_S = 240
 TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def webserver_env(dagster_home: Path, data_dir: Path, api_url: str) -> dict[str, str]:
+    """The environment of a webserver the tests start: this process's, without its CRM_* and DAGSTER_* settings,
+    pointed at the test's instance, data folder and mock CRM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(dagster_home), CRM_DATA_DIR=str(data_dir), CRM_API_URL=api_url, CRM_API_TOKEN=TEST_TOKEN,
+        PYTHONUNBUFFERED="1",
+    )  # fmt: skip
+    return env
 
 
 def log_tail(path: Path, chars: int = 6000) -> str:
