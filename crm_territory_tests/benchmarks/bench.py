@@ -1069,6 +1069,10 @@ def _machine_mb() -> float:
 
 
 def _commit() -> str:
+    """The checkout's commit, and whether the engine has uncommitted changes; BENCH_COMMIT names it for a checkout
+    without git (a ``git archive`` export, measured while the working tree is being edited)."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"] + " (an export of it)"
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
         dirty = subprocess.run(
