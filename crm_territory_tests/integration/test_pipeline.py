@@ -106,6 +106,8 @@ def test_materialize_every_asset_and_check(env):
     ]:
         assert "dagster/row_count" in mats[name].metadata and "preview" in mats[name].metadata, name
     assert mats["client_dim"].metadata["dagster/row_count"].value == len(clients)
+    # computed once per run: client_dim starts from the records client_xref resolved (wiring/run_memo.py)
+    assert mats["client_dim"].metadata["client_records"].value == "handed over by this run's client_xref step"
     assert "current_clients" in mats["territory_dim"].metadata["clients_per_territory"].value
 
 

@@ -3,9 +3,10 @@
 import dagster as dg
 import pandas as pd
 
-from crm_territory.logic.matching.client_dim import build_client_dim
+from crm_territory.logic.matching.client_dim import client_dim_from_records, client_records
 from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.storage.table_store import TableStore
+from crm_territory.wiring import run_memo
 from crm_territory.wiring.assets import table_asset
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
 from crm_territory.wiring.checks import violations_result
@@ -51,7 +52,13 @@ def client_dim(
     zone, the wrong CRM_DATA_DIR), the asset fails before publishing; run config
     ``accept_client_loss: true`` publishes anyway. Keys retired by a merge do not count as lost.
     """
-    dim = build_client_dim(raw_clients, reference_files.load(), client_xref)
+    reference = reference_files.load()
+    # the records client_xref resolved, when this run's client_xref step handed them over; else computed again
+    records = run_memo.take(context.run_id, "client_records", reference.fingerprint)
+    records_from = "handed over by this run's client_xref step"
+    if records is None:
+        records, records_from = client_records(raw_clients, reference), "computed from raw_clients in this step"
+    dim = client_dim_from_records(records, client_xref)
     merged = int((dim["source_record_count"] > 1).sum())
     context.log.info(
         f"client_dim: {len(dim):,} clients from {len(client_xref):,} source records ({merged:,} clients merge several)"
@@ -83,6 +90,7 @@ def client_dim(
             clients_gone_since_previous=len(gone),
             clients_merged_since_previous=len(retired),
             clients_with_several_source_records=merged,
+            client_records=records_from,
         ),
     )
     yield violations_result(

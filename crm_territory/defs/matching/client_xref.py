@@ -18,6 +18,7 @@ from crm_territory.resources.match_decisions_file import MatchDecisionsFile
 from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.schemas import MatchModel, empty_frame
 from crm_territory.storage.table_store import TableStore
+from crm_territory.wiring import run_memo
 from crm_territory.wiring.assets import TABLES_POOL, table_out
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
 from crm_territory.wiring.checks import violations_result
@@ -96,7 +97,10 @@ def client_xref(
     comparisons = _load_or_fail(
         match_decisions.load_comparisons, "comparisons", match_decisions.comparisons_path, ComparisonsError
     )
-    records = client_records(raw_clients, reference_files.load())
+    reference = reference_files.load()
+    records = client_records(raw_clients, reference)
+    # client_dim starts from the same records: handed over rather than computed twice (wiring/run_memo.py)
+    run_memo.hand_over(context.run_id, "client_records", reference.fingerprint, records)
     previous_xref = table_store.read_previous("client_xref")
     if previous_xref is None:
         previous_xref = _xref_from_client_dim(context, table_store.read_previous("client_dim"))

@@ -6,7 +6,9 @@ line and the problem, because a silently wrong alias table would misassign every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +33,11 @@ class ReferenceData:
     @property
     def segments(self) -> list[str]:
         return sorted(set(self.segment_aliases.values()))
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of every alias and role: equal fingerprints, equal canonical values."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
