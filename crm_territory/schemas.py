@@ -979,6 +979,49 @@ class CrmWritebackLease(_StrictModel):
     )
 
 
+class ClientPlacementInWarehouse(_StrictModel):
+    """Where the rules in force place each client, computed inside Snowflake by the compiled SQL
+    (``crm_territory.logic.rules.sql``) over the run's client_dim: the PRIMARY and SECONDARY rows of
+    assignments_fact, with the same explanations, without advisors (capacity stays in Python). Snowflake storage only."""
+
+    client_key: Series[str] = pa.Field(
+        description="Stable client id: the record key (source_system:client_id) of its earliest record at issue; never reused."
+    )
+    assignment_type: Series[str] = pa.Field(
+        isin=ASSIGNMENT_TYPES,
+        description="PRIMARY (where the rules place the client) or SECONDARY (parent's territory, overlays), as in assignments_fact.",
+    )
+    territory_id: Series[str] = pa.Field(
+        description="The target's id in this run's territory_dim (UNASSIGNED: no target, or not issued), or the overlay code."
+    )
+    target_region: Series[str] = pa.Field(
+        nullable=True, description="The region the rules give. Empty: no target (fallback), and on overlay rows."
+    )
+    target_segment: Series[str] = pa.Field(
+        nullable=True, description="The segment the rules give. Empty: no target (fallback), and on overlay rows."
+    )
+    overlay: Series[str] = pa.Field(nullable=True, description="An overlay row's specialist territory code. Empty: other rows.")
+    segment: Series[str] = pa.Field(
+        nullable=True,
+        description="PRIMARY: the client's segment as the rules see it (a tier's, else the source's). Empty: none, and on SECONDARY rows.",
+    )
+    segment_rule: Series[str] = pa.Field(
+        nullable=True,
+        description="The segmentation tier that derived the segment. Empty: the source's own segment, and on SECONDARY rows.",
+    )
+    assigned_by: Series[str] = pa.Field(
+        str_length={"min_value": 1},
+        description="Why the client is there: a rule id, override:<client_key>, parent_org, an overlay id, or fallback.",
+    )
+    pinned_advisor: Series[str] = pa.Field(
+        nullable=True, description="PRIMARY: the advisor an override pins. Empty: none, and on SECONDARY rows."
+    )
+    rules_version: Series[str] = pa.Field(
+        str_matches=r"^[0-9a-f]{12}$",
+        description="Content hash (first 12 hex of its sha256) of the rules file that placed the row.",
+    )
+
+
 OWNERS = ("team:revops-data",)
 
 
@@ -1128,6 +1171,21 @@ JOURNAL_TABLES: dict[str, TableSpec] = {
             "crm_writeback_lease", CrmWritebackLease, "writeback", "core",
             "one row per lease (name): at most one, crm_writeback.",
             "CORE", "CRM_WRITEBACK_LEASE",
+        ),
+    ]
+}  # fmt: skip
+
+
+# Tables computed inside the warehouse, only with CRM_STORAGE=snowflake: their assets are defined only there (the CSV
+# storage has no warehouse), so they stay out of TABLES, whose every table is an asset with a schema check in every
+# environment. A run stages and publishes them with its other tables (crm_territory/storage/snowflake.py).
+WAREHOUSE_TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
+        TableSpec(
+            "client_placement_in_warehouse", ClientPlacementInWarehouse, "rules", "core",
+            "one row per (client_key, territory_id, assignment_type).",
+            "CORE", "CLIENT_PLACEMENT_IN_WAREHOUSE", frozenset({"snowflake", "sql"}),
         ),
     ]
 }  # fmt: skip

@@ -12,6 +12,10 @@ when the run has succeeded ONE transaction deletes every target's old rows and i
 ones. A failure at any point leaves every table's previous rows; staging tables a dead run left are
 dropped by the next run, which says so. Re-running gives the same tables, never duplicated rows.
 
+SQL that runs inside the warehouse over a run's tables (``client_placement_in_warehouse``) names them through
+``table_for_run`` (the run's staged copy, else the published table) and stages its result with ``stage_select``
+(``CREATE TABLE ... AS``), so that table is published, or dropped, with the run's set like any other.
+
 Built on dagster-snowflake's public ``SnowflakeResource`` (connection settings as EnvVars); the IO
 manager is ours because the table layout, the atomic replace and the model's dtypes are ours.
 """
@@ -19,7 +23,7 @@ manager is ours because the table layout, the atomic replace and the model's dty
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -28,7 +32,7 @@ import snowflake.connector.pandas_tools as pandas_tools
 from dagster_snowflake import SnowflakeResource
 from pydantic import PrivateAttr
 
-from crm_territory.schemas import COLUMN_DEFAULTS, TABLES, TableSpec, conform, empty_frame
+from crm_territory.schemas import COLUMN_DEFAULTS, TABLES, WAREHOUSE_TABLES, TableSpec, conform, empty_frame
 from crm_territory.settings import check_snowflake_environment
 from crm_territory.storage.table_set_io import RunLog, TableSetIOManager
 from crm_territory.storage.table_store import TableStore
@@ -54,6 +58,12 @@ def read_table(connection, database: str, spec: TableSpec, name: str | None = No
     rows = cursor.fetchall()
     columns = [d[0] for d in cursor.description]
     return conform(pd.DataFrame(rows, columns=columns), spec.model, COLUMN_DEFAULTS.get(spec.name))
+
+
+def staged_spec(table: str) -> TableSpec:
+    """The spec of a table a run may stage: an asset's (``TABLES``) or one computed inside the warehouse
+    (``WAREHOUSE_TABLES``: only this storage has them)."""
+    return TABLES[table] if table in TABLES else WAREHOUSE_TABLES[table]
 
 
 STAGING_MARK = "__RUN_"  # a run's staged copy of TABLE is TABLE__RUN_<first 8 characters of the run id>
@@ -95,7 +105,7 @@ def publish_tables(connection, database: str, staged: dict[str, str | None]) -> 
     try:
         cursor.execute("BEGIN")
         for table, staging in staged.items():
-            spec = TABLES[table]
+            spec = staged_spec(table)
             target = f"{database}.{spec.warehouse_name}"
             cursor.execute(f"DELETE FROM {target}")
             if staging is not None:
@@ -114,14 +124,14 @@ def drop_staging(connection, database: str, staged: dict[str, str | None]) -> No
     cursor = connection.cursor()
     for table, staging in staged.items():
         if staging is not None:
-            cursor.execute(f"DROP TABLE IF EXISTS {database}.{TABLES[table].warehouse_schema}.{staging}")
+            cursor.execute(f"DROP TABLE IF EXISTS {database}.{staged_spec(table).warehouse_schema}.{staging}")
 
 
 def leftover_staging(connection, database: str) -> list[str]:
     """Staging tables that runs which died left behind (``SCHEMA.TABLE__RUN_xxxxxxxx``)."""
     cursor = connection.cursor()
     found = []
-    for schema in sorted({spec.warehouse_schema for spec in TABLES.values()}):
+    for schema in sorted({spec.warehouse_schema for spec in [*TABLES.values(), *WAREHOUSE_TABLES.values()]}):
         cursor.execute(f"SHOW TABLES LIKE '%{STAGING_MARK}%' IN SCHEMA {database}.{schema}")
         names = [row[1] for row in cursor.fetchall()]  # SHOW TABLES: created_on, name, ...
         found += [f"{schema}.{name}" for name in names if STAGING_MARK in name.upper()]
@@ -137,7 +147,7 @@ def warehouse_location(account: str | None, database: str, schema: str) -> str:
 
 
 def _location(snowflake: SnowflakeResource, table: str) -> str:
-    return warehouse_location(snowflake.account, _database(snowflake), TABLES[table].warehouse_schema)
+    return warehouse_location(snowflake.account, _database(snowflake), staged_spec(table).warehouse_schema)
 
 
 def _database(snowflake: SnowflakeResource) -> str:
@@ -192,6 +202,48 @@ class SnowflakeTablesIOManager(TableSetIOManager):
             frame = read_table(connection, database, spec)
         # the DDL creates every table up front, so "never written" reads as empty here
         return None if frame.empty and missing_ok else frame
+
+    # --- SQL run where the tables live (crm_territory/defs/rules/placement_in_warehouse.py) ----------------
+    def table_for_run(self, table: str) -> str | None:
+        """``DATABASE.SCHEMA.TABLE`` of this run's version of ``table``, for SQL that reads it inside the warehouse
+        (the rows ``read_for_run`` would fetch, without fetching them): the run's staging copy (``TABLE__RUN_<run>``)
+        if this run wrote the table, else the published table. None: this run wrote it with no rows.
+
+        During a run the published table still holds the previous run's rows: SQL over this run's tables must name
+        them through here, never as ``CORE.<TABLE>``.
+        """
+        spec = staged_spec(table)
+        database = _database(self.snowflake)
+        if table in self._staged:
+            staging = self._staged[table]
+            return None if staging is None else f"{database}.{spec.warehouse_schema}.{staging}"
+        return f"{database}.{spec.warehouse_name}"
+
+    def stage_select(self, connection, table: str, sql: str, params: Mapping[str, Any]) -> str | None:
+        """Stage ``table`` for this run from ``sql``, a ``SELECT`` giving its model's columns, run inside the warehouse
+        on ``connection`` (``CREATE TRANSIENT TABLE <TABLE__RUN_<run>> AS <sql>``): no row passes through this process.
+
+        The staged table is published with the run's other tables in one transaction when the run succeeds, and
+        dropped with them when it fails, exactly like a table staged from a DataFrame. Returns the staging table's
+        name, None when the statement gave no rows (published as an empty table).
+        """
+        spec = staged_spec(table)
+        database = _database(self.snowflake)
+        cursor = connection.cursor()
+        require_table(cursor, database, spec)
+        self._reads.forget(table)
+        staging = staging_table_name(spec, self._run_id)
+        name = f"{database}.{spec.warehouse_schema}.{staging}"
+        # recorded first: if the statement fails, the run's discard drops whatever it left
+        self._staged[table] = staging
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
+        cursor.execute(f"CREATE TRANSIENT TABLE {name} AS {sql}", dict(params))
+        cursor.execute(f"SELECT COUNT(*) FROM {name}")
+        count = cursor.fetchone()
+        if count is None or count[0] == 0:  # as stage_table: an empty table has no staging copy
+            cursor.execute(f"DROP TABLE IF EXISTS {name}")
+            self._staged[table] = None
+        return self._staged[table]
 
     def publish(self, log: RunLog) -> None:
         if not self._staged:

@@ -9,7 +9,7 @@ import snowflake.connector
 from dagster._core.instance.ref import InstanceRef
 
 from crm_territory.definitions import build_definitions
-from crm_territory.schemas import JOURNAL_TABLES, TABLES, conform
+from crm_territory.schemas import JOURNAL_TABLES, TABLES, WAREHOUSE_TABLES, conform
 from crm_territory.settings import Settings, SettingsError
 from crm_territory.storage.csv_tables import CsvTables
 from crm_territory.storage.warehouse_ddl import apply_ddl
@@ -243,7 +243,7 @@ def test_apply_ddl_command_creates_the_tables_from_the_environment(env):
             for schema in ("RAW", "CORE")
             for row in connection.cursor().execute(f"SHOW TABLES IN SCHEMA CRM_TERRITORY.{schema}").fetchall()
         }
-    assert tables == {spec.warehouse_table for spec in [*TABLES.values(), *JOURNAL_TABLES.values()]}
+    assert tables == {spec.warehouse_table for spec in [*TABLES.values(), *WAREHOUSE_TABLES.values(), *JOURNAL_TABLES.values()]}
 
 
 def test_apply_ddl_without_credentials_exits_2_naming_them(env, capsys):

@@ -5,11 +5,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from crm_territory.schemas import JOURNAL_TABLES, TABLES, model_dtypes
+from crm_territory.schemas import JOURNAL_TABLES, TABLES, WAREHOUSE_TABLES, model_dtypes
 from crm_territory.storage.warehouse_ddl import DDL_PATH, ddl_statements
 
-# every table the warehouse holds: the assets' and the write-back's own (log and lease)
-ALL_TABLES = {**TABLES, **JOURNAL_TABLES}
+# every table the warehouse holds: the assets', those computed inside it, and the write-back's own (log and lease)
+ALL_TABLES = {**TABLES, **WAREHOUSE_TABLES, **JOURNAL_TABLES}
 
 
 def snowflake_type(pandas_dtype: object) -> str:

@@ -29,6 +29,10 @@ Refused today: a regular expression the warehouse cannot match exactly like Pyth
 groups, local flags, ``^``/``$`` inside the pattern, character classes needing more than
 ``MAX_CLASS_RANGES`` ranges), a text operator on a column that is neither text, number nor boolean,
 and ``regex`` on a non-text column.
+
+In a run (CRM_STORAGE=snowflake): the asset ``client_placement_in_warehouse`` (``crm_territory/defs/rules/``) creates
+its table from ``placement_table_sql`` and its check compares it with assignments_fact by ``placement_differences``,
+both inside the warehouse.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class CompiledRules:
     sql: str
     params: dict[str, Any]
     rules_version: str
+    with_territory_id: bool = False  # compiled with a territory table: each row has its TERRITORY_ID
 
 
 @dataclass
@@ -259,7 +264,7 @@ all_rows AS (
 )
 SELECT u.*, {version} AS "RULES_VERSION"{territory_column} FROM all_rows u {territory_join}
 ORDER BY u."CLIENT_KEY", u."ROW_TYPE", u."KIND\""""
-    return CompiledRules(sql=sql, params=bind.params, rules_version=rules.version)
+    return CompiledRules(sql=sql, params=bind.params, rules_version=rules.version, with_territory_id=territory_table is not None)
 
 
 def _secondary_ctes(rules: Rules, columns: Mapping[str, str], bind: _Binder, source_table: str) -> str:
@@ -630,3 +635,99 @@ def _fetch(cursor, sql: str, params: dict[str, Any]) -> pd.DataFrame:
     frame.columns = columns
     frame = frame.astype(object)
     return frame.where(frame.notna(), None)
+
+
+# --- a placement table inside the warehouse (asset client_placement_in_warehouse) --------------
+
+
+# The placement table's columns (schemas.ClientPlacementInWarehouse), each from a column of the compiled statement.
+PLACEMENT_TABLE_COLUMNS = {
+    "client_key": "CLIENT_KEY",
+    "assignment_type": "ROW_TYPE",
+    "territory_id": "TERRITORY_ID",
+    "target_region": "TARGET_REGION",
+    "target_segment": "TARGET_SEGMENT",
+    "overlay": "OVERLAY",
+    "segment": "SEGMENT",
+    "segment_rule": "SEGMENT_RULE",
+    "assigned_by": "ASSIGNED_BY",
+    "pinned_advisor": "PINNED_ADVISOR",
+    "rules_version": "RULES_VERSION",
+}
+
+
+def placement_table_sql(compiled: CompiledRules) -> str:
+    """``compiled`` (compiled with a territory table) as the rows of the placement table, named as its model names
+    them: a ``SELECT`` to put after ``CREATE TABLE ... AS`` or ``INSERT INTO ... ``, taking ``compiled.params``.
+    ``ROW_TYPE`` becomes ``ASSIGNMENT_TYPE`` (PRIMARY / SECONDARY, as in assignments_fact)."""
+    if not compiled.with_territory_id:
+        raise ValueError("placement_table_sql needs rules compiled with a territory_table (the rows' territory_id)")
+    columns = ", ".join(f'p."{source}" AS "{name.upper()}"' for name, source in PLACEMENT_TABLE_COLUMNS.items())
+    return f"SELECT {columns} FROM (\n{compiled.sql}\n) p"
+
+
+# Why a row differs between the warehouse placement and the pandas engine's (assignments_fact), in words.
+_DIFFERENCE = """CASE
+        WHEN f."CLIENT_KEY" IS NULL THEN 'only in the warehouse placement'
+        WHEN w."CLIENT_KEY" IS NULL THEN 'only in assignments_fact'
+        WHEN w."ASSIGNED_BY" IS DISTINCT FROM f."ASSIGNED_BY" THEN 'assigned_by'
+        WHEN w."SEGMENT_RULE" IS DISTINCT FROM f."SEGMENT_RULE" THEN 'segment_rule'
+        WHEN w."RULES_VERSION" IS DISTINCT FROM f."RULES_VERSION" THEN 'rules_version'
+        ELSE 'pinned advisor'
+    END"""
+
+
+@dataclass(frozen=True)
+class PlacementDifferences:
+    """How the warehouse placement and assignments_fact differ: counts, and a sample of the differing rows."""
+
+    warehouse_rows: int
+    fact_rows: int
+    differing_rows: int
+    by_difference: pd.DataFrame  # difference, rows
+    sample: pd.DataFrame  # the first differing rows by client_key: both sides' values
+
+
+def placement_differences(connection, placement_table: str, fact_table: str, sample_rows: int = 20) -> PlacementDifferences:
+    """Compare the placement table with assignments_fact inside the warehouse, row by row (nothing but the counts
+    and the sample is fetched). Rows are matched on the fact's grain (client_key, territory_id, assignment_type);
+    a matched row differs when its assigned_by, segment_rule or rules_version differ, or when an override pins an
+    advisor the fact's PRIMARY row does not hold."""
+    placement, fact = _table_name(placement_table), _table_name(fact_table)
+    joined = f"""SELECT COALESCE(w."CLIENT_KEY", f."CLIENT_KEY") AS "CLIENT_KEY",
+    COALESCE(w."ASSIGNMENT_TYPE", f."ASSIGNMENT_TYPE") AS "ASSIGNMENT_TYPE",
+    COALESCE(w."TERRITORY_ID", f."TERRITORY_ID") AS "TERRITORY_ID",
+    {_DIFFERENCE} AS "DIFFERENCE",
+    w."ASSIGNED_BY" AS "WAREHOUSE_ASSIGNED_BY", f."ASSIGNED_BY" AS "FACT_ASSIGNED_BY",
+    w."SEGMENT_RULE" AS "WAREHOUSE_SEGMENT_RULE", f."SEGMENT_RULE" AS "FACT_SEGMENT_RULE",
+    w."RULES_VERSION" AS "WAREHOUSE_RULES_VERSION", f."RULES_VERSION" AS "FACT_RULES_VERSION",
+    w."PINNED_ADVISOR" AS "WAREHOUSE_PINNED_ADVISOR", f."PRIMARY_ADVISOR_EMAIL" AS "FACT_ADVISOR"
+FROM {placement} w
+FULL OUTER JOIN {fact} f
+    ON f."CLIENT_KEY" = w."CLIENT_KEY" AND f."TERRITORY_ID" = w."TERRITORY_ID" AND f."ASSIGNMENT_TYPE" = w."ASSIGNMENT_TYPE"
+WHERE w."CLIENT_KEY" IS NULL OR f."CLIENT_KEY" IS NULL
+    OR w."ASSIGNED_BY" IS DISTINCT FROM f."ASSIGNED_BY"
+    OR w."SEGMENT_RULE" IS DISTINCT FROM f."SEGMENT_RULE"
+    OR w."RULES_VERSION" IS DISTINCT FROM f."RULES_VERSION"
+    OR (w."PINNED_ADVISOR" IS NOT NULL AND w."PINNED_ADVISOR" IS DISTINCT FROM f."PRIMARY_ADVISOR_EMAIL")"""
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT (SELECT COUNT(*) FROM {placement}), (SELECT COUNT(*) FROM {fact})")
+    counts = cursor.fetchone()
+    warehouse_rows, fact_rows = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+    by_difference = _fetch(
+        connection.cursor(),
+        f'SELECT "DIFFERENCE", COUNT(*) AS "ROWS" FROM ({joined}) d GROUP BY "DIFFERENCE" ORDER BY "ROWS" DESC, "DIFFERENCE"',
+        {},
+    )
+    sample = _fetch(
+        connection.cursor(),
+        f'SELECT * FROM ({joined}) d ORDER BY "CLIENT_KEY", "ASSIGNMENT_TYPE", "TERRITORY_ID" LIMIT {int(sample_rows)}',
+        {},
+    )
+    return PlacementDifferences(
+        warehouse_rows=warehouse_rows,
+        fact_rows=fact_rows,
+        differing_rows=int(by_difference["rows"].sum()) if len(by_difference) else 0,
+        by_difference=by_difference,
+        sample=sample,
+    )
