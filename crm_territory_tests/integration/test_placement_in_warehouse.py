@@ -11,17 +11,15 @@ import time
 import dagster as dg
 import pandas as pd
 import pytest
-import snowflake.connector
 
 from crm_territory.definitions import build_definitions
 from crm_territory.logic.rules.engine import evaluate
 from crm_territory.logic.rules.loader import load_rules
 from crm_territory.schemas import WAREHOUSE_TABLES, conform
 from crm_territory.settings import Settings
-from crm_territory.storage.warehouse_ddl import apply_ddl
 from crm_territory_tests.integration.test_snowflake_storage import read_table, run_all, staging_tables
 from crm_territory_tests.support import REPO_ROOT, materialized
-from crm_territory_tests.support.snowflake_fake import FAKE_ENV, fake_snowflake
+from crm_territory_tests.support.snowflake_fake import FAKE_ENV, deployed_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +40,9 @@ def env(monkeypatch, pipeline_env):
 
 @pytest.fixture
 def warehouse(env):
-    """fakesnow with the deployment's set-up: the schemas Terraform creates, then the DDL (as test_snowflake_storage's)."""
-    with fake_snowflake():
-        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
-        for schema in ("RAW", "CORE"):
-            connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
-        apply_ddl(connection)
+    """fakesnow with the deployment's set-up: the schemas Terraform creates, then the DDL."""
+    with deployed_warehouse() as connection:
         yield connection
-        connection.close()
 
 
 def read_placement(connection) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from crm_territory.storage.csv_tables import CsvTables
 from crm_territory.storage.warehouse_ddl import apply_ddl
 from crm_territory_tests.support import QUIET, error_text, materialized
 from crm_territory_tests.support.compare_tables import comparable as comparable_rows
-from crm_territory_tests.support.snowflake_fake import FAKE_ENV, fake_snowflake
+from crm_territory_tests.support.snowflake_fake import FAKE_ENV, deployed_warehouse, fake_snowflake
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +32,9 @@ def env(monkeypatch, pipeline_env):
 
 @pytest.fixture
 def warehouse(env):
-    with fake_snowflake():
-        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
-        for schema in ("RAW", "CORE"):  # what Terraform creates (infra/terraform/database.tf)
-            connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
-        apply_ddl(connection)
+    """fakesnow with the deployment's set-up: the schemas Terraform creates, then the DDL."""
+    with deployed_warehouse() as connection:
         yield connection
-        connection.close()
 
 
 @pytest.fixture

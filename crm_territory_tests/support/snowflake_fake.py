@@ -31,6 +31,25 @@ def fake_snowflake() -> Iterator[None]:
 
 
 @contextmanager
+def deployed_warehouse() -> Iterator:
+    """fakesnow as a deployment leaves it: the schemas Terraform creates (infra/terraform/database.tf), then the
+    tables' DDL; yields a connection of FAKE_ENV's account (closed after)."""
+    import snowflake.connector
+
+    from crm_territory.storage.warehouse_ddl import apply_ddl
+
+    with fake_snowflake():
+        connection = snowflake.connector.connect(**{k.removeprefix("SNOWFLAKE_").lower(): v for k, v in FAKE_ENV.items()})
+        for schema in ("RAW", "CORE"):
+            connection.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS CRM_TERRITORY.{schema}")
+        apply_ddl(connection)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+@contextmanager
 def fake_snowflake_server() -> Iterator[dict]:
     """fakesnow's server on 127.0.0.1: the real connector over HTTP, so another process can share the warehouse.
 
