@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 import httpx
 
+from crm_territory import run_in_process
 from crm_territory.definitions import build_definitions
 from crm_territory.instance.run_worker import fail_dead_runs, worker_tags
 from crm_territory.settings import REPO_ROOT, Settings
@@ -155,7 +156,7 @@ def open_instance() -> dg.DagsterInstance:
     return instance
 
 
-def _meta(result: dg.ExecuteInProcessResult, asset: str, key: str) -> object:
+def _meta(result: dg.JobExecutionResult, asset: str, key: str) -> object:
     """A metadata value of the asset's materialization in this run (None if it did not materialize)."""
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
@@ -164,11 +165,11 @@ def _meta(result: dg.ExecuteInProcessResult, asset: str, key: str) -> object:
     return None
 
 
-def _row_count(result: dg.ExecuteInProcessResult, asset: str) -> object:
+def _row_count(result: dg.JobExecutionResult, asset: str) -> object:
     return _meta(result, asset, "dagster/row_count")
 
 
-def _rejected_files(result: dg.ExecuteInProcessResult) -> list[str]:
+def _rejected_files(result: dg.JobExecutionResult) -> list[str]:
     """The files the landing_files_accepted check names (its sample lists batch and reason)."""
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.check_name == "landing_files_accepted" and not evaluation.passed and "sample" in evaluation.metadata:
@@ -198,7 +199,7 @@ def _published(run_id: str, settings: Settings) -> str:
     return f"none of this run's tables; readers still see the tables of {before}"
 
 
-def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: float) -> tuple[str, bool]:
+def summarise(result: dg.JobExecutionResult, settings: Settings, seconds: float) -> tuple[str, bool]:
     """The short summary ``make run`` prints, and whether a blocking check failed."""
     evaluations = result.get_asset_check_evaluations()
     passed = [e for e in evaluations if e.passed]
@@ -249,15 +250,15 @@ def summarise(result: dg.ExecuteInProcessResult, settings: Settings, seconds: fl
     return "\n".join(lines), bool(failed)
 
 
-def run(settings: Settings) -> int:
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("materialize_all_job")
+def run() -> int:
+    """materialize_all_job on the settings of the environment, in this process (run_in_process.py: no output kept in memory)."""
+    settings = Settings.from_env()
     started = time.monotonic()
     with open_instance() as instance:
         fail_dead_runs_at_start(instance)
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
+        result = run_in_process.execute(
+            run_in_process.materialize_all_job,
+            instance,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             tags=worker_tags(),  # names this host, so the pid in the run's RUN_START event can be checked
         )
@@ -418,11 +419,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CRM_API_TOKEN"] = token
         with mock_api_process(token, args.mock_api_clients) as base_url:
             os.environ["CRM_API_URL"] = base_url
-            return run(Settings.from_env())
+            return run()
     if not os.environ.get("CRM_API_TOKEN"):
         print("CRM_API_TOKEN is not set: export the CRM API's token, or pass --start-mock-api", file=sys.stderr)
         return 2
-    return run(Settings.from_env())
+    return run()
 
 
 if __name__ == "__main__":
