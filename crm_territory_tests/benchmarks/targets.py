@@ -163,38 +163,55 @@ def huge_row(
     rss_points: Mapping[int, float],
     time_points: Mapping[int, float],
     machine_mb: float,
-    lower_bounds: Sequence[int] = (),
+    killed: Mapping[int, float] | None = None,
     generator_limit: int | None = None,
 ) -> Row:
     """10M: not run; its limit explained from the measured sizes' peak RSS (an extrapolation, labelled as such).
 
-    ``rss_points`` / ``time_points``: clients -> peak MB / seconds of the measured sizes from 1M up; a size in
-    ``lower_bounds`` did not complete (its figure is where the guard killed it), so the extrapolation is a floor.
-    Met when the extrapolated peak is beyond the machine's memory: the limit is then explained; otherwise the
-    row says it would fit and was not measured (NOT met).
+    ``rss_points`` / ``time_points``: clients -> peak MB / seconds of the sizes from 1M up that completed;
+    ``killed``: clients -> MB at which the guard killed that size (a lower bound of its peak). The line goes
+    through the completed sizes (least squares); a killed size is checked against it (the line must put it at or
+    above where it was killed) and, if the line falls short of it or only one size completed, joins the fit as a
+    lower bound, so the 10M figure becomes "at least". Met when the extrapolated peak is beyond the machine's
+    memory (the limit is then explained); otherwise the row says it would fit and was not measured (NOT met).
     """
     target = f"{HUGE_N:,} clients"
     limit = "measured, or its limit explained"
-    if len(rss_points) < 2:
+    killed = dict(killed or {})
+    fit, bound = dict(rss_points), ""
+    if len(fit) < 2 or any(_at(fit, n) < mb for n, mb in killed.items()):
+        fit.update(killed)
+        bound = "at least " if killed else ""
+    if len(fit) < 2:
         return Row(target, limit, "not measured, and too few sizes from 1M up measured to extrapolate", "-", False)
-    intercept, slope = fit_line(rss_points)
+    intercept, slope = fit_line(fit)
     rss = intercept + slope * HUGE_N
-    bound = "at least " if lower_bounds else ""
-    sizes = "/".join(f"{n // 1_000_000}M" for n in sorted(rss_points))
+    through = "/".join(_label(n) for n in sorted(fit))
     text = (
-        f"EXTRAPOLATED, not measured: peak RSS {bound}{gigabytes(rss)} (line through {sizes}: "
-        f"{slope * 1e6 / MB_PER_GB:.2f} GB per 1M clients"
-        + (f"; {', '.join(f'{n // 1_000_000}M' for n in lower_bounds)} killed, so a lower bound" if lower_bounds else "")
-        + f") against this machine's {gigabytes(machine_mb)}"
+        f"EXTRAPOLATED, not measured: peak RSS {bound}~{gigabytes(rss)} (least-squares line through {through}"
+        + (" with the killed size as a lower bound" if bound else "")
+        + f": {slope * 1e6 / MB_PER_GB:.2f} GB per 1M clients"
     )
-    if time_points and len(time_points) >= 2 and not lower_bounds:
+    for n, mb in sorted(killed.items()):
+        text += f"; it puts {_label(n)} at {gigabytes(intercept + slope * n)}, where the guard killed it at {gigabytes(mb)}"
+    text += f") against this machine's {gigabytes(machine_mb)}"
+    if len(time_points) >= 2:
         t_intercept, t_slope = fit_line(time_points)
-        text += f"; time ~{seconds(t_intercept + t_slope * HUGE_N)}"
+        text += f"; time on the completed sizes' line ~{seconds(t_intercept + t_slope * HUGE_N)} if it fitted"
     if generator_limit is not None:
-        text += f"; the bench's generator names at most ~{generator_limit / 1e6:.1f}M distinct organisations"
+        text += f"; the bench's generator names at most ~{generator_limit / 1e6:.0f}M distinct organisations"
     if rss > machine_mb:
         return Row(target, limit, text + ": does not fit in memory", "-", True, "met: limit explained (extrapolated)")
     return Row(target, limit, text + ": would fit, not run", "-", False, "NOT met (not measured)")
+
+
+def _at(points: Mapping[int, float], n: int) -> float:
+    intercept, slope = fit_line(points)
+    return intercept + slope * n
+
+
+def _label(n: int) -> str:
+    return f"{n / 1_000_000:g}M"
 
 
 def incremental_row(result: Mapping | None, reason: str = "") -> Row:
@@ -272,7 +289,8 @@ def scaling_table(sizes: Sequence[Mapping], wanted: Sequence[int] | None = None)
         if s.get("killed_steps") is not None:
             medians = dict(s["killed_steps"])
         per_size.append(medians)
-    largest = per_size[-1] if not cols[-1].get("killed") else per_size[0]
+    completed = [m for s, m in zip(cols, per_size) if not s.get("killed")]
+    largest = completed[-1] if completed else per_size[-1]  # rows ordered by the largest size that completed
     keys = sorted({k for m in per_size for k in m}, key=lambda k: (-largest.get(k, 0.0), k))
     header = ["step"] + [_size_label(s["n"]) for s in cols]
     body = [header]

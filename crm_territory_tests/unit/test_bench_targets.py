@@ -72,12 +72,20 @@ def test_fit_line_and_the_10m_extrapolation():
     assert intercept == pytest.approx(1000.0) and slope * 1e6 == pytest.approx(2000.0)
     over = targets.huge_row({1_000_000: 3000.0, 2_000_000: 6000.0}, {1_000_000: 90.0, 2_000_000: 190.0}, 24_000.0)
     assert over.met and over.verdict == "met: limit explained (extrapolated)"
-    assert over.measured.startswith("EXTRAPOLATED, not measured: peak RSS 30.00 GB")
-    assert "time ~" in over.measured and "does not fit in memory" in over.measured
+    assert over.measured.startswith("EXTRAPOLATED, not measured: peak RSS ~30.00 GB (least-squares line through 1M/2M")
+    assert "time on the completed sizes' line ~" in over.measured and over.measured.endswith("does not fit in memory")
     fits = targets.huge_row({1_000_000: 1000.0, 2_000_000: 1500.0}, {}, 24_000.0)
     assert not fits.met and fits.verdict == "NOT met (not measured)" and "would fit" in fits.measured
-    bound = targets.huge_row({1_000_000: 3000.0, 5_000_000: 12_100.0}, {1_000_000: 90.0}, 24_000.0, [5_000_000])
-    assert "at least" in bound.measured and "5M killed, so a lower bound" in bound.measured
+
+
+def test_a_killed_size_is_checked_against_the_line_and_else_joins_it_as_a_lower_bound():
+    consistent = targets.huge_row({1_000_000: 3000.0, 2_000_000: 6000.0}, {}, 24_000.0, {5_000_000: 12_000.0})
+    assert "~30.00 GB" in consistent.measured and "at least" not in consistent.measured
+    assert "it puts 5M at 15.00 GB, where the guard killed it at 12.00 GB" in consistent.measured
+    short = targets.huge_row({1_000_000: 3000.0, 2_000_000: 4000.0}, {}, 24_000.0, {5_000_000: 12_000.0})
+    assert "at least ~" in short.measured and "with the killed size as a lower bound" in short.measured
+    alone = targets.huge_row({1_000_000: 3000.0}, {}, 24_000.0, {5_000_000: 12_000.0})
+    assert "at least" in alone.measured and "through 1M/5M" in alone.measured
     assert not targets.huge_row({1_000_000: 3000.0}, {}, 24_000.0).met
 
 
@@ -139,6 +147,7 @@ def test_scaling_table_shows_a_killed_size_partially():
     assert body["raw_clients"] == ["10.00", "50.00"]
     assert body["peak RSS GB"] == ["3.50", ">= 12.1 (killed)"]
     assert body["Dagster run, wall s"] == ["80.0", "killed"]
+    assert [row[0] for row in table[1:3]] == ["client_xref", "raw_clients"]  # slowest first at the largest completed size
 
 
 def test_progress_file_gives_the_running_step_and_the_finished_steps(tmp_path: Path):
