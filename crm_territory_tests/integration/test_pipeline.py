@@ -135,6 +135,23 @@ def test_rerunning_gives_the_same_star_schema(env):
         pd.testing.assert_frame_equal(after, before, obj=table)
 
 
+def test_client_dim_alone_reads_raw_clients_itself_and_builds_the_same_table(env):
+    """Without this run's client_xref step to hand its records over, client_dim reads raw_clients through the
+    IO manager (it is a dependency, not an input) and builds the same golden rows."""
+    assert run_job(env).success
+    before = CsvTables(env.data_dir).read("client_dim")
+    job = dg.define_asset_job("client_dim_alone", selection=["client_dim"])
+    defs = build_definitions(env)
+    alone = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("client_dim_alone")
+    result = alone.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET)
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.is_step_start}
+    assert "client_dim" in steps and "client_xref" not in steps and "raw_clients" not in steps  # client_dim and its checks
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["client_records"].value == "computed from raw_clients in this step"
+    pd.testing.assert_frame_equal(CsvTables(env.data_dir).read("client_dim"), before)
+
+
 def test_bad_drops_are_rejected_or_quarantined_and_the_rest_loads(env):
     landing = env.data_dir / "landing"
     header = "client_id,client_name,region,segment,parent_org,advisor_email\n"
