@@ -161,6 +161,18 @@ class TableSetIOManager(FixedAtLoad, dg.ConfigurableIOManager):
         assert frame is not None
         return frame[columns]
 
+    def read_in_step(self, table: str) -> pd.DataFrame:
+        """``table`` for an asset step that reads it itself, as a dependency rather than an input, so that it can let
+        the frame go once it has what it needs (an input stays referenced by Dagster until the step ends): the copy the
+        checks kept, taken, else this run's or the published version from storage. Like an input, it drops the other
+        large tables the checks kept."""
+        self._reads.keep_only({table})
+        frame = self._reads.take(table)
+        if frame is None:
+            frame = self.read_for_run(table, missing_ok=False)
+        assert frame is not None  # missing_ok=False: a missing table raises
+        return frame
+
     @abstractmethod
     def publish(self, log: RunLog) -> None:
         """Make every table this run staged visible, together."""

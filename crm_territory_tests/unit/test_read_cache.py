@@ -98,3 +98,35 @@ def test_an_asset_takes_the_table_itself_and_drops_the_large_tables_it_does_not_
     assert cache.copy_of("not_read") is None and cache.copy_of("small") is not None
     assert cache.take("read_by_the_asset") is large
     assert cache.copy_of("read_by_the_asset") is None
+
+
+def test_a_step_reading_a_dependency_itself_gets_the_stored_table_the_checks_kept_and_may_change_it(tmp_path):
+    """read_in_step: the table as stored (taken from what the checks kept, not re-read), the step's to change or drop."""
+    stored = _client_dim(["A", "B", "C"])
+    seen: list[list[str]] = []
+
+    @dg.asset(name="client_dim")
+    def client_dim() -> pd.DataFrame:
+        return stored
+
+    @dg.asset_check(asset="client_dim", name="reads_it_first")
+    def reads_it_first(client_dim: pd.DataFrame) -> dg.AssetCheckResult:
+        client_dim.loc[0, "client_name"] = "changed by the check"
+        return dg.AssetCheckResult(passed=True)
+
+    @dg.asset(name="territory_dim", deps=["client_dim"])
+    def territory_dim(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        frame = context.resources.io_manager.read_in_step("client_dim")
+        seen.append(frame["client_name"].tolist())
+        frame["client_name"] = "changed by territory_dim"
+        return empty_frame(TABLES["territory_dim"].model)
+
+    @dg.asset(name="advisor_dim", deps=["territory_dim"])
+    def advisor_dim(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        seen.append(context.resources.io_manager.read_in_step("client_dim")["client_name"].tolist())
+        return empty_frame(TABLES["advisor_dim"].model)
+
+    io_manager = LocalCsvIOManager(data_dir=str(tmp_path))
+    result = dg.materialize([client_dim, reads_it_first, territory_dim, advisor_dim], resources={"io_manager": io_manager})
+    assert result.success
+    assert seen == [["A", "B", "C"], ["A", "B", "C"]]  # neither the check's change nor the first reader's is seen

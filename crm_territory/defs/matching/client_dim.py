@@ -64,8 +64,7 @@ def client_dim(
         assert isinstance(io_manager, TableSetIOManager), (
             f"client_dim reads raw_clients through the table-set IO manager, not {io_manager!r}"
         )
-        raw_clients = io_manager.read_for_run("raw_clients", missing_ok=False)
-        assert raw_clients is not None  # missing_ok=False: a missing table raises
+        raw_clients = io_manager.read_in_step("raw_clients")
         records, records_from = client_records(raw_clients, reference), "computed from raw_clients in this step"
     dim = client_dim_from_records(records, client_xref)
     merged = int((dim["source_record_count"] > 1).sum())

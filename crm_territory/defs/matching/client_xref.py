@@ -17,6 +17,7 @@ from crm_territory.logic.matching.resolve import MAX_MUST_LINK_GROUP, MAX_MUST_L
 from crm_territory.resources.match_decisions_file import MatchDecisionsFile
 from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.schemas import MatchModel, empty_frame
+from crm_territory.storage.table_set_io import TableSetIOManager
 from crm_territory.storage.table_store import TableStore
 from crm_territory.wiring import run_memo
 from crm_territory.wiring.assets import TABLES_POOL, table_out
@@ -66,6 +67,9 @@ class ClientXrefConfig(dg.Config):
         ),
     },
     pool=TABLES_POOL,
+    # raw_clients is read in the step (read_in_step), not taken as an input: the step lets the million-row frame go
+    # once the records are built, before the matcher's own peak (an input stays referenced until the step ends)
+    deps=["raw_clients"],
     # Checked in the asset, on the tables it has in memory: re-reading a million-row raw_clients and
     # client_xref from storage for a separate check would cost more than the check.
     check_specs=[
@@ -86,7 +90,6 @@ class ClientXrefConfig(dg.Config):
 def client_xref(
     context: dg.AssetExecutionContext,
     config: ClientXrefConfig,
-    raw_clients: pd.DataFrame,
     reference_files: ReferenceFiles,
     match_decisions: MatchDecisionsFile,
     table_store: TableStore,
@@ -98,7 +101,14 @@ def client_xref(
         match_decisions.load_comparisons, "comparisons", match_decisions.comparisons_path, ComparisonsError
     )
     reference = reference_files.load()
+    io_manager = context.resources.io_manager
+    assert isinstance(io_manager, TableSetIOManager), (
+        f"client_xref reads raw_clients through the table-set IO manager, not {io_manager!r}"
+    )
+    raw_clients = io_manager.read_in_step("raw_clients")
     records = client_records(raw_clients, reference)
+    raw_records = raw_clients[["source_system", "client_id"]].copy()  # what the coverage check needs of it
+    del raw_clients
     # client_dim starts from the same records: handed over rather than computed twice (wiring/run_memo.py)
     run_memo.hand_over(context.run_id, "client_records", reference.fingerprint, records)
     previous_xref = table_store.read_previous("client_xref")
@@ -212,7 +222,7 @@ def client_xref(
         ),
     )
     yield violations_result(
-        records_not_in_one_client(raw_clients, xref),
+        records_not_in_one_client(raw_records, xref),
         counted="records_not_in_one_client",
         blocking_severity=dg.AssetCheckSeverity.ERROR,
         next_step="Records were lost or duplicated by entity resolution: a bug in crm_territory/logic/matching/resolve.py; report it with these records.",
