@@ -19,7 +19,7 @@ help:
 	@echo "make app    the territory analytics web app (read-only) on http://127.0.0.1:$(APP_PORT) (APP_PORT=...)"
 	@echo "make chromium  Debian's chromium for the browser tests (apt-get, where missing; make test runs it)"
 	@echo "make screenshots  with make dev running: docs/images/*.png from a real browser (RUN_ID=<a run to show>)"
-	@echo "make bench  time the pipeline at 10k, 100k and 1M clients (wall time, peak RSS, pandas floor)"
+	@echo "make bench  issue 15 targets: the pipeline from 10k to 5M clients (wall time, peak RSS, pandas floor; 30-45 min)"
 	@echo "make clean  remove caches and benchmark scratch (never data/: the territory registry lives there)"
 
 install: $(STAMP)

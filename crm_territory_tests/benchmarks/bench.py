@@ -18,7 +18,8 @@ and ``clients_new.csv`` the rest as a drop of new organisations (``api_clients=0
 organisation by accident; that caps the bench at ~5M clients. Then, each in a FRESH
 subprocess so that its peak RSS is its own (the child reports its peak RSS: VmHWM on Linux):
 
-* end to end: ``build_definitions(Settings(...))`` and ``drop_ingest_job.execute_in_process`` on an
+* end to end: ``drop_ingest_job`` built from the environment and run as ``make run`` runs its job
+  (``crm_territory.run_in_process``: ``dagster.execute_job``, in process, no output kept in memory) on an
   ephemeral instance (console log level WARNING); the run must succeed with no blocking check
   failed. Row counts of client_dim and quarantined_clients are counted from the written CSVs.
 * the floor: ``pd.read_csv(dtype=str, engine="pyarrow")`` of the same drop (its files concatenated) and three
@@ -181,21 +182,21 @@ def child_end_to_end(data_dir: Path, progress: Path | None = None) -> int:
     t_import = time.perf_counter()
     import dagster as dg
 
-    from crm_territory.definitions import build_definitions
-    from crm_territory.settings import Settings
+    from crm_territory import run_in_process
 
     import_s = time.perf_counter() - t_import
     os.environ.setdefault("CRM_API_TOKEN", "bench-unused")  # the drop job never calls the API
+    # the definitions come from the environment, as for `make run` and a launched run (run_in_process.py)
+    os.environ.update(CRM_DATA_DIR=str(data_dir), CRM_STORAGE="local", CRM_API_URL="http://127.0.0.1:9")
 
     started = time.perf_counter()
-    defs = build_definitions(Settings(data_dir=data_dir, storage="local", api_url="http://127.0.0.1:9"))
-    job = defs.resolve_job_def("drop_ingest_job")
     with dg.DagsterInstance.ephemeral() as instance:
         if progress is not None:
             _record_progress(instance, progress)
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
+        # as `make run` runs its job: no output kept in memory after its step (execute_in_process keeps them all)
+        result = run_in_process.execute(
+            run_in_process.drop_ingest_job,
+            instance,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         seconds = time.perf_counter() - started
@@ -1245,7 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(rows)
     print("\n" + _plain(table))
     print(
-        "\nend to end = build_definitions + drop_ingest_job.execute_in_process (assets, IO manager CSV writes/reads, checks), "
+        "\nend to end = drop_ingest_job built from the environment and run in process as make run runs it (assets, IO manager CSV writes/reads, checks), "
         "excluding interpreter start-up and imports; floor = pandas read_csv(engine=pyarrow) + 3 to_csv; "
         "RSS = peak of each run's own process (max over runs), MB = 10^6 bytes."
     )
@@ -1293,7 +1294,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {caveat} Python {platform.python_version()}, Dagster {dagster.__version__}, pandas {pandas.__version__}.",
         "",
-        "End to end = `build_definitions` + `drop_ingest_job.execute_in_process` (assets, CSV IO manager, checks), "
+        "End to end = `drop_ingest_job` built from the environment and run in process as `make run` runs it (`run_in_process.execute`: assets, CSV IO manager, checks), "
         'excluding interpreter start-up and imports. Floor = `pd.read_csv(dtype=str, engine="pyarrow")` of the same drop '
         "plus three `to_csv` writes. Peak RSS is each run's own process (VmHWM on Linux, max over runs), MB = 10^6 bytes.",
     ]
