@@ -79,11 +79,10 @@ def _floor(size: Mapping | None, e2e_s: float | None = None) -> str:
     return text
 
 
-def full_run_row(size: Mapping | None) -> Row:
-    target = f"{FULL_N:,} clients, first run, whole drop_ingest_job with every check"
-    limit = f"<= {FULL_LIMIT_S:.0f} s and <= {gigabytes(FULL_LIMIT_MB)}"
+def _whole_run_row(size: Mapping | None, target: str, limit: str, n_label: str, limit_s: float, limit_mb: float) -> Row:
+    """A whole drop_ingest_job at one size against its time and memory limits (the 1M and the 5M targets)."""
     if not size:
-        return Row(target, limit, "not measured (1M not in --sizes)", "-", False)
+        return Row(target, limit, f"not measured ({n_label} not in --sizes)", "-", False)
     if size.get("killed"):
         return Row(target, limit, size["killed"], _floor(size), False)
     if not size.get("e2e"):
@@ -91,7 +90,18 @@ def full_run_row(size: Mapping | None) -> Row:
     e2e, rss = median(size["e2e"]), max(size["e2e_rss"])
     assert e2e is not None
     measured = f"{seconds(e2e)} ({runs_note(len(size['e2e']))}), {gigabytes(rss)}"
-    return Row(target, limit, measured, _floor(size, e2e), e2e <= FULL_LIMIT_S and rss <= FULL_LIMIT_MB)
+    return Row(target, limit, measured, _floor(size, e2e), e2e <= limit_s and rss <= limit_mb)
+
+
+def full_run_row(size: Mapping | None) -> Row:
+    return _whole_run_row(
+        size,
+        f"{FULL_N:,} clients, first run, whole drop_ingest_job with every check",
+        f"<= {FULL_LIMIT_S:.0f} s and <= {gigabytes(FULL_LIMIT_MB)}",
+        "1M",
+        FULL_LIMIT_S,
+        FULL_LIMIT_MB,
+    )
 
 
 def make_run_rows(make_run: Mapping | None, size: Mapping | None, reason: str = "") -> list[Row]:
@@ -132,18 +142,14 @@ def make_run_rows(make_run: Mapping | None, size: Mapping | None, reason: str = 
 
 
 def large_run_row(size: Mapping | None) -> Row:
-    target = f"{LARGE_N:,} clients, whole drop_ingest_job"
-    limit = f"completes in <= {LARGE_LIMIT_S / 60:.0f} min and <= {gigabytes(LARGE_LIMIT_MB)}"
-    if not size:
-        return Row(target, limit, "not measured (5M not in --sizes)", "-", False)
-    if size.get("killed"):
-        return Row(target, limit, size["killed"], _floor(size), False)
-    if not size.get("e2e"):
-        return Row(target, limit, f"not measured: {size.get('error') or 'no run'}", _floor(size), False)
-    e2e, rss = median(size["e2e"]), max(size["e2e_rss"])
-    assert e2e is not None
-    measured = f"{seconds(e2e)} ({runs_note(len(size['e2e']))}), {gigabytes(rss)}"
-    return Row(target, limit, measured, _floor(size, e2e), e2e <= LARGE_LIMIT_S and rss <= LARGE_LIMIT_MB)
+    return _whole_run_row(
+        size,
+        f"{LARGE_N:,} clients, whole drop_ingest_job",
+        f"completes in <= {LARGE_LIMIT_S / 60:.0f} min and <= {gigabytes(LARGE_LIMIT_MB)}",
+        "5M",
+        LARGE_LIMIT_S,
+        LARGE_LIMIT_MB,
+    )
 
 
 def fit_line(points: Mapping[int, float]) -> tuple[float, float]:
