@@ -8,7 +8,7 @@ A stored table that is missing is refused only if rows of it were published *to 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import dagster as dg
 import pandas as pd
@@ -61,6 +61,25 @@ def rows_published_by(instance: dg.DagsterInstance, asset_key: dg.AssetKey, run_
         materialization = record.event_log_entry.asset_materialization
         if event is not None and event.asset_key == asset_key and materialization is not None:
             return _rows(materialization)
+    return None
+
+
+def published_metadata(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, table_store: TableStore, table: str, name: str
+) -> Any:
+    """The value of metadata ``name`` on the materialization of the run that published ``table`` where
+    ``table_store`` reads it (None: nobody published it, this instance never saw that run, or it recorded no such
+    entry). What a run knows of the inputs the published table was computed from."""
+    last = last_publication(instance, asset_key, table_store, table)
+    if last is None:
+        return None
+    records = instance.get_records_for_run(last.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in reversed(records):
+        event = record.event_log_entry.dagster_event
+        materialization = record.event_log_entry.asset_materialization
+        if event is not None and event.asset_key == asset_key and materialization is not None:
+            entry = materialization.metadata.get(name)
+            return entry.value if entry is not None else None
     return None
 
 

@@ -1,6 +1,6 @@
 """Entity resolution between raw_clients and client_dim: client_xref, client_matches, client_key_retirements."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,7 +13,9 @@ from crm_territory.logic.matching.client_dim import client_records
 from crm_territory.logic.matching.client_keys import xref_from_client_dim
 from crm_territory.logic.matching.comparisons import ComparisonsError
 from crm_territory.logic.matching.decisions import MatchDecisionsError
-from crm_territory.logic.matching.resolve import MAX_MUST_LINK_GROUP, MAX_MUST_LINK_SHARE, resolve
+from crm_territory.logic.matching.incremental import IncrementalBasis, matcher_code_version, record_changes
+from crm_territory.logic.matching.resolve import MAX_MUST_LINK_GROUP, MAX_MUST_LINK_SHARE, incremental_basis, resolve
+from crm_territory.logic.reference.reference_data import ReferenceData
 from crm_territory.resources.match_decisions_file import MatchDecisionsFile
 from crm_territory.resources.reference_files import ReferenceFiles
 from crm_territory.schemas import MatchModel, empty_frame
@@ -23,9 +25,14 @@ from crm_territory.wiring import run_memo
 from crm_territory.wiring.assets import TABLES_POOL, table_out
 from crm_territory.wiring.automation import FOLLOW_UPSTREAM
 from crm_territory.wiring.checks import violations_result
+from crm_territory.wiring.guards import published_metadata
 from crm_territory.wiring.metadata import markdown_table, table_metadata
 
 T = TypeVar("T")
+
+# Beyond this share of the book changed, scoring the touched pairs again costs about what scoring all of them does.
+INCREMENTAL_UP_TO = 0.1
+INPUT_NAMES = {"reference": "the reference tables", "matcher_code": "the matching code"}
 
 
 class ClientXrefConfig(dg.Config):
@@ -36,6 +43,12 @@ class ClientXrefConfig(dg.Config):
     together (at least 50 records); more stops the run."""
     accept_large_must_link_groups: bool = False
     """Honour must-links over either limit (a deliberate mass merge, checked by someone)."""
+    full_refresh: bool = False
+    """Resolve every pair of the book again, even when only a few records changed since the last run (the result
+    is the same: an incremental run scores again only the pairs the changes can affect)."""
+    incremental_up_to: float = Field(default=INCREMENTAL_UP_TO, gt=0, le=1)
+    """The largest share of the book that may have changed for the run to be incremental; beyond it a full
+    resolution is as cheap."""
 
 
 @dg.multi_asset(
@@ -108,12 +121,20 @@ def client_xref(
     raw_clients = io_manager.read_in_step("raw_clients")
     records = client_records(raw_clients, reference)
     raw_records = raw_clients[["source_system", "client_id"]].copy()  # what the coverage check needs of it
-    del raw_clients
     # client_dim starts from the same records: handed over rather than computed twice (wiring/run_memo.py)
     run_memo.hand_over(context.run_id, "client_records", reference.fingerprint, records)
     previous_xref = table_store.read_previous("client_xref")
     if previous_xref is None:
         previous_xref = _xref_from_client_dim(context, table_store.read_previous("client_dim"))
+    inputs = {"reference": reference.fingerprint, "matcher_code": matcher_code_version()}
+    if config.full_refresh:
+        basis, why = None, "full: the run config asked for a full refresh (ops.client_xref.config.full_refresh)"
+    else:
+        basis, why = _incremental_basis(
+            context, table_store, raw_clients, reference, previous_xref, inputs, config.incremental_up_to
+        )
+    del raw_clients
+    context.log.info(f"entity resolution: {why}")
     try:
         resolution = resolve(
             records,
@@ -126,13 +147,14 @@ def client_xref(
             max_must_link_share=None if config.accept_large_must_link_groups else config.max_must_link_share,
             comparisons=comparisons,
             previous_model=table_store.read_previous("match_model"),
+            incremental=basis,
         )
     except MatchDecisionsError as error:
         raise dg.Failure(
             description=f"The match decisions cannot all be honoured: {error}. Nothing was published; fix the file and re-run.",
             metadata={"file": str(match_decisions.path)},
         ) from error
-    stats = {k: v for k, v in resolution.stats.items() if k not in ("seconds_by_step", "candidate_pairs_by_blocking_key")}
+    stats = {k: v for k, v in resolution.stats.items() if k not in ("seconds_by_step", "candidate_pairs_by_blocking_key", "mode")}
     context.log.info(
         f"entity resolution: {stats['records']:,} records -> {stats['clients']:,} clients "
         f"({stats['records_merged_into_another']:,} merged, {stats['possible_pairs_for_review']:,} possible pairs to review)"
@@ -214,6 +236,9 @@ def client_xref(
             xref,
             **stats,
             seconds_by_step=dg.MetadataValue.json(resolution.stats["seconds_by_step"]),
+            # incremental, or full and why; and what the next run checks before it starts from these tables
+            resolution_mode=resolution.stats["mode"] if basis is not None else why,
+            incremental_basis=dg.MetadataValue.json(inputs),
             # each blocking pass: the pairs it found (a pair found by several passes is scored once)
             candidate_pairs_by_blocking_key=dg.MetadataValue.json(resolution.stats["candidate_pairs_by_blocking_key"]),
             unmatchable_by_reason=dg.MetadataValue.md(
@@ -238,6 +263,40 @@ def client_xref(
         asset_key="client_xref",
         check_name="client_keys_name_one_cluster_each",
         client_keys=int(xref["client_key"].nunique()),
+    )
+
+
+def _incremental_basis(
+    context: dg.AssetExecutionContext,
+    table_store: TableStore,
+    raw_clients: pd.DataFrame,
+    reference: ReferenceData,
+    previous_xref: pd.DataFrame | None,
+    inputs: dict[str, str],
+    up_to: float,
+) -> tuple[IncrementalBasis | None, str]:
+    """What an incremental resolution starts from (None: resolve in full), and why, in the log's words."""
+    previous_matches = table_store.read_previous("client_matches")
+    previous_raw = table_store.read_previous("raw_clients")
+    if previous_xref is None or previous_matches is None or previous_raw is None:
+        return None, "full: no published client_xref, client_matches and raw_clients to start from"
+    published = published_metadata(context.instance, context.asset_key, table_store, "client_xref", "incremental_basis")
+    if not isinstance(published, Mapping):
+        return None, (
+            "full: this Dagster instance has no record of the inputs the published client_xref was computed from "
+            "(published before incremental runs, or by another instance)"
+        )
+    moved = [name for name, value in inputs.items() if published.get(name) != value]
+    if moved:
+        return None, "full: " + " and ".join(INPUT_NAMES.get(m, m) for m in moved) + " changed since the published run"
+    changes = record_changes(previous_raw, raw_clients)
+    if changes.count > up_to * max(len(previous_xref), 1):
+        return None, f"full: {changes.count:,} of {len(previous_xref):,} records changed, more than {up_to:.0%}"
+    before = client_records(changes.before, reference)
+    basis = incremental_basis(previous_matches, changes, before, len(previous_xref))
+    return (
+        basis,
+        f"incremental: {len(changes.changed):,} records new or changed and {len(changes.removed):,} removed since the published run",
     )
 
 

@@ -32,6 +32,7 @@ about its size than about the value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -229,14 +230,44 @@ class FieldEvidence:
         """The fields some record has and the model compares: the others are never compared."""
         return tuple(f for f in FIELDS if f in self.model.m and f in self.values.columns and self.values[f].notna().any())
 
-    def with_model(self, model: FieldModel) -> FieldEvidence:
+    def with_model(
+        self, model: FieldModel, u: Mapping[str, dict[str, float]] | None = None, having: Mapping[str, int] | None = None
+    ) -> FieldEvidence:
         """The same records under another model (estimated m): the codes, shares and u, which depend on the
-        records only, are carried over rather than measured again (u costs 200,000 comparisons a field)."""
+        records only, are carried over rather than measured again (u costs 200,000 comparisons a field).
+
+        ``u`` and ``having`` (records having each field): a reused model's own statistics, measured when it was
+        estimated. Given, they replace the book's: an exact agreement's share is its value's records over
+        ``having``. A pair's points then depend on the pair and the model alone, not on records elsewhere in
+        the book, which is what lets a run re-score only the pairs its changes touch (``incremental.py``).
+        """
         out = FieldEvidence(self.values, model)
         if set(model.m) == set(self.model.m):
             for name in ("present", "codes", "share", "u"):
                 if name in self.__dict__:
                     out.__dict__[name] = self.__dict__[name]
+        if u is not None:
+            out.__dict__["u"] = {f: dict(u[f]) for f in out.present}
+        if having is not None:
+            out.__dict__["denominator"] = {f: max(int(having[f]), 1) for f in out.present}
+            out.__dict__.pop("share", None)
+        return out
+
+    @cached_property
+    def denominator(self) -> dict[str, int]:
+        """Per field, what an exact value's records are divided by for its share: the records having the field."""
+        return {f: max(int((self.codes[f] >= 0).sum()), 1) for f in self.present}
+
+    @cached_property
+    def value_counts(self) -> dict[str, np.ndarray]:
+        """Per record, how many records hold its value of the field (NaN where missing)."""
+        out = {}
+        for f in self.present:
+            codes = self.codes[f]
+            counts = np.bincount(codes[codes >= 0])
+            held = np.full(len(codes), np.nan)
+            held[codes >= 0] = counts[codes[codes >= 0]]
+            out[f] = held
         return out
 
     @cached_property
@@ -250,14 +281,7 @@ class FieldEvidence:
     @cached_property
     def share(self) -> dict[str, np.ndarray]:
         """Per record, the share of the records having the field that hold its value (NaN where missing): u of an exact agreement."""
-        out = {}
-        for f in self.present:
-            codes = self.codes[f]
-            counts = np.bincount(codes[codes >= 0])
-            share = np.full(len(codes), np.nan)
-            share[codes >= 0] = counts[codes[codes >= 0]] / counts.sum()
-            out[f] = share
-        return out
+        return {f: self.value_counts[f] / self.denominator[f] for f in self.present}
 
     @cached_property
     def u(self) -> dict[str, dict[str, float]]:

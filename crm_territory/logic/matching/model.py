@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -110,6 +110,10 @@ class FittedModel:
     re_estimated: bool
     reason: str
     sources: dict[str, str] = field(default_factory=dict)
+    # A reused model's own statistics (u per level, records having each field), measured when it was estimated;
+    # None when this run estimated it (the book's are the model's). Scoring uses them instead of the book's.
+    u: dict[str, dict[str, float]] | None = None
+    records_with_field: dict[str, int] | None = None
 
 
 def model_version(model: FieldModel, weights: dict[str, FieldWeight]) -> str:
@@ -171,7 +175,15 @@ def fit_model(
             "em_converged": bool(reuse["em_converged"].iloc[0]),
             "estimated_at": pd.Timestamp(reuse["estimated_at"].iloc[0]),
         }
-        return _fitted(pairs, m, sources, info, run, priors, comparisons, False, reason)
+        # The model keeps the u it was estimated with, as it keeps m: measured again, u would move with every record
+        # added anywhere (value shares, a random sample of pairs), and every pair's points with it.
+        stored_u = {f: _stored_u(reuse, f) for f in fields}
+        fitted = _fitted(replace(pairs, u=pairs.u | stored_u), m, sources, info, run, priors, comparisons, False, reason)
+        return replace(
+            fitted,
+            u={f: stored_u[f] for f in optional},
+            records_with_field={f: int(first.loc[f, "records_with_field"]) for f in optional},
+        )
 
     counted = {f: int((pairs.levels[f] >= 0).sum()) for f in fields}
     estimated = [f for f in optional if settings.enabled] + [f for f in crm if settings.enabled and comparisons.crm_estimate]
@@ -225,6 +237,13 @@ def _stored_m(stored: pd.DataFrame, f: str) -> Prior:
     if AGREE in rows.index:  # a CRM field: two levels
         return Prior(exact=float(rows[AGREE]), close=FLOOR, different=float(rows[DISAGREE]))
     return Prior(**{level: float(rows[level]) for level in LEVELS})
+
+
+def _stored_u(stored: pd.DataFrame, f: str) -> dict[str, float]:
+    rows = stored[stored["field"] == f].set_index("level")["u"]
+    if AGREE in rows.index:  # a CRM field: two levels
+        return {EXACT: float(rows[AGREE]), CLOSE: FLOOR, DIFFERENT: float(rows[DISAGREE])}
+    return {level: float(rows[level]) for level in LEVELS}
 
 
 def _fitted(pairs, m, sources, info, run, priors, comparisons, re_estimated, reason) -> FittedModel:

@@ -22,12 +22,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crm_territory.logic.matching.blocking import blocking_keys, candidate_pairs
+from crm_territory.logic.matching.blocking import CandidatePairs, blocking_keys, candidate_pairs
 from crm_territory.logic.matching.client_keys import assign_client_keys
 from crm_territory.logic.matching.clustering import ContradictoryDecisions, cluster_records, components
 from crm_territory.logic.matching.comparisons import DEFAULT_COMPARISONS, Comparisons
 from crm_territory.logic.matching.decisions import CANNOT_LINK, MUST_LINK, MatchDecisions, MatchDecisionsError
 from crm_territory.logic.matching.fields import FIELDS, FieldModel
+from crm_territory.logic.matching.incremental import (
+    IncrementalBasis,
+    RecordChanges,
+    dirty_records,
+    kept_rows,
+    pairs_among,
+    touched_records,
+)
 from crm_territory.logic.matching.model import fit_model, pair_levels
 from crm_territory.logic.matching.names import normalise_names
 from crm_territory.logic.matching.scoring import (
@@ -109,6 +117,7 @@ def resolve(
     max_must_link_share: float | None = MAX_MUST_LINK_SHARE,
     comparisons: Comparisons = DEFAULT_COMPARISONS,
     previous_model: pd.DataFrame | None = None,
+    incremental: IncrementalBasis | None = None,
 ) -> Resolution:
     """Resolve ``records`` (``client_records``: one row per source record, positions 0..n-1).
 
@@ -117,6 +126,9 @@ def resolve(
     record, all groups together, with a floor of ``MUST_LINK_SHARE_FLOOR`` records (None: no limit).
     ``comparisons``: the optional fields compared and their priors (data/matching/comparisons.yaml).
     ``previous_model``: the stored match_model, reused unless the book or the comparisons changed enough.
+    ``incremental``: the last run's client_matches and the records changed since (``incremental.py``): only the
+    pairs those changes can affect are blocked and scored again, with the same result as a full resolution. A run
+    that re-estimates the match model resolves in full; ``stats["mode"]`` says which happened, and why.
     """
     if not (isinstance(records.index, pd.RangeIndex) and records.index.start == 0 and records.index.step == 1):
         records = records.reset_index(drop=True)
@@ -136,10 +148,6 @@ def resolve(
     # a field the comparisons file turns off is neither blocked on nor compared: as if no source gave it
     features = features.drop(columns=[f for f in FIELDS if f in features.columns and f not in comparisons.fields])
     lap("normalise")
-    candidates = candidate_pairs(
-        blocking_keys(features["name"], features, comparisons.blocking_passes), n, comparisons.max_block_size
-    )
-    lap(f"blocking ({len(candidates):,} candidate pairs)")
     priors = FieldModel({f: comparisons.priors[f] for f in comparisons.fields}, comparisons.points_per_bit, comparisons.max_bits)
     matcher = dataclasses.replace(
         MatchFeatures.from_frame(features, priors), spellings=WordCounts.of(features["name"].to_numpy(dtype=object))
@@ -147,22 +155,32 @@ def resolve(
     position = pd.Series(np.arange(n), index=records["record_key"].to_numpy())
     applied, not_applied = _decisions_on(decisions, position)
     fields_present = matcher.fields is not None and bool(matcher.fields.present)
-    # the optional fields' levels are needed by the model and by the points: computed once, used twice
-    levels = matcher.fields.levels(candidates.a, candidates.b) if fields_present and matcher.fields else None
-    scored = score_pairs(matcher, candidates.a, candidates.b, levels)  # the name compared once, here
-    lap("scoring")
     must_a, must_b = _pairs(applied, MUST_LINK)
     must_a, must_b = np.minimum(must_a, must_b), np.maximum(must_a, must_b)
     must_levels = matcher.fields.levels(must_a, must_b) if fields_present and matcher.fields else None
     decided = pair_levels(matcher, must_levels, score_pairs(matcher, must_a, must_b, must_levels)).levels
-    fitted = fit_model(pair_levels(matcher, levels, scored), comparisons, previous_model, now, decided)
-    matcher = dataclasses.replace(
-        matcher,
-        fields=matcher.fields.with_model(fitted.model) if fields_present and matcher.fields else matcher.fields,
-        weights=fitted.weights,
-    )
-    scored = reweigh(scored, matcher, candidates.a, candidates.b, levels)
-    lap("match model (" + ("estimated" if fitted.re_estimated else "reused") + ") and points")
+
+    mode, step = "full", None
+    if incremental is not None:
+        step, mode = _incremental_pairs(
+            records, features, matcher, applied, decided, incremental, comparisons, previous_model, now
+        )
+    if step is None:
+        candidates = candidate_pairs(
+            blocking_keys(features["name"], features, comparisons.blocking_passes), n, comparisons.max_block_size
+        )
+        lap(f"blocking ({len(candidates):,} candidate pairs)")
+        # the optional fields' levels are needed by the model and by the points: computed once, used twice
+        levels = matcher.fields.levels(candidates.a, candidates.b) if fields_present and matcher.fields else None
+        scored = score_pairs(matcher, candidates.a, candidates.b, levels)  # the name compared once, here
+        lap("scoring")
+        fitted = fit_model(pair_levels(matcher, levels, scored), comparisons, previous_model, now, decided)
+        matcher = _under(matcher, fitted)
+        scored = reweigh(scored, matcher, candidates.a, candidates.b, levels)
+        lap("match model (" + ("estimated" if fitted.re_estimated else "reused") + ") and points")
+    else:
+        candidates, scored, fitted, matcher = step.candidates, step.scored, step.fitted, step.matcher
+        lap(f"incremental blocking and scoring ({step.stats['pairs_scored_again']:,} pairs scored again)")
 
     previous = None
     previous_clusters = None
@@ -201,12 +219,15 @@ def resolve(
     retirements["retired_at"] = pd.to_datetime(retirements["retired_at"], utc=True).astype("datetime64[ns, UTC]")
     sizes = np.bincount(clusters.labels) if n else np.zeros(0, np.int64)
     stats = {
+        "mode": mode,
+        **(step.stats if step is not None else {}),
         "records": n,
         "clients": int(len(sizes)),
         "clients_with_several_records": int((sizes > 1).sum()),
         "records_merged_into_another": int(n - len(sizes)),
         "unmatchable_records": int(features["unmatchable"].notna().sum()),
-        "candidate_pairs": len(candidates),
+        # in an incremental run: the pairs scored again (the others are the last run's)
+        "candidate_pairs": len(candidates) if step is None else step.stats["pairs_scored_again"],
         "candidate_pairs_by_blocking_key": candidates.pairs_by_key,
         "blocks_skipped_as_too_common": int((candidates.skipped_blocks["handled"] == "skipped").sum()),
         "large_same_name_blocks_chained": int((candidates.skipped_blocks["handled"] == "chained").sum()),
@@ -386,3 +407,98 @@ def _matches(records, candidates, scored, applied, matcher, position, labels, cl
     distance = np.where(possible, np.abs(out["score"].to_numpy(dtype=float) - MATCH_SCORE), np.inf)
     order = np.lexsort((out["record_b"].to_numpy(), out["record_a"].to_numpy(), distance, ~possible))
     return out.iloc[order].reset_index(drop=True)[columns_of(ClientMatches)]
+
+
+def _under(matcher: MatchFeatures, fitted) -> MatchFeatures:
+    """The matcher under the model in force: its m and CRM points, and a reused model's own statistics."""
+    fields = matcher.fields
+    if fields is not None and fields.present:
+        fields = fields.with_model(fitted.model, fitted.u, fitted.records_with_field)
+    return dataclasses.replace(matcher, fields=fields, weights=fitted.weights)
+
+
+@dataclass(frozen=True)
+class _IncrementalStep:
+    candidates: CandidatePairs  # the pairs worth a look (kept and scored again), sorted by (a, b)
+    scored: pd.DataFrame
+    fitted: Any
+    matcher: MatchFeatures
+    stats: dict[str, Any]
+
+
+def _incremental_pairs(records, features, matcher, applied, decided, basis, comparisons, previous_model, now):
+    """(the pairs worth a look, and the model, as a full resolution would find them; "incremental: ...") or
+    (None, "full: why") when the run cannot be incremental."""
+    empty = np.zeros(0, np.int64)
+    no_levels = matcher.fields.levels(empty, empty) if matcher.fields is not None and matcher.fields.present else None
+    fitted = fit_model(
+        pair_levels(matcher, no_levels, score_pairs(matcher, empty, empty, no_levels)), comparisons, previous_model, now, decided
+    )
+    if fitted.re_estimated:
+        return None, f"full: the match model is estimated again ({fitted.reason})"
+    n = len(records)
+    record_key = records["record_key"].to_numpy(dtype=object)
+    fitted_matcher = _under(matcher, fitted)
+    before = basis.before_features.drop(columns=[c for c in basis.before_features.columns if c not in features.columns])
+    previous_human = basis.matches[basis.matches["decided_by"] == "human"]
+    decided_keys = pd.Index(
+        np.concatenate([previous_human["record_a"].to_numpy(dtype=object), previous_human["record_b"].to_numpy(dtype=object)])
+    )
+    decided_at = pd.Index(record_key).get_indexer(decided_keys)
+    decided_positions = np.concatenate(
+        [applied["a"].to_numpy(dtype=np.int64), applied["b"].to_numpy(dtype=np.int64), decided_at[decided_at >= 0]]
+    )
+    dirty, shared_values = dirty_records(
+        record_key, features["name"].to_numpy(dtype=object), fitted_matcher.fields, matcher.spellings, basis, decided_positions
+    )
+    combined = pd.concat([features, before], ignore_index=True)
+    keys = blocking_keys(combined["name"], combined, comparisons.blocking_passes)
+    touched = touched_records(keys, n, dirty)
+    a, b, blocked_by, found = pairs_among(keys, n, [touched, *shared_values], comparisons.max_block_size)
+    del keys, combined
+    levels = matcher.fields.levels(a, b) if matcher.fields is not None and matcher.fields.present else None
+    scored = reweigh(score_pairs(matcher, a, b, levels), fitted_matcher, a, b, levels)
+    worth = (scored["decision"] != NO_MATCH).to_numpy()
+    position = pd.Series(np.arange(n), index=record_key)
+    kept = kept_rows(basis.matches, position, [touched, *shared_values])
+    columns = list(scored.columns)
+    all_a = np.concatenate([a[worth], kept["a"].to_numpy(dtype=np.int64)])
+    all_b = np.concatenate([b[worth], kept["b"].to_numpy(dtype=np.int64)])
+    all_blocked = np.concatenate([blocked_by[worth], kept["blocked_by"].to_numpy(dtype=object)])
+    both = pd.concat([scored[worth].reset_index(drop=True), kept[columns]], ignore_index=True)
+    order = np.lexsort((all_b, all_a))
+    candidates = CandidatePairs(
+        all_a[order],
+        all_b[order],
+        all_blocked[order],
+        pd.DataFrame(
+            {c: pd.Series(dtype="int64" if c == "records" else object) for c in ["key_name", "key", "records", "handled"]}
+        ),
+        found,
+    )
+    stats = {
+        "records_changed": len(basis.changes.changed),
+        "records_removed": len(basis.changes.removed),
+        "records_dirty": int(dirty.sum()),
+        "records_in_touched_blocks": int(touched.sum()),
+        "records_holding_a_value_whose_points_changed": int(np.logical_or.reduce(shared_values).sum()) if shared_values else 0,
+        "pairs_scored_again": len(a),
+        "pairs_kept": len(kept),
+    }
+    return _IncrementalStep(candidates, both.iloc[order].reset_index(drop=True), fitted, fitted_matcher, stats), (
+        f"incremental: {len(basis.changes.changed):,} records changed, {len(basis.changes.removed):,} removed"
+    )
+
+
+def incremental_basis(
+    previous_matches: pd.DataFrame, changes: RecordChanges, before_records: pd.DataFrame, previous_records: int
+) -> IncrementalBasis:
+    """The basis of an incremental resolution: the last run's client_matches, the records changed since, and the
+    match features of their previous versions (``before_records``: ``client_records`` of ``changes.before``)."""
+    return IncrementalBasis(
+        matches=previous_matches,
+        changes=changes,
+        before_features=match_features(before_records).reset_index(drop=True),
+        before_keys=before_records["record_key"].to_numpy(dtype=object),
+        previous_records=previous_records,
+    )
