@@ -250,16 +250,21 @@ def summarise(result: dg.JobExecutionResult, settings: Settings, seconds: float)
     return "\n".join(lines), bool(failed)
 
 
-def run() -> int:
-    """materialize_all_job on the settings of the environment, in this process (run_in_process.py: no output kept in memory)."""
+def run(full_refresh: bool = False) -> int:
+    """materialize_all_job on the settings of the environment, in this process (run_in_process.py: no output kept in memory).
+
+    ``full_refresh``: resolve every pair again rather than only the pairs the changes since the last run touch."""
     settings = Settings.from_env()
     started = time.monotonic()
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    if full_refresh:
+        run_config["ops"] = {"client_xref": {"config": {"full_refresh": True}}}
     with open_instance() as instance:
         fail_dead_runs_at_start(instance)
         result = run_in_process.execute(
             run_in_process.materialize_all_job,
             instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            run_config=run_config,
             tags=worker_tags(),  # names this host, so the pid in the run's RUN_START event can be checked
         )
     summary, blocking_failed = summarise(result, settings, time.monotonic() - started)
@@ -383,6 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = sub.add_parser("run", help="materialize every asset and check, print a summary")
     run_parser.add_argument("--start-mock-api", action="store_true", help="start the mock CRM API for this run, then stop it")
     run_parser.add_argument("--mock-api-clients", type=int, default=None, help="book size of the started mock API")
+    run_parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="resolve every record pair again (default: only the pairs the changes since the last run can affect)",
+    )
     activate_parser = sub.add_parser("activate-rules", help="make the previewed candidate rules the active rules")
     activate_parser.add_argument("--version", required=True, help="the candidate version shown by assignments_preview")
     ddl_parser = sub.add_parser(
@@ -419,11 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CRM_API_TOKEN"] = token
         with mock_api_process(token, args.mock_api_clients) as base_url:
             os.environ["CRM_API_URL"] = base_url
-            return run()
+            return run(args.full_refresh)
     if not os.environ.get("CRM_API_TOKEN"):
         print("CRM_API_TOKEN is not set: export the CRM API's token, or pass --start-mock-api", file=sys.stderr)
         return 2
-    return run()
+    return run(args.full_refresh)
 
 
 if __name__ == "__main__":

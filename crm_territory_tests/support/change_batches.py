@@ -10,6 +10,8 @@ record. Changes are applied to the latest version in place; the book keeps one v
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -81,5 +83,8 @@ def change_batch(raw: pd.DataFrame, changes: int, seed: int, now: pd.Timestamp) 
             removed.add(i)
     out = out.drop(index=sorted(removed))
     if added:
-        out = pd.concat([out, pd.DataFrame(added)[out.columns]], ignore_index=True)
+        with warnings.catch_warnings():
+            # a column all missing in the added rows keeps the book's dtype, as wanted; pandas warns that may change
+            warnings.simplefilter("ignore", FutureWarning)
+            out = pd.concat([out, pd.DataFrame(added)[out.columns]], ignore_index=True)
     return out.reset_index(drop=True)

@@ -120,8 +120,11 @@ def prepare_sample_book(data_dir: Path, source: Path = REPO_ROOT / "data") -> Pa
     return data_dir
 
 
-def run_sample_book(checkout: Path, data_dir: Path, dagster_home: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """``python -m crm_territory.cli run --start-mock-api`` of ``checkout`` (its code, its mock CRM) on ``data_dir``.
+def run_sample_book(
+    checkout: Path, data_dir: Path, dagster_home: Path, timeout: float = 600, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``python -m crm_territory.cli run --start-mock-api`` of ``checkout`` (its code, its mock CRM) on ``data_dir``
+    (``extra``: more arguments of ``run``, such as ``--full-refresh``).
 
     What ``make run`` executes. The outer environment cannot change the run: every ``CRM_*``, ``MOCK_CRM_*`` and
     ``SNOWFLAKE_*`` variable is dropped (the mock CRM serves its default book; the storage is the local CSV one).
@@ -130,7 +133,7 @@ def run_sample_book(checkout: Path, data_dir: Path, dagster_home: Path, timeout:
     env["CRM_DATA_DIR"] = str(data_dir)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH", "")) if p)
     return subprocess.run(
-        [sys.executable, "-m", "crm_territory.cli", "run", "--start-mock-api"],
+        [sys.executable, "-m", "crm_territory.cli", "run", "--start-mock-api", *extra],
         cwd=checkout,
         env=env,
         capture_output=True,

@@ -280,7 +280,7 @@ def _incremental_basis(
     previous_raw = table_store.read_previous("raw_clients")
     if previous_xref is None or previous_matches is None or previous_raw is None:
         return None, "full: no published client_xref, client_matches and raw_clients to start from"
-    published = published_metadata(context.instance, context.asset_key, table_store, "client_xref", "incremental_basis")
+    published = published_metadata(context.instance, dg.AssetKey("client_xref"), table_store, "client_xref", "incremental_basis")
     if not isinstance(published, Mapping):
         return None, (
             "full: this Dagster instance has no record of the inputs the published client_xref was computed from "
