@@ -178,9 +178,12 @@ def _record_progress(instance, progress: Path) -> None:
     wrap("store_event_batch")
 
 
-def child_end_to_end(data_dir: Path, progress: Path | None = None) -> int:
+def child_end_to_end(
+    data_dir: Path, progress: Path | None = None, dagster_home: Path | None = None, run_config: dict | None = None
+) -> int:
     t_import = time.perf_counter()
     import dagster as dg
+    from dagster._core.instance.ref import InstanceRef  # not re-exported by dagster
 
     from crm_territory import run_in_process
 
@@ -190,14 +193,20 @@ def child_end_to_end(data_dir: Path, progress: Path | None = None) -> int:
     os.environ.update(CRM_DATA_DIR=str(data_dir), CRM_STORAGE="local", CRM_API_URL="http://127.0.0.1:9")
 
     started = time.perf_counter()
-    with dg.DagsterInstance.ephemeral() as instance:
+    # an instance on disk (``dagster_home``) when a later run must see this one's records (the incremental bench)
+    instance_cm = (
+        dg.DagsterInstance.ephemeral()
+        if dagster_home is None
+        else dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home)))
+    )
+    with instance_cm as instance:
         if progress is not None:
             _record_progress(instance, progress)
         # as `make run` runs its job: no output kept in memory after its step (execute_in_process keeps them all)
         result = run_in_process.execute(
             run_in_process.drop_ingest_job,
             instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         seconds = time.perf_counter() - started
         peak = _peak_rss_mb()
@@ -1176,10 +1185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--progress", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--dagster-home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--run-config", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child == "e2e":
-        return child_end_to_end(args.data_dir, args.progress)
+        return child_end_to_end(args.data_dir, args.progress, args.dagster_home, args.run_config)
     if args.child == "floor":
         return child_floor(args.drop, args.out_dir)
     if args.child == "drop":
