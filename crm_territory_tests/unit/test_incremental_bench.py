@@ -82,3 +82,11 @@ def test_a_reason_is_compared_except_match_models():
     assert {"retired_at", "reason"} & excluded_columns("client_key_retirements") == {"retired_at"}
     assert "reason" not in excluded_columns("quarantined_clients")
     assert {"re_estimated", "reason", "estimated_at"} <= excluded_columns("match_model")
+
+
+def test_table_differences_compares_the_text_as_written(tmp_path):
+    a = _folder(tmp_path / "a", {"client_dim": 'client_key,note\nk1,NA\nk2,"two\nlines"\n'})
+    same = _folder(tmp_path / "same", {"client_dim": 'client_key,note\nk2,"two\nlines"\nk1,NA\n'})
+    empty = _folder(tmp_path / "empty", {"client_dim": 'client_key,note\nk1,\nk2,"two\nlines"\n'})
+    assert table_differences(a, same) == {}
+    assert list(table_differences(a, empty)) == ["client_dim"]
