@@ -540,7 +540,7 @@ class MatchModel(_StrictModel):
     u: Series[float] = pa.Field(
         gt=0,
         le=1,
-        description="u from the book: random pairs (exact: the average over values; each pair uses its value's share).",
+        description="u from the book when m was estimated (a reused model keeps it): random pairs (exact: the average over values; each pair uses its value's share).",
     )
     bits: Series[float] = pa.Field(description="log2(m / u), capped at max_bits (exact: at the average u).")
     points: Series[float] = pa.Field(

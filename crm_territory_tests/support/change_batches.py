@@ -39,15 +39,15 @@ def with_optional_fields(raw: pd.DataFrame, seed: int = 7) -> pd.DataFrame:
     return out
 
 
-def change_batch(raw: pd.DataFrame, changes: int, seed: int, now: pd.Timestamp) -> pd.DataFrame:
-    """``raw`` after ``changes`` random changes (see the module's docstring); the input is not modified."""
+def change_batch(raw: pd.DataFrame, changes: int, seed: int, now: pd.Timestamp, kinds: tuple[str, ...] = KINDS) -> pd.DataFrame:
+    """``raw`` after ``changes`` random changes of ``kinds`` (see the module's docstring); the input is not modified."""
     rng = np.random.default_rng(seed)
     out = raw.copy().reset_index(drop=True)
     names = out["client_name"].to_numpy(dtype=object)
     regions = sorted(set(out["region"].dropna()))
     added: list[dict] = []
     removed: set[int] = set()
-    for serial, kind in enumerate(rng.choice(np.array(KINDS, dtype=object), changes)):
+    for serial, kind in enumerate(rng.choice(np.array(kinds, dtype=object), changes)):
         i, j = (int(x) for x in rng.integers(0, len(out), 2))
         if i in removed:
             continue

@@ -7,10 +7,13 @@ full and incrementally from the first resolution, and client_xref, client_matche
 match_model must be equal. The incremental runs must also have done less: kept pairs, scored fewer.
 """
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
 from crm_territory.logic.matching.client_dim import client_records
+from crm_territory.logic.matching.comparisons import DEFAULT_COMPARISONS
 from crm_territory.logic.matching.decisions import MatchDecisions, parse_decisions
 from crm_territory.logic.matching.incremental import record_changes
 from crm_territory.logic.matching.resolve import incremental_basis, resolve
@@ -33,14 +36,23 @@ def first(book, reference):
     return resolve(client_records(book, reference), MatchDecisions.none(), None, None, FIRST)
 
 
-def both_ways(reference, before_raw, after_raw, previous, decisions=None):
+def both_ways(reference, before_raw, after_raw, previous, decisions=None, comparisons=DEFAULT_COMPARISONS):
     decisions = decisions or MatchDecisions.none()
     records = client_records(after_raw, reference)
-    full = resolve(records, decisions, previous.xref, previous.retirements, SECOND, previous_model=previous.model)
+    full = resolve(
+        records, decisions, previous.xref, previous.retirements, SECOND, previous_model=previous.model, comparisons=comparisons
+    )
     changes = record_changes(before_raw, after_raw)
     basis = incremental_basis(previous.matches, changes, client_records(changes.before, reference), len(previous.xref))
     incremental = resolve(
-        records, decisions, previous.xref, previous.retirements, SECOND, previous_model=previous.model, incremental=basis
+        records,
+        decisions,
+        previous.xref,
+        previous.retirements,
+        SECOND,
+        previous_model=previous.model,
+        incremental=basis,
+        comparisons=comparisons,
     )
     return full, incremental
 
@@ -62,6 +74,20 @@ def test_an_incremental_resolution_gives_the_full_ones_tables(reference, book, f
     # and it did less: most pairs kept, far fewer scored than the full run's candidates
     assert incremental.stats["pairs_kept"] > 0
     assert incremental.stats["pairs_scored_again"] < full.stats["candidate_pairs"] / 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("max_block_size", [3, 6])
+def test_blocks_crossing_the_size_limit_are_re_paired_whole(reference, book, seed, max_block_size):
+    """With small blocks, changes push blocks over the limit (skipped, or chained for an exact name) and back under
+    it: every pair within such a block appears or goes, not only the changed record's."""
+    comparisons = dataclasses.replace(DEFAULT_COMPARISONS, max_block_size=max_block_size)
+    previous = resolve(client_records(book, reference), MatchDecisions.none(), None, None, FIRST, comparisons=comparisons)
+    after = change_batch(book, 60, seed=200 + seed, now=SECOND)
+    full, incremental = both_ways(reference, book, after, previous, comparisons=comparisons)
+    assert incremental.stats["mode"].startswith("incremental"), incremental.stats["mode"]
+    assert incremental.stats["records_in_touched_blocks"] > 0  # some block did cross the limit
+    assert_same_tables(full, incremental)
 
 
 def test_a_chain_of_incremental_runs_stays_on_the_full_ones(reference, book, first):

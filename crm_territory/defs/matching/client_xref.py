@@ -69,7 +69,7 @@ class ClientXrefConfig(dg.Config):
         "match_model": table_out(
             "match_model",
             "Written by the client_xref step: m by expectation-maximisation over the candidate pairs (priors from "
-            "data/matching/comparisons.yaml or the built-in ones as start and fallback), u from the book. Reused by later "
+            "data/matching/comparisons.yaml or the built-in ones as start and fallback), u from the book; both reused by later "
             "runs until the comparisons change or the records having a field change by more than 10%; the metadata says which and why.",
             automation_condition=FOLLOW_UPSTREAM,
         ),

@@ -154,7 +154,7 @@ def blocking_keys(
     keys = {}
     for blocking_pass in passes:
         if blocking_pass.name == ONE_EDIT_PASS:
-            keys[ONE_EDIT_PASS] = _one_edit_key(words, rest.fill_null(""))
+            keys[ONE_EDIT_PASS] = one_edit_key(words, rest.fill_null(""))
             continue
         if blocking_pass.name == ROTATED_PASS:
             if any(part(f) is not None for f in FIELDS):
@@ -218,7 +218,7 @@ def _rotated_key(positions: np.ndarray, names: pa.Array) -> BlockingKey:
     )
 
 
-def _one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:
+def one_edit_key(words: pa.Array, rest: pa.Array) -> BlockingKey:
     """(first word or one of its deletion variants, other words) as integer codes: no key strings are built.
 
     Deleting either of two equal neighbouring letters gives the same variant ("anna": "ana" twice),

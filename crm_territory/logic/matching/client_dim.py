@@ -35,14 +35,18 @@ def latest_versions(raw_clients: pd.DataFrame) -> pd.DataFrame:
     deactivated, nor forget its size). A blank value therefore never clears a known one.
     """
     key = ["source_system", "client_id"]
-    ordered = raw_clients.sort_values(["source_modified_at", "source_file", "source_row"], kind="stable", na_position="first")
-    several_versions = ordered.duplicated(key, keep=False)
-    if several_versions.any():
-        versions = ordered[several_versions]
-        carried = versions.groupby(key, sort=False)[list(CARRIED_FORWARD)].ffill()
-        for column in CARRIED_FORWARD:
-            ordered.loc[several_versions, column] = carried[column]
-    return ordered.drop_duplicates(key, keep="last")
+    several_versions = raw_clients.duplicated(key, keep=False)
+    if not several_versions.any():
+        return raw_clients
+    # only the records with several versions are sorted: most of a book has one, and sorting a million rows on a
+    # text column costs seconds (the order of the rows returned is not part of the result: callers key by record)
+    ordered = raw_clients[several_versions].sort_values(
+        ["source_modified_at", "source_file", "source_row"], kind="stable", na_position="first"
+    )
+    carried = ordered.groupby(key, sort=False)[list(CARRIED_FORWARD)].ffill()
+    for column in CARRIED_FORWARD:
+        ordered[column] = carried[column]
+    return pd.concat([raw_clients[~several_versions], ordered.drop_duplicates(key, keep="last")])
 
 
 def client_records(raw_clients: pd.DataFrame, reference: ReferenceData) -> pd.DataFrame:

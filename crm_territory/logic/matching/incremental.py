@@ -15,13 +15,21 @@ table), because a pair's outcome depends only on
   field), except two measured on the whole book: how many records hold each exact value of an optional field
   (an exact agreement's points) and each name word (whether two spellings are both "established").
 
-So the *dirty* records are: the records added or changed since the last run, the records holding an exact
-value whose points changed or a word whose "established" status changed, and the records of pairs a human
-decided (their matcher row is not stored). The *touched* blocks are the blocks of every dirty record and of
-the previous version of every changed or removed record. Every pair both of whose records sit in touched
-blocks is blocked and scored again, from the whole book's blocks; every other pair is kept. A pair with a
-record outside the touched blocks shares only untouched blocks, between two records that did not change: its
-existence, its ``blocked_by`` and its score are the last run's.
+So:
+
+* the *dirty* records are the records added or changed since the last run, the records holding a name word whose
+  "established" status changed, and the records of pairs a human decided (their matcher row is not stored). Every
+  pair with a dirty record is blocked and scored again: the record with every other member of its blocks;
+* a block that crossed ``max_block_size`` (it is skipped, or chained for an exact name, above it), or a too-large
+  exact-name block a dirty record or a previous version sits in (a chain re-links around a record), changes every
+  pair within it: its members are *touched*, and every pair of two touched records is scored again;
+* an exact value whose points moved (a new ``gmail.com`` holder changes every holder's share): the pairs of two of
+  its holders are scored again (their blocks did not change);
+* every other pair keeps its row of the last run's ``client_matches``: it shares only blocks that kept their pairs,
+  between two records that did not change, under the same model.
+
+Pairs scored again are blocked from the whole book's blocks, over every pass, so ``blocked_by`` (the first pass
+that pairs them) is the full run's.
 
 When the match model is re-estimated (the comparisons, the fields or their coverage changed), every pair's
 points move: ``resolve`` then runs in full.
@@ -39,9 +47,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crm_territory.logic.matching.blocking import EXACT_NAME_KEYS, BlockingKey, pairs_within_blocks
+from crm_territory.logic.matching.blocking import (
+    EXACT_NAME_KEYS,
+    ONE_EDIT_PASS,
+    BlockingKey,
+    BlockingPass,
+    blocking_keys,
+    one_edit_key,
+    pairs_within_blocks,
+)
 from crm_territory.logic.matching.client_dim import latest_versions, record_keys
 from crm_territory.logic.matching.fields import FieldEvidence
+from crm_territory.logic.matching.names import split_first_word
 from crm_territory.logic.matching.scoring import (
     GENERIC_WORD_SHARE,
     MIN_GENERIC_WORD_RECORDS,
@@ -82,22 +99,26 @@ class RecordChanges:
 def record_changes(previous_raw: pd.DataFrame, current_raw: pd.DataFrame) -> RecordChanges:
     """The records whose latest version differs in content (bookkeeping columns aside), was added or was removed.
 
-    Values are compared as text, so that a table read back from storage compares equal to the frame that was
-    written (a missing value is missing whichever way it is spelled)."""
+    Compared column by column, aligned by record key (a missing value equals a missing value however it is
+    spelled, so that a table read back from storage compares equal to the frame that was written); a value of
+    another type (text against a number) counts as a change, which costs only a record scored again."""
     before, now = latest_versions(previous_raw), latest_versions(current_raw)
     content = [c for c in now.columns if c in before.columns and c not in BOOKKEEPING]
-
-    def digests(latest: pd.DataFrame) -> pd.Series:
-        text = pd.DataFrame({c: latest[c].astype("string") for c in content})
-        keys = record_keys(latest["source_system"].astype(str), latest["client_id"].astype(str))
-        return pd.Series(pd.util.hash_pandas_object(text, index=False).to_numpy(), index=keys.to_numpy())
-
-    old, new = digests(before), digests(now)
-    known = old.reindex(new.index)
-    changed = new.index[known.isna().to_numpy() | (known.to_numpy() != new.to_numpy())]
-    removed = old.index[~old.index.isin(new.index)]
+    old_keys = pd.Index(record_keys(before["source_system"].astype(str), before["client_id"].astype(str)))
+    new_keys = pd.Index(record_keys(now["source_system"].astype(str), now["client_id"].astype(str)))
+    at = old_keys.get_indexer(new_keys)
+    differs = at < 0
+    where = np.maximum(at, 0)
+    for column in content:
+        x = now[column].to_numpy(dtype=object)
+        y = before[column].to_numpy(dtype=object)[where]
+        missing_x, missing_y = pd.isna(x), pd.isna(y)
+        same = (missing_x & missing_y) | (~missing_x & ~missing_y & (x == y))
+        differs |= ~same
+    changed = new_keys[differs]
+    removed = old_keys[~old_keys.isin(new_keys)]
     keys = record_keys(previous_raw["source_system"].astype(str), previous_raw["client_id"].astype(str))
-    return RecordChanges(pd.Index(changed), pd.Index(removed), previous_raw[keys.isin(changed.union(removed)).to_numpy()])
+    return RecordChanges(changed, removed, previous_raw[keys.isin(changed.union(removed)).to_numpy()])
 
 
 @dataclass(frozen=True)
@@ -149,7 +170,10 @@ def dirty_records(
     counts_before = counts_now.sub(delta, fill_value=0)
     counts_before = counts_before[counts_before > 0]
     generic_before = max(MIN_GENERIC_WORD_RECORDS, GENERIC_WORD_SHARE * basis.previous_records)
-    words = counts_now.index.union(counts_before.index)
+    # a word's status moves only if its count moved, or if it sits between the two books' sector-word thresholds
+    low, high = sorted((generic_before, spellings.generic))
+    between = counts_now.index[((counts_now >= low) & (counts_now <= high + 1)).to_numpy()]
+    words = pd.Index(delta.index).append(between).unique()
     flipped = words[
         WordCounts(counts_now, spellings.generic).established(words.to_numpy())
         != WordCounts(counts_before, generic_before).established(words.to_numpy())
@@ -205,58 +229,156 @@ def _holds_any_word(names: np.ndarray, words: pd.Index) -> np.ndarray:
     return out
 
 
-def touched_records(keys: Mapping[str, BlockingKey], n: int, dirty: np.ndarray) -> np.ndarray:
-    """Per record of the current book (positions < n): whether it sits in a block of a dirty record or of a previous
-    version (positions >= n in ``keys``: blocking keys over the current book followed by the previous versions)."""
-    touched = dirty.copy()
-    for key in keys.values():
-        seeds = np.zeros(len(key.records), dtype=bool)
+def blocks_around(
+    features: pd.DataFrame, before: pd.DataFrame, seeds: np.ndarray, passes: tuple[BlockingPass, ...]
+) -> dict[str, BlockingKey]:
+    """The blocking keys ``pairs_again`` needs: over the current book's ``features`` (positions < n), then the previous
+    versions ``before`` (positions >= n), in the order of ``passes``.
+
+    Every pass is keyed over every record, except the first word one edit apart, the costliest by far (nine
+    variants a record): its key is (a variant of the first word, the other words), so only records whose other
+    words are those of a ``seeds`` record (over both parts), and whose first word shares a letter among its first two
+    with the seed's, can share a block with one. They alone are keyed, and every block holding a seed is still
+    whole, its size the book's."""
+    columns = [c for c in features.columns if c in before.columns]
+    both = pd.DataFrame(
+        {c: np.concatenate([features[c].to_numpy(dtype=object), before[c].to_numpy(dtype=object)]) for c in columns}
+    )
+    keys = blocking_keys(both["name"], both, tuple(p for p in passes if p.name != ONE_EDIT_PASS))
+    if not any(p.name == ONE_EDIT_PASS for p in passes):
+        return keys
+    words, rest = split_first_word(both["name"])
+    rest = rest.fill_null("")
+    # Two first words sharing a deletion variant share a letter among their first two (the variant's first letter is
+    # the first or the second of each), and the other words must be equal: only such records can meet a seed.
+    other = pc.dictionary_encode(rest).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    letters = pc.dictionary_encode(pa.chunked_array([pc.utf8_slice_codeunits(words, 0, 1), pc.utf8_slice_codeunits(words, 1, 2)]))
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in letters.chunks]).astype(np.int64)
+    first, second = codes[: len(other)], codes[len(other) :]
+    width = int(codes.max(initial=0)) + 1
+    meet = np.unique(np.concatenate([other[seeds] * width + first[seeds], other[seeds] * width + second[seeds]]))
+    near = np.flatnonzero(np.isin(other * width + first, meet) | np.isin(other * width + second, meet))
+    key = one_edit_key(pc.take(words, near), pc.take(rest, near))
+    keys[ONE_EDIT_PASS] = BlockingKey(near[key.records], key.blocks, key.describe)
+    order = [p.name for p in passes if p.name in keys]
+    return {name: keys[name] for name in order}
+
+
+@dataclass(frozen=True)
+class PairsAgain:
+    """The pairs scored again (positions, a < b, sorted by (a, b)), the first key that pairs each, and the touched records."""
+
+    a: np.ndarray
+    b: np.ndarray
+    blocked_by: np.ndarray
+    pairs_by_key: dict[str, int]
+    touched: np.ndarray  # per record: in a block whose every pair changed
+
+
+def pairs_again(
+    keys: Mapping[str, BlockingKey],
+    n: int,
+    changed: np.ndarray,
+    dirty: np.ndarray,
+    holders: list[np.ndarray],
+    max_block_size: int,
+) -> PairsAgain:
+    """The candidate pairs to score again, as ``blocking.candidate_pairs`` finds them over the whole book.
+
+    ``keys``: blocking keys over the current book (positions < n) followed by the previous versions of changed and
+    removed records (positions >= n), so that a block's size before the changes is known. Three kinds of pairs:
+
+    * a dirty record with every other member of its blocks within ``max_block_size`` (not every pair of those
+      blocks: the others kept their pairs);
+    * every pair within a block that crossed the limit (it is skipped, or chained for an exact name, above it), or
+      within a too-large exact-name block a changed or dirty record sits in (a chain re-links around a record):
+      their members are the *touched* records;
+    * every pair of two records in one of ``holders`` (the holders of an exact value whose points moved).
+
+    Each key's blocks are grouped once, by hashing (``pd.factorize``), not sorting: a million records make nine
+    million one-edit variants. The pairs found are then labelled with the first key, over every key, that pairs them.
+    """
+    touched = np.zeros(n, dtype=bool)
+    per_key: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # (key, records, block of each, block sizes)
+    for key_name, key in keys.items():
         current = key.records < n
-        seeds[current] = dirty[key.records[current]]
-        seeds[~current] = True
-        blocks = np.unique(key.blocks[seeds])
-        members = key.records[np.isin(key.blocks, blocks) & current]
-        touched[members] = True
-    return touched
+        inverse, uniques = pd.factorize(key.blocks)
+        count = len(uniques)
+        after = np.bincount(inverse[current], minlength=count)
+        came = np.zeros(len(key.records), dtype=bool)
+        came[current] = changed[key.records[current]]
+        went = ~current
+        before = after - np.bincount(inverse[came], minlength=count) + np.bincount(inverse[went], minlength=count)
+        seen = came | went
+        seen[current] |= dirty[key.records[current]]
+        with_seed = np.bincount(inverse[seen], minlength=count) > 0
+        too_large = (before > max_block_size) | (after > max_block_size)
+        whole = with_seed & ((before > max_block_size) != (after > max_block_size))
+        if key_name in EXACT_NAME_KEYS:
+            whole |= with_seed & too_large
+        touched[key.records[whole[inverse] & current]] = True
+        per_key.append((key_name, key.records[current], inverse[current], after))
+    groups = [g for g in (touched, *holders) if g.any()]
 
-
-def pairs_among(
-    keys: Mapping[str, BlockingKey], n: int, groups: list[np.ndarray], max_block_size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """The candidate pairs (as ``blocking.candidate_pairs`` finds them over the whole book) both of whose records
-    are in one of ``groups`` (masks over the book), with the first key that pairs them. Block sizes are the whole
-    book's: a block too large is skipped, or chained in record order for an exact name, exactly as in a full run."""
     codes, sources, found = [], [], {}
-    for index, (key_name, key) in enumerate(keys.items()):
-        current = key.records < n
-        records, blocks = key.records[current], key.blocks[current]
-        _, inverse, sizes = np.unique(blocks, return_inverse=True, return_counts=True)
-        found_here = []
+    for index, (key_name, records, inverse, sizes) in enumerate(per_key):
+        parts = [_anchor_pairs(records, inverse, sizes, n, dirty, max_block_size)]
         for chosen in groups:
             picked = chosen[records]
+            if not picked.any():
+                continue
             picked_per_block = np.bincount(inverse[picked], minlength=len(sizes))
             take = picked & ((sizes <= max_block_size) & (picked_per_block >= 2))[inverse]
-            a, b, _, _ = pairs_within_blocks(blocks[take], records[take], max_block_size)
-            found_here.append(a * n + b)
+            a, b, _, _ = pairs_within_blocks(inverse[take], records[take], max_block_size)
+            parts.append(a * n + b)
             if key_name in EXACT_NAME_KEYS:
+                # chained in record order over the whole block: the block's every row, in the book's order
                 take = ((sizes > max_block_size) & (picked_per_block >= 2))[inverse]
-                la, lb, _, _ = pairs_within_blocks(blocks[take], records[take], max_block_size, chain_large=True)
+                la, lb, _, _ = pairs_within_blocks(inverse[take], records[take], max_block_size, chain_large=True)
                 both = chosen[la] & chosen[lb]
-                found_here.append(la[both] * n + lb[both])
-        code = np.unique(np.concatenate(found_here)) if found_here else np.zeros(0, np.int64)
+                parts.append(la[both] * n + lb[both])
+        code = np.unique(np.concatenate(parts))
         found[key_name] = len(code)
         codes.append(code)
         sources.append(np.full(len(code), index, dtype=np.int8))
     code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
     source = np.concatenate(sources) if sources else np.zeros(0, np.int8)
-    code, first = np.unique(code, return_index=True)
+    code, first = np.unique(code, return_index=True)  # the earliest key in the order given, as candidate_pairs
     names = np.array(list(keys), dtype=object)
-    return code // max(n, 1), code % max(n, 1), names[source[first]] if len(code) else np.zeros(0, object), found
+    blocked_by = names[source[first]] if len(code) else np.zeros(0, object)
+    return PairsAgain(code // max(n, 1), code % max(n, 1), blocked_by, found, touched)
 
 
-def kept_rows(previous_matches: pd.DataFrame, position: pd.Series, groups: list[np.ndarray]) -> pd.DataFrame:
-    """The last run's matcher rows whose pair is not scored again: both records still in the book, and not both in
-    one of ``groups`` (the touched records, the holders of a value whose points changed)."""
+def _anchor_pairs(
+    records: np.ndarray, inverse: np.ndarray, sizes: np.ndarray, n: int, anchors: np.ndarray, max_block_size: int
+) -> np.ndarray:
+    """Codes (a * n + b) of one key's pairs with a record in ``anchors``, over its blocks within ``max_block_size``:
+    each anchor with every other member of its blocks. Only the rows of blocks holding an anchor are sorted."""
+    anchored = np.zeros(len(sizes), dtype=bool)
+    anchored[inverse[anchors[records]]] = True
+    anchored &= (sizes >= 2) & (sizes <= max_block_size)
+    rows = np.flatnonzero(anchored[inverse])
+    if not len(rows):
+        return np.zeros(0, np.int64)
+    order = rows[np.argsort(inverse[rows], kind="stable")]
+    members, block = records[order], inverse[order]
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+    span_of = np.diff(np.r_[starts, len(block)])
+    group = np.repeat(np.arange(len(starts)), span_of)
+    at = np.flatnonzero(anchors[members])
+    span = span_of[group[at]]
+    offset = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
+    partner = members[np.repeat(starts[group[at]], span) + offset]
+    anchor = np.repeat(members[at], span)
+    other = partner != anchor
+    a, b = np.minimum(anchor[other], partner[other]), np.maximum(anchor[other], partner[other])
+    return a * n + b
+
+
+def kept_rows(previous_matches: pd.DataFrame, position: pd.Series, groups: list[np.ndarray], anchors: np.ndarray) -> pd.DataFrame:
+    """The last run's matcher rows whose pair is not scored again: both records still in the book, neither in
+    ``anchors`` (the dirty records) and not both in one of ``groups`` (the touched records, the holders of a value
+    whose points changed)."""
     matcher = previous_matches[previous_matches["decided_by"] == "matcher"]
     where = pd.Index(position.index)
     a = where.get_indexer(matcher["record_a"].to_numpy(dtype=object))
@@ -264,7 +386,7 @@ def kept_rows(previous_matches: pd.DataFrame, position: pd.Series, groups: list[
     present = (a >= 0) & (b >= 0)
     a_at = np.where(present, position.to_numpy()[np.maximum(a, 0)], 0)
     b_at = np.where(present, position.to_numpy()[np.maximum(b, 0)], 0)
-    keep = present.copy()
+    keep = present & ~anchors[a_at] & ~anchors[b_at]
     for chosen in groups:
         keep &= ~(chosen[a_at] & chosen[b_at])
     out = matcher[keep].drop(columns=[c for c in SCORED_COLUMNS_EXCLUDED if c in matcher.columns])

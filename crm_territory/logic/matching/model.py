@@ -20,7 +20,9 @@ EM runs when there is no stored model, when the comparisons settings changed, wh
 has changed, when the number of records having a field moved by more than
 ``re_estimate_when_records_change_by`` (10%), or when the must-link pairs that set m changed. Otherwise the
 stored m is reused: a book that grew by a few records says nothing new about how its duplicates differ,
-and the re-run stays as cheap as before. u is always the current book's (its value frequencies).
+and the re-run stays as cheap as before. A reused model keeps its u too (per level, and the records having each
+field, the denominator of an exact value's share), as Splink keeps a trained u: a pair's points then depend on
+the pair and the model alone, so a run can score again only the pairs its changes touch (``incremental.py``).
 """
 
 from __future__ import annotations

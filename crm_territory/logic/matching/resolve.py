@@ -31,10 +31,10 @@ from crm_territory.logic.matching.fields import FIELDS, FieldModel
 from crm_territory.logic.matching.incremental import (
     IncrementalBasis,
     RecordChanges,
+    blocks_around,
     dirty_records,
     kept_rows,
-    pairs_among,
-    touched_records,
+    pairs_again,
 )
 from crm_territory.logic.matching.model import fit_model, pair_levels
 from crm_territory.logic.matching.names import normalise_names
@@ -451,16 +451,19 @@ def _incremental_pairs(records, features, matcher, applied, decided, basis, comp
     dirty, shared_values = dirty_records(
         record_key, features["name"].to_numpy(dtype=object), fitted_matcher.fields, matcher.spellings, basis, decided_positions
     )
-    combined = pd.concat([features, before], ignore_index=True)
-    keys = blocking_keys(combined["name"], combined, comparisons.blocking_passes)
-    touched = touched_records(keys, n, dirty)
-    a, b, blocked_by, found = pairs_among(keys, n, [touched, *shared_values], comparisons.max_block_size)
-    del keys, combined
+    changed = pd.Index(basis.changes.changed).get_indexer(record_key) >= 0
+    seeds = np.concatenate([dirty, np.ones(len(before), dtype=bool)])
+    for holders in shared_values:
+        seeds[:n] |= holders
+    keys = blocks_around(features, before, seeds, comparisons.blocking_passes)
+    again = pairs_again(keys, n, changed, dirty, shared_values, comparisons.max_block_size)
+    a, b, blocked_by, found, touched = again.a, again.b, again.blocked_by, again.pairs_by_key, again.touched
+    del keys
     levels = matcher.fields.levels(a, b) if matcher.fields is not None and matcher.fields.present else None
     scored = reweigh(score_pairs(matcher, a, b, levels), fitted_matcher, a, b, levels)
     worth = (scored["decision"] != NO_MATCH).to_numpy()
     position = pd.Series(np.arange(n), index=record_key)
-    kept = kept_rows(basis.matches, position, [touched, *shared_values])
+    kept = kept_rows(basis.matches, position, [touched, *shared_values], dirty)
     columns = list(scored.columns)
     all_a = np.concatenate([a[worth], kept["a"].to_numpy(dtype=np.int64)])
     all_b = np.concatenate([b[worth], kept["b"].to_numpy(dtype=np.int64)])
