@@ -180,3 +180,13 @@ def test_record_changes_names_what_changed_and_ignores_a_row_sent_again(book):
     assert list(changes.changed) == [key(0)]
     assert list(changes.removed) == [key(7)]
     assert set(changes.before["client_id"]) == {book.loc[0, "client_id"], book.loc[7, "client_id"]}
+
+
+def test_record_changes_compares_a_table_read_back_with_other_missing_values(book):
+    """Storage may give text columns back as pandas strings (pd.NA for missing): equal records stay equal."""
+    stored = book.astype({c: "string" for c in ("client_name", "region", "parent_org", "tax_id", "phone")})
+    after = book.copy()
+    after.loc[3, "region"] = "Somewhere Else"
+    changes = record_changes(stored, after)
+    assert list(changes.changed) == [f"{book.loc[3, 'source_system']}:{book.loc[3, 'client_id']}"]
+    assert changes.removed.empty
