@@ -36,7 +36,7 @@ from crm_territory.logic.matching.incremental import (
     kept_rows,
     pairs_again,
 )
-from crm_territory.logic.matching.model import fit_model, pair_levels
+from crm_territory.logic.matching.model import FittedModel, fit_model, pair_levels
 from crm_territory.logic.matching.names import normalise_names
 from crm_territory.logic.matching.scoring import (
     FIELD_WEIGHTS,
@@ -409,7 +409,7 @@ def _matches(records, candidates, scored, applied, matcher, position, labels, cl
     return out.iloc[order].reset_index(drop=True)[columns_of(ClientMatches)]
 
 
-def _under(matcher: MatchFeatures, fitted) -> MatchFeatures:
+def _under(matcher: MatchFeatures, fitted: FittedModel) -> MatchFeatures:
     """The matcher under the model in force: its m and CRM points, and a reused model's own statistics."""
     fields = matcher.fields
     if fields is not None and fields.present:
@@ -421,7 +421,7 @@ def _under(matcher: MatchFeatures, fitted) -> MatchFeatures:
 class _IncrementalStep:
     candidates: CandidatePairs  # the pairs worth a look (kept and scored again), sorted by (a, b)
     scored: pd.DataFrame
-    fitted: Any
+    fitted: FittedModel
     matcher: MatchFeatures
     stats: dict[str, Any]
 
