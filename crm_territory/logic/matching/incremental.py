@@ -128,21 +128,7 @@ class IncrementalBasis:
     matches: pd.DataFrame  # its client_matches
     changes: RecordChanges
     before_features: pd.DataFrame  # match features (``resolve.match_features``) of ``changes.before``'s latest versions
-    before_keys: np.ndarray  # their record keys, lining up with before_features
     previous_records: int  # records in the last run's book
-
-
-@dataclass(frozen=True)
-class Rescoring:
-    """The plan: which records' pairs are scored again, and which of the last run's matcher rows are kept."""
-
-    a: np.ndarray  # the pairs to score again (positions, a < b), sorted by (a, b)
-    b: np.ndarray
-    blocked_by: np.ndarray
-    pairs_by_key: dict[str, int]
-    kept: pd.DataFrame  # the last run's matcher rows kept, with their positions in columns a and b
-    dirty: int  # records dirty (changed, or holding a value or word whose weight changed, or human-decided)
-    touched: int  # records in touched blocks (every pair among them scored again)
 
 
 def dirty_records(

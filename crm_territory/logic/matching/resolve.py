@@ -502,6 +502,5 @@ def incremental_basis(
         matches=previous_matches,
         changes=changes,
         before_features=match_features(before_records).reset_index(drop=True),
-        before_keys=before_records["record_key"].to_numpy(dtype=object),
         previous_records=previous_records,
     )
